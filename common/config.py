@@ -1,0 +1,135 @@
+"""The one configuration object, read once from the environment.
+
+Failure policy: every missing or malformed variable is collected and reported together in one
+``ConfigError``; secrets never appear in ``repr``, ``str`` or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from common.errors import ConfigError
+
+DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+MIN_SECRET_KEY_LENGTH = 16
+
+
+class Secret:
+    """A string that never shows itself: ``repr`` and ``str`` print ``***``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that sends it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything Skolsynk reads from its environment."""
+
+    redis_url: str
+    client_id: str
+    client_secret: Secret
+    secret_key: Secret
+    authority: str = DEFAULT_AUTHORITY
+    graph_url: str = DEFAULT_GRAPH_URL
+    ca_bundle: Path | None = None
+    public_url: str | None = None
+    log_format: str = "json"
+
+    def describe(self) -> dict[str, str]:
+        """Each setting as a person may see it (secrets as ``***``)."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+def _check_url(name: str, value: str, problems: list[str], *, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        problems.append(f"{name} must be a URL starting with {' or '.join(schemes)}://")
+    return value.rstrip("/")
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Read the configuration from ``environ`` (the process environment by default).
+
+    Raises ``ConfigError`` naming every problem at once.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+
+    def required(name: str) -> str:
+        value = env.get(name, "").strip()
+        if not value:
+            problems.append(f"{name} is not set")
+        return value
+
+    redis_url = env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
+    _check_url("REDIS_URL", redis_url, problems, schemes=("redis", "rediss", "unix"))
+    client_id = required("SKOLSYNK_CLIENT_ID")
+    client_secret = required("SKOLSYNK_CLIENT_SECRET")
+    secret_key = required("SKOLSYNK_SECRET_KEY")
+    if secret_key and len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        problems.append(
+            f"SKOLSYNK_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long"
+        )
+    authority = _check_url(
+        "SKOLSYNK_AUTHORITY",
+        env.get("SKOLSYNK_AUTHORITY", "").strip() or DEFAULT_AUTHORITY,
+        problems,
+        schemes=("https",),
+    )
+    graph_url = _check_url(
+        "SKOLSYNK_GRAPH_URL",
+        env.get("SKOLSYNK_GRAPH_URL", "").strip() or DEFAULT_GRAPH_URL,
+        problems,
+        schemes=("https",),
+    )
+    ca_bundle: Path | None = None
+    if raw_ca := env.get("SKOLSYNK_CA_BUNDLE", "").strip():
+        ca_bundle = Path(raw_ca)
+        if not ca_bundle.is_file():
+            problems.append(f"SKOLSYNK_CA_BUNDLE names {raw_ca}, which is not a readable file")
+    public_url: str | None = None
+    if raw_public := env.get("SKOLSYNK_PUBLIC_URL", "").strip():
+        public_url = _check_url(
+            "SKOLSYNK_PUBLIC_URL", raw_public, problems, schemes=("https", "http")
+        )
+    log_format = env.get("SKOLSYNK_LOG_FORMAT", "json").strip() or "json"
+    if log_format not in ("json", "text"):
+        problems.append("SKOLSYNK_LOG_FORMAT must be json or text")
+
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        redis_url=redis_url,
+        client_id=client_id,
+        client_secret=Secret(client_secret),
+        secret_key=Secret(secret_key),
+        authority=authority,
+        graph_url=graph_url,
+        ca_bundle=ca_bundle,
+        public_url=public_url,
+        log_format=log_format,
+    )

@@ -1,0 +1,1 @@
+"""The Flask app that receives Microsoft Graph change notifications."""

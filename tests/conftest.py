@@ -1,0 +1,12 @@
+"""Fixtures shared by the whole suite; each area keeps its own in ``tests/fixtures/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+pytest_plugins = [
+    "tests.fixtures.redis",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+SDS_SAMPLES = ROOT.parent / "shared" / "sds-samples"

@@ -1,0 +1,1 @@
+"""RQ job functions and the cron schedule; thin entry points into ``common``."""
