@@ -1,0 +1,254 @@
+"""The domain model: what Microsoft 365 holds, what the portal holds, and a plan between them.
+
+These are plain frozen dataclasses. The Graph client builds the Microsoft side, the portal client
+builds the portal side, the planner turns both into a ``Plan`` and the applier carries it out.
+No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    """What SDS says a person is."""
+
+    STUDENT = "student"
+    TEACHER = "teacher"
+
+
+# --- Microsoft 365 side -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MsUser:
+    """A student or teacher in Microsoft 365, as the sync sees it (already classified)."""
+
+    id: str  # Entra object id: immutable, the link to the portal (SCIM externalId)
+    user_principal_name: str
+    mail: str | None
+    given_name: str | None
+    family_name: str | None
+    display_name: str
+    account_enabled: bool
+    role: Role
+    school_ids: tuple[str, ...] = ()  # SDS school ids, sorted
+    grade: str | None = None
+
+    @property
+    def email(self) -> str:
+        """The e-mail the portal gets: ``mail``, else the user principal name."""
+        return self.mail or self.user_principal_name
+
+
+@dataclass(frozen=True)
+class MsClass:
+    """An SDS class (a Microsoft 365 group SDS created), with its students and teachers."""
+
+    id: str  # Entra object id of the group (same id as the education class)
+    display_name: str
+    school_id: str | None
+    member_ids: frozenset[str]  # Entra ids of students and teachers (members and owners)
+    mail_nickname: str | None = None
+
+
+@dataclass(frozen=True)
+class MicrosoftState:
+    """What Microsoft 365 holds, for the whole tenant or for a few objects.
+
+    ``users`` and ``classes`` are the objects in scope. Everything the sync manages that is not
+    among them is out of scope, soft-deleted or purged; the sets below tell which.
+
+    ``scope_user_ids`` / ``scope_class_ids`` say which objects this state speaks for: ``None``
+    for the whole tenant (a full reconcile), or the ids a real-time job re-read. The planner
+    leaves every managed portal object outside that alone.
+
+    ``complete`` is false when a listing failed or was cut short; the applier then makes no
+    deactivations or deletions (the source-health gate).
+    """
+
+    users: Mapping[str, MsUser]
+    classes: Mapping[str, MsClass]
+    #: ids of users that exist in Microsoft 365 but are outside scope (staff, other schools...)
+    out_of_scope_user_ids: frozenset[str] = frozenset()
+    #: ids of users in the recycle bin (soft-deleted, restorable for 30 days)
+    soft_deleted_user_ids: frozenset[str] = frozenset()
+    #: ids known to exist in Microsoft 365 only as groups outside scope or soft-deleted
+    out_of_scope_class_ids: frozenset[str] = frozenset()
+    scope_user_ids: frozenset[str] | None = None
+    scope_class_ids: frozenset[str] | None = None
+    complete: bool = True
+
+
+# --- portal side ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortalUser:
+    """A user in the portal, read through SCIM."""
+
+    id: str  # the portal's own id
+    user_name: str
+    external_id: str | None  # Entra object id when managed by the sync
+    email: str | None  # primary (or first) e-mail
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    active: bool
+    role: Role | None = None
+    school_ids: tuple[str, ...] = ()
+    grade: str | None = None
+    version: str | None = None  # meta.version (ETag), for If-Match
+
+    @property
+    def managed(self) -> bool:
+        return bool(self.external_id)
+
+
+@dataclass(frozen=True)
+class PortalGroup:
+    """A group in the portal, read through SCIM."""
+
+    id: str
+    display_name: str
+    external_id: str | None  # Entra object id when managed by the sync
+    member_ids: frozenset[str]  # portal user ids
+    school_id: str | None = None
+    version: str | None = None
+
+    @property
+    def managed(self) -> bool:
+        return bool(self.external_id)
+
+
+@dataclass(frozen=True)
+class PortalState:
+    """What the portal holds (everything of one organisation, or the objects a job looked up)."""
+
+    users: tuple[PortalUser, ...]
+    groups: tuple[PortalGroup, ...]
+
+
+# --- tenant settings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which SDS objects of a tenant the administrator wants in the portal.
+
+    Empty ``school_ids`` means every school. ``class_pattern`` is a shell-style pattern
+    (``fnmatch``, case-insensitive) on the class display name. ``include``/``exclude`` hold
+    object ids or display names of classes and users; exclude wins over include, include wins
+    over the school and pattern filters.
+    """
+
+    school_ids: frozenset[str] = frozenset()
+    class_pattern: str | None = None
+    include: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When removals are held rather than applied (the mass-change guard).
+
+    Removals (deactivations plus deletions) are held when there are more than ``max_removals``
+    of them *and* they are more than ``max_removal_share`` of the tenant's managed objects.
+    """
+
+    max_removals: int = 20
+    max_removal_share: float = 0.05
+    #: a listing this much smaller than the last good one fails the source-health gate
+    max_shrink_share: float = 0.5
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+class ActionKind(StrEnum):
+    """Every step a plan can hold."""
+
+    CREATE_USER = "create_user"
+    ADOPT_USER = "adopt_user"
+    UPDATE_USER = "update_user"
+    DEACTIVATE_USER = "deactivate_user"
+    REACTIVATE_USER = "reactivate_user"
+    DELETE_USER = "delete_user"
+    CREATE_GROUP = "create_group"
+    UPDATE_GROUP = "update_group"
+    DELETE_GROUP = "delete_group"
+    ADD_MEMBERS = "add_members"
+    REMOVE_MEMBERS = "remove_members"
+
+
+#: kinds the source-health gate and the mass-change guard apply to
+REMOVAL_KINDS = frozenset(
+    {ActionKind.DEACTIVATE_USER, ActionKind.DELETE_USER, ActionKind.DELETE_GROUP}
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan, with the reason a person reads.
+
+    ``object_id`` is the Entra id of the Microsoft object; ``portal_id`` the portal object it
+    acts on (``None`` for creates). ``changes`` maps portal attribute names (``userName``,
+    ``email``, ``givenName``, ``familyName``, ``displayName``, ``active``, ``role``, ``schools``,
+    ``grade``, ``externalId`` for users; ``displayName``, ``school`` for groups) to their new
+    values; for creates it holds every attribute. ``member_ids`` are Entra user ids (add/remove
+    members); the applier maps them to portal ids, which may come from creates in the same plan.
+    """
+
+    kind: ActionKind
+    object_id: str
+    label: str  # display name or e-mail, for people
+    reason: str
+    portal_id: str | None = None
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    member_ids: tuple[str, ...] = ()
+    #: portal ids of members to remove that have no Entra id (members the sync does not know)
+    portal_member_ids: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """A stable id for this step (used to hold, approve and reject it)."""
+        return f"{self.kind.value}:{self.object_id}"
+
+
+@dataclass(frozen=True)
+class Collision:
+    """An unmanaged portal user that looks like a Microsoft user but has another e-mail."""
+
+    object_id: str  # the Microsoft user
+    microsoft_email: str
+    portal_id: str
+    portal_email: str | None
+    display_name: str
+    school_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do, in order: users first, then groups, then memberships."""
+
+    actions: tuple[Action, ...]
+    collisions: tuple[Collision, ...] = ()
+    #: (id, display name) of the classes that will sync, sorted by name
+    classes_in_scope: tuple[tuple[str, str], ...] = ()
+
+    def of_kind(self, *kinds: ActionKind) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind in kinds)
+
+    def counts(self) -> dict[str, int]:
+        """Number of actions per kind, every kind present (zeros included)."""
+        result = {kind.value: 0 for kind in ActionKind}
+        for action in self.actions:
+            result[action.kind.value] += 1
+        return result
+
+    @property
+    def removals(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind in REMOVAL_KINDS)
