@@ -1,0 +1,177 @@
+"""HTTP transport shared by the Graph and portal clients: pooled sessions, timeouts, retries.
+
+This is the one retry layer (STYLE 11): 429 waits exactly ``Retry-After`` seconds (or backs off
+when it is missing), 5xx, timeouts and connection errors back off exponentially with full jitter,
+capped; any other status is returned to the client module, which translates it. ``requests``
+exceptions are translated here, once, into the error tree (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from common.errors import Throttled, TransientError
+
+#: (connect, read) seconds; every request has a timeout
+DEFAULT_TIMEOUT_SECONDS = (5.0, 30.0)
+DEFAULT_POOL_SIZE = 32
+
+
+class VerifyingSession(requests.Session):
+    """A ``Session`` that sends its own ``verify`` with every request.
+
+    ``requests`` lets ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE`` override ``Session.verify``
+    (DESIGN §4.11), so a CA bundle set on the session would be silently ignored. Setting it per
+    request keeps it, and keeps the environment's proxies (``trust_env`` stays on).
+    """
+
+    def __init__(self, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT_SECONDS) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("verify", self.verify)
+        kwargs.setdefault("timeout", self.default_timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def build_session(
+    *,
+    ca_bundle: Path | None = None,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT_SECONDS,
+) -> VerifyingSession:
+    """A pooled session with timeouts, verifying TLS with ``ca_bundle`` when given."""
+    session = VerifyingSession(timeout=timeout)
+    if ca_bundle is not None:
+        session.verify = str(ca_bundle)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a request that may succeed later."""
+
+    attempts: int = 6
+    base_delay_seconds: float = 0.5
+    max_delay_seconds: float = 30.0
+    #: a longer Retry-After than this is not slept through: the caller gets ``Throttled``
+    max_retry_after_seconds: float = 300.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based), full jitter."""
+        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date), if present."""
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+#: called after every answer (or failure): method, the status (0 when none came), seconds
+ResponseHook = Callable[[str, int, float], None]
+
+
+class Transport:
+    """Sends requests for one remote service with the retry policy; see the module docstring.
+
+    ``unavailable`` is the ``TransientError`` subclass raised when the service keeps failing
+    (``GraphUnavailable`` or ``PortalUnavailable``); ``service`` names it in messages.
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        service: str,
+        unavailable: type[TransientError],
+        policy: RetryPolicy | None = None,
+        on_response: ResponseHook | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.session = session
+        self.service = service
+        self.unavailable = unavailable
+        self.policy = policy or RetryPolicy()
+        self.on_response = on_response
+        self.sleep = sleep
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send, retrying what may succeed later; return the final answer of any other status.
+
+        Raises ``Throttled`` when 429 outlasts the retries, ``self.unavailable`` for 5xx,
+        timeouts and connection errors that outlast them.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                response = self.session.request(method, url, **kwargs)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                self._observe(method, 0, started)
+                if attempt >= self.policy.attempts:
+                    raise self.unavailable(
+                        f"{self.service} could not be reached after {attempt} attempts "
+                        f"({type(exc).__name__})"
+                    ) from exc
+                self.sleep(self.policy.backoff(attempt))
+                continue
+            except requests.RequestException as exc:
+                self._observe(method, 0, started)
+                raise self.unavailable(
+                    f"{self.service} request failed ({type(exc).__name__})"
+                ) from exc
+            self._observe(method, response.status_code, started)
+            status = response.status_code
+            if status == 429:
+                wait = retry_after_seconds(response)
+                if attempt >= self.policy.attempts or (
+                    wait is not None and wait > self.policy.max_retry_after_seconds
+                ):
+                    response.close()
+                    raise Throttled(
+                        f"{self.service} kept throttling requests (429) after {attempt} attempts",
+                        retry_after=wait,
+                    )
+                response.close()
+                self.sleep(wait if wait is not None else self.policy.backoff(attempt))
+                continue
+            if status >= 500:
+                if attempt >= self.policy.attempts:
+                    response.close()
+                    raise self.unavailable(
+                        f"{self.service} answered {status} after {attempt} attempts"
+                    )
+                wait = retry_after_seconds(response)
+                response.close()
+                self.sleep(wait if wait is not None else self.policy.backoff(attempt))
+                continue
+            return response
+
+    def _observe(self, method: str, status: int, started: float) -> None:
+        if self.on_response is not None:
+            self.on_response(method, status, time.monotonic() - started)
