@@ -252,3 +252,31 @@ class Plan:
     @property
     def removals(self) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.kind in REMOVAL_KINDS)
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    """An action as JSON-ready data (held actions and the audit log store it so)."""
+    return {
+        "kind": action.kind.value,
+        "object_id": action.object_id,
+        "label": action.label,
+        "reason": action.reason,
+        "portal_id": action.portal_id,
+        "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in action.changes.items()},
+        "member_ids": list(action.member_ids),
+        "portal_member_ids": list(action.portal_member_ids),
+    }
+
+
+def action_from_dict(data: Mapping[str, Any]) -> Action:
+    """The inverse of ``action_to_dict``."""
+    return Action(
+        kind=ActionKind(data["kind"]),
+        object_id=data["object_id"],
+        label=data.get("label", ""),
+        reason=data.get("reason", ""),
+        portal_id=data.get("portal_id"),
+        changes={k: tuple(v) if isinstance(v, list) else v for k, v in data["changes"].items()},
+        member_ids=tuple(data.get("member_ids", ())),
+        portal_member_ids=tuple(data.get("portal_member_ids", ())),
+    )
