@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 pytest_plugins = [
+    "tests.fixtures.portal",
     "tests.fixtures.redis",
 ]
 

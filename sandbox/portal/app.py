@@ -1,0 +1,69 @@
+"""The portal's Flask app factory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from sandbox.portal.context import Portal
+from sandbox.portal.db import Database
+from sandbox.portal.errors import ApiError, ScimError
+from sandbox.portal.knobs import Counters, Knobs
+from sandbox.portal.portal_store import PortalStore
+from sandbox.portal.scim_store import ScimStore
+
+
+def create_app(db_path: Path | str, *, seed: int | None = None) -> Flask:
+    """The portal over the SQLite database at ``db_path`` (created when missing).
+
+    ``seed`` makes the fault knobs' random draws reproducible. Call ``close_app`` when done.
+    """
+    from sandbox.portal import api_views, html_views, scim_views
+
+    db = Database(Path(db_path))
+    scim = ScimStore(db)
+    app = Flask(__name__)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["portal"] = Portal(
+        db=db,
+        scim=scim,
+        store=PortalStore(db, scim),
+        knobs=Knobs(seed=seed),
+        counters=Counters(),
+        admin_token=db.admin_token(),
+    )
+    app.register_blueprint(scim_views.bp)
+    app.register_blueprint(api_views.bp)
+    app.register_blueprint(html_views.bp)
+
+    @app.errorhandler(ScimError)
+    def scim_error(error: ScimError) -> Response:
+        return scim_views.error_response(error)
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> Response:
+        return _json_response({"error": error.message}, error.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        if request.path.startswith("/scim/"):
+            return scim_views.error_response(ScimError(status, error.description or error.name))
+        if request.path.startswith(("/api/", "/_sandbox/")):
+            return _json_response({"error": error.description or error.name}, status)
+        return error.get_response()
+
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Close the database connections of an app made by ``create_app``."""
+    portal: Portal = app.extensions["portal"]
+    portal.db.close()
+
+
+def _json_response(payload: object, status: int) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status, mimetype="application/json")
