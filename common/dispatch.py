@@ -1,0 +1,379 @@
+"""Putting work on the RQ queues, and the job side's guards that keep that work from piling up.
+
+Queues: ``live`` (one object changed; workers take it first) and ``reconcile`` (whole tenants).
+Every job is JSON-serialized and enqueued by dotted name, so ``rq enqueue`` can start the same
+jobs by hand::
+
+    rq enqueue --url "$REDIS_URL" --serializer json --queue reconcile \\
+        worker.jobs.full_reconcile TENANT_ID
+
+Coalescing: a change notification sets a *pending marker* for its object (``SET NX``); only the
+request that set it enqueues, so a burst of notifications for one object while its job waits
+becomes one job. The job clears the marker when it starts, so a notification that arrives while
+it runs queues exactly one more run. A per-object *lock* keeps two runs for one object from
+overlapping. Full reconciles are coalesced per tenant the same way, while pending or running.
+
+Failure policy: every Redis failure is translated here, once, into ``QueueUnavailable`` (the
+listener answers 503 so Graph delivers again). Jobs retry a bounded number of times with rq's
+``Retry``; a job that keeps failing ends in rq's failed registry with its exception as the
+reason. Markers and locks carry a TTL, so a crashed worker or a lost job cannot block an object
+or a tenant for longer than that.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, Literal
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry as RedisRetry
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+from common.errors import QueueUnavailable
+
+log = logging.getLogger(__name__)
+
+LIVE_QUEUE: Final = "live"
+RECONCILE_QUEUE: Final = "reconcile"
+QUEUE_NAMES: Final = (LIVE_QUEUE, RECONCILE_QUEUE)
+
+SYNC_USER_JOB: Final = "worker.jobs.sync_user"
+SYNC_GROUP_JOB: Final = "worker.jobs.sync_group"
+FULL_RECONCILE_JOB: Final = "worker.jobs.full_reconcile"
+RENEW_SUBSCRIPTIONS_JOB: Final = "worker.jobs.renew_subscriptions"
+RECONCILE_ALL_JOB: Final = "worker.jobs.reconcile_all"
+RENEW_ALL_SUBSCRIPTIONS_JOB: Final = "worker.jobs.renew_all_subscriptions"
+
+ObjectKind = Literal["user", "group"]
+OBJECT_KINDS: Final[tuple[ObjectKind, ...]] = ("user", "group")
+_OBJECT_JOBS: Final[dict[str, str]] = {"user": SYNC_USER_JOB, "group": SYNC_GROUP_JOB}
+
+KEY_PREFIX: Final = "skolsynk:"
+
+OBJECT_JOB_TIMEOUT_SECONDS: Final = 300
+RECONCILE_TIMEOUT_SECONDS: Final = 2 * 60 * 60
+RENEWAL_TIMEOUT_SECONDS: Final = 300
+#: finished jobs are kept this long (results are small; the live queue sees many jobs)
+RESULT_TTL_SECONDS: Final = 10 * 60
+#: failed jobs stay in rq's failed registry this long, for a person to read and requeue
+FAILURE_TTL_SECONDS: Final = 7 * 24 * 60 * 60
+
+#: seconds rq waits before each retry; the job ends in the failed registry after the last
+OBJECT_RETRY_INTERVALS_SECONDS: Final = (5, 30, 120)
+RECONCILE_RETRY_INTERVALS_SECONDS: Final = (60, 600)
+RENEWAL_RETRY_INTERVALS_SECONDS: Final = (30, 300, 1800)
+
+#: how long a request's claim on a pending marker lasts before its job is safely queued; if the
+#: request dies in between, the next notification for the object queues the job
+PENDING_CLAIM_SECONDS: Final = 10
+#: how long a queued object job keeps absorbing notifications; after this a second job may be
+#: queued for the same object (harmless: jobs are idempotent), so a lost job blocks nothing
+PENDING_TTL_SECONDS: Final = 60 * 60
+#: the per-object lock outlives the job's own timeout, after which rq has killed the job
+OBJECT_LOCK_SECONDS: Final = OBJECT_JOB_TIMEOUT_SECONDS + 60
+#: a run that finds its object locked goes back on the queue this much later
+BUSY_REQUEUE_DELAY: Final = timedelta(seconds=2)
+#: a requested reconcile absorbs further requests for its tenant this long while it waits
+RECONCILE_PENDING_SECONDS: Final = 3 * 60 * 60
+RECONCILE_LOCK_SECONDS: Final = RECONCILE_TIMEOUT_SECONDS + 5 * 60
+#: Graph repeats lifecycle events; one renewal per tenant in this window is enough
+RENEWAL_DEDUPE_SECONDS: Final = 5 * 60
+
+#: the listener must answer within 3 s even when Redis hangs: a short timeout, one retry
+LISTENER_REDIS_TIMEOUT_SECONDS: Final = 0.5
+LISTENER_REDIS_RETRIES: Final = 1
+
+#: deletes a lock only if it still holds our token (another run may own it after a timeout)
+_RELEASE_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Translate Redis client failures into ``QueueUnavailable`` (once, at this edge)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise QueueUnavailable(f"Redis could not be reached ({type(exc).__name__})") from exc
+
+
+def connect_listener_redis(url: str) -> redis.Redis:
+    """A Redis client for request handlers: 0.5 s timeouts and one retry, so a dead or hung
+    Redis turns into ``QueueUnavailable`` (503) well within Graph's 3 s."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=LISTENER_REDIS_TIMEOUT_SECONDS,
+        socket_timeout=LISTENER_REDIS_TIMEOUT_SECONDS,
+        retry=RedisRetry(NoBackoff(), LISTENER_REDIS_RETRIES),
+    )
+
+
+def pending_key(tenant_id: str, kind: ObjectKind, object_id: str) -> str:
+    return f"{KEY_PREFIX}pending:{tenant_id}:{kind}:{object_id.lower()}"
+
+
+def object_lock_key(tenant_id: str, kind: ObjectKind, object_id: str) -> str:
+    return f"{KEY_PREFIX}lock:{tenant_id}:{kind}:{object_id.lower()}"
+
+
+def reconcile_pending_key(tenant_id: str) -> str:
+    return f"{KEY_PREFIX}reconcile:pending:{tenant_id}"
+
+
+def reconcile_lock_key(tenant_id: str) -> str:
+    return f"{KEY_PREFIX}reconcile:running:{tenant_id}"
+
+
+def renewal_pending_key(tenant_id: str) -> str:
+    return f"{KEY_PREFIX}renewal:pending:{tenant_id}"
+
+
+def object_job_name(kind: ObjectKind) -> str:
+    """The dotted name of the job that syncs one object of this kind."""
+    return _OBJECT_JOBS[kind]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One object of a tenant that Graph says has changed."""
+
+    tenant_id: str
+    kind: ObjectKind
+    object_id: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Whether a job got its turn; when not, it must return without doing the work."""
+
+    acquired: bool
+
+    def __bool__(self) -> bool:
+        return self.acquired
+
+
+class Dispatcher:
+    """Enqueues jobs and guards their runs; one per process, safe to share between threads."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self.live = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer)
+        self.reconcile = Queue(RECONCILE_QUEUE, connection=client, serializer=JSONSerializer)
+        self._release_lock = client.register_script(_RELEASE_LOCK)
+
+    # -- the enqueue side -------------------------------------------------------------------
+
+    def enqueue_change(self, tenant_id: str, kind: ObjectKind, object_id: str) -> bool:
+        """Queue a sync of one object; False when a job for it is already waiting.
+
+        Raises ``QueueUnavailable`` when Redis cannot be reached (nothing is then queued).
+        """
+        return self.enqueue_changes([Change(tenant_id, kind, object_id)])[0]
+
+    def enqueue_changes(self, changes: Sequence[Change]) -> list[bool]:
+        """``enqueue_change`` for many objects in three round trips; True where a job was queued.
+
+        Duplicates within ``changes`` count once. Raises ``QueueUnavailable`` when Redis cannot
+        be reached; markers claimed by this call are then given back so Graph's redelivery
+        queues the jobs.
+        """
+        markers = [pending_key(c.tenant_id, c.kind, c.object_id) for c in changes]
+        with redis_errors():
+            with self.redis.pipeline(transaction=False) as pipe:
+                for marker in markers:
+                    pipe.set(marker, b"1", nx=True, ex=PENDING_CLAIM_SECONDS)
+                claimed = [bool(ok) for ok in pipe.execute()]
+            if not any(claimed):
+                return claimed
+            try:
+                # one transaction: the jobs and the longer marker TTL land together or not at all
+                with self.redis.pipeline(transaction=True) as pipe:
+                    for change, marker, mine in zip(changes, markers, claimed, strict=True):
+                        if mine:
+                            self._enqueue_object_job(change, pipe)
+                            pipe.expire(marker, PENDING_TTL_SECONDS)
+                    pipe.execute()
+            except redis.RedisError:
+                self._give_back([m for m, mine in zip(markers, claimed, strict=True) if mine])
+                raise
+        return claimed
+
+    def enqueue_reconcile(self, tenant_id: str, *, why: str) -> bool:
+        """Queue a full reconcile of a tenant; False when one is already pending or running.
+
+        Raises ``QueueUnavailable`` when Redis cannot be reached.
+        """
+        marker = reconcile_pending_key(tenant_id)
+        with redis_errors():
+            if not self.redis.set(marker, b"queued", nx=True, ex=RECONCILE_PENDING_SECONDS):
+                log.info("reconcile already pending", extra={"tenant": tenant_id, "why": why})
+                return False
+            try:
+                self.reconcile.enqueue(
+                    FULL_RECONCILE_JOB,
+                    args=(tenant_id,),
+                    job_timeout=RECONCILE_TIMEOUT_SECONDS,
+                    result_ttl=RESULT_TTL_SECONDS,
+                    failure_ttl=FAILURE_TTL_SECONDS,
+                    retry=Retry(max=2, interval=list(RECONCILE_RETRY_INTERVALS_SECONDS)),
+                    meta={"why": why},
+                    description=f"full reconcile of {tenant_id} ({why})",
+                )
+            except redis.RedisError:
+                self._give_back([marker])
+                raise
+        log.info("reconcile queued", extra={"tenant": tenant_id, "why": why})
+        return True
+
+    def enqueue_renewal(self, tenant_id: str, *, why: str) -> bool:
+        """Queue a renewal of a tenant's subscriptions; False when one was queued in the last
+        ``RENEWAL_DEDUPE_SECONDS`` (renewal is idempotent, so a short window is enough).
+
+        Raises ``QueueUnavailable`` when Redis cannot be reached.
+        """
+        marker = renewal_pending_key(tenant_id)
+        with redis_errors():
+            if not self.redis.set(marker, b"1", nx=True, ex=RENEWAL_DEDUPE_SECONDS):
+                return False
+            try:
+                self.reconcile.enqueue(
+                    RENEW_SUBSCRIPTIONS_JOB,
+                    args=(tenant_id,),
+                    job_timeout=RENEWAL_TIMEOUT_SECONDS,
+                    result_ttl=RESULT_TTL_SECONDS,
+                    failure_ttl=FAILURE_TTL_SECONDS,
+                    retry=Retry(
+                        max=len(RENEWAL_RETRY_INTERVALS_SECONDS),
+                        interval=list(RENEWAL_RETRY_INTERVALS_SECONDS),
+                    ),
+                    meta={"why": why},
+                    # before queued reconciles: an unrenewed subscription loses notifications
+                    at_front=True,
+                )
+            except redis.RedisError:
+                self._give_back([marker])
+                raise
+        log.info("subscription renewal queued", extra={"tenant": tenant_id, "why": why})
+        return True
+
+    def queue_depths(self) -> dict[str, int]:
+        """Jobs waiting per queue, plus the failed registry of each (``live.failed`` ...)."""
+        with redis_errors():
+            depths: dict[str, int] = {}
+            for queue in (self.live, self.reconcile):
+                depths[queue.name] = queue.count
+                depths[f"{queue.name}.failed"] = queue.failed_job_registry.count
+            return depths
+
+    # -- the job side -----------------------------------------------------------------------
+
+    @contextmanager
+    def object_job(self, tenant_id: str, kind: ObjectKind, object_id: str) -> Iterator[Turn]:
+        """Guard one run of an object job: yields a ``Turn``; do the work only when acquired.
+
+        Acquired: the pending marker is cleared at once (a notification from now on queues one
+        more run, which sees this run's result) and the object's lock is held until the block
+        ends. Not acquired (another run of this object is in progress): the job is queued again
+        ``BUSY_REQUEUE_DELAY`` later and the pending marker is kept, so notifications keep
+        folding into that one job. Requeueing rather than waiting keeps a worker free for other
+        objects; rather than raising, it keeps rq's retries and failed registry for real errors.
+        """
+        lock = object_lock_key(tenant_id, kind, object_id)
+        token = secrets.token_hex(16)
+        with redis_errors():
+            acquired = bool(self.redis.set(lock, token, nx=True, ex=OBJECT_LOCK_SECONDS))
+            if not acquired:
+                self._requeue_busy(Change(tenant_id, kind, object_id))
+            else:
+                self.redis.delete(pending_key(tenant_id, kind, object_id))
+        if not acquired:
+            log.info(
+                "object busy; run queued again",
+                extra={"tenant": tenant_id, "kind": kind, "object_id": object_id},
+            )
+            yield Turn(acquired=False)
+            return
+        try:
+            yield Turn(acquired=True)
+        finally:
+            with redis_errors():
+                self._release_lock(keys=[lock], args=[token])
+
+    @contextmanager
+    def reconcile_guard(self, tenant_id: str) -> Iterator[Turn]:
+        """Guard one full reconcile of a tenant: yields a ``Turn``; work only when acquired.
+
+        While it runs, ``enqueue_reconcile`` for the tenant queues nothing (the running one
+        repairs the same drift; the hourly schedule follows). A second reconcile that starts
+        while one runs (only possible by hand, ``rq enqueue``) is skipped, not queued again: it
+        would redo the same whole-tenant work right after.
+        """
+        lock = reconcile_lock_key(tenant_id)
+        token = secrets.token_hex(16)
+        with redis_errors():
+            acquired = bool(self.redis.set(lock, token, nx=True, ex=RECONCILE_LOCK_SECONDS))
+            if acquired:
+                self.redis.set(
+                    reconcile_pending_key(tenant_id), b"running", ex=RECONCILE_LOCK_SECONDS
+                )
+        if not acquired:
+            log.info("reconcile already running; this run skipped", extra={"tenant": tenant_id})
+            yield Turn(acquired=False)
+            return
+        try:
+            yield Turn(acquired=True)
+        finally:
+            with redis_errors():
+                self.redis.delete(reconcile_pending_key(tenant_id))
+                self._release_lock(keys=[lock], args=[token])
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _object_job_options(self) -> dict[str, Any]:
+        return {
+            "job_timeout": OBJECT_JOB_TIMEOUT_SECONDS,
+            "result_ttl": RESULT_TTL_SECONDS,
+            "failure_ttl": FAILURE_TTL_SECONDS,
+            "retry": Retry(
+                max=len(OBJECT_RETRY_INTERVALS_SECONDS),
+                interval=list(OBJECT_RETRY_INTERVALS_SECONDS),
+            ),
+        }
+
+    def _enqueue_object_job(self, change: Change, pipe: Any) -> None:
+        self.live.enqueue(
+            object_job_name(change.kind),
+            args=(change.tenant_id, change.object_id),
+            pipeline=pipe,
+            **self._object_job_options(),
+        )
+
+    def _requeue_busy(self, change: Change) -> None:
+        marker = pending_key(change.tenant_id, change.kind, change.object_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            self.live.enqueue_in(
+                BUSY_REQUEUE_DELAY,
+                object_job_name(change.kind),
+                args=(change.tenant_id, change.object_id),
+                pipeline=pipe,
+                **self._object_job_options(),
+            )
+            pipe.set(marker, b"1", ex=PENDING_TTL_SECONDS)
+            pipe.execute()
+
+    def _give_back(self, markers: list[str]) -> None:
+        # best effort: Redis is failing, and the markers expire by themselves soon
+        if markers:
+            with suppress(redis.RedisError):
+                self.redis.delete(*markers)

@@ -1,0 +1,167 @@
+"""The two endpoints Microsoft Graph calls: change notifications and lifecycle notifications.
+
+Each verifies, enqueues and answers; nothing else (STYLE 9). Every item must name a subscription
+we hold, carry its clientState (compared in constant time) and its tenant; an item that fails a
+check is dropped and counted by reason, and the delivery is still answered 202 so Graph does not
+retry what can never pass. The answer is 202 only once every valid item is queued; 503 when
+Redis cannot be reached, so Graph delivers again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import Final
+
+from flask import Blueprint, Response, abort, request
+
+from common.dispatch import Change
+from listener.schemas import (
+    SUBSCRIPTION_RESOURCE,
+    BodyError,
+    ChangeNotification,
+    ItemError,
+    LifecycleNotification,
+    load_change,
+    load_collection,
+    load_lifecycle,
+)
+from listener.state import state
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("graph", __name__)
+
+#: Graph's validation tokens are a sentence and a request id; anything longer is not Graph's
+MAX_VALIDATION_TOKEN_LENGTH: Final = 1024
+REAUTHORIZATION_REQUIRED: Final = "reauthorizationRequired"
+KNOWN_LIFECYCLE_EVENTS: Final = (REAUTHORIZATION_REQUIRED, "subscriptionRemoved", "missed")
+
+
+def _validation_answer() -> Response | None:
+    """Graph's validation handshake: the decoded token back as text/plain, or None."""
+    token = request.args.get("validationToken")
+    if token is None:
+        return None
+    if len(token) > MAX_VALIDATION_TOKEN_LENGTH:
+        abort(400)
+    # text/plain and nosniff: the token is echoed as it came, never rendered as HTML
+    response = Response(token, status=200, mimetype="text/plain")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _read_items() -> list[object]:
+    """The raw items of the POSTed collection (415, 413 and 400 on the way)."""
+    if not request.is_json:
+        abort(415)
+    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413
+    try:
+        document = json.loads(body)
+        return load_collection(document)
+    except (ValueError, RecursionError, BodyError):
+        abort(400)
+
+
+def _accepted() -> Response:
+    return Response(status=202)
+
+
+@blueprint.post("/graph/notifications")
+def notifications() -> Response:
+    handshake = _validation_answer()
+    if handshake is not None:
+        return handshake
+    items = _read_items()
+    s = state()
+    s.metrics.received.labels("notifications").inc(len(items))
+    rejected: Counter[str] = Counter()
+    parsed: list[ChangeNotification] = []
+    for item in items:
+        try:
+            parsed.append(load_change(item))
+        except ItemError as exc:
+            rejected[exc.reason] += 1
+    verdicts = s.subscriptions.verify_many(
+        [(n.subscription_id, n.client_state, n.tenant_id) for n in parsed]
+    )
+    changes: list[Change] = []
+    for notification, verdict in zip(parsed, verdicts, strict=True):
+        if not verdict.ok or verdict.subscription is None:
+            rejected[verdict.reason] += 1
+        elif verdict.subscription.resource != SUBSCRIPTION_RESOURCE[notification.kind]:
+            rejected["wrong_resource"] += 1
+        else:
+            # the tenant as we registered it, not as this item spelled it
+            tenant = verdict.subscription.tenant_id
+            changes.append(Change(tenant, notification.kind, notification.object_id))
+    queued = s.dispatcher.enqueue_changes(changes) if changes else []
+    for change, new_job in zip(changes, queued, strict=True):
+        if new_job:
+            s.metrics.enqueued.labels(change.kind).inc()
+        else:
+            s.metrics.deduplicated.inc()
+    s.metrics.accepted.inc(len(changes))
+    _count_rejections("notifications", rejected)
+    if changes:
+        log.debug(
+            "notifications queued",
+            extra={"accepted": len(changes), "new_jobs": sum(queued)},
+        )
+    return _accepted()
+
+
+@blueprint.post("/graph/lifecycle")
+def lifecycle() -> Response:
+    handshake = _validation_answer()
+    if handshake is not None:
+        return handshake
+    items = _read_items()
+    s = state()
+    s.metrics.received.labels("lifecycle").inc(len(items))
+    rejected: Counter[str] = Counter()
+    parsed: list[LifecycleNotification] = []
+    for item in items:
+        try:
+            parsed.append(load_lifecycle(item))
+        except ItemError as exc:
+            rejected[exc.reason] += 1
+    verdicts = s.subscriptions.verify_many(
+        [(n.subscription_id, n.client_state, n.tenant_id) for n in parsed]
+    )
+    for notification, verdict in zip(parsed, verdicts, strict=True):
+        if not verdict.ok or verdict.subscription is None:
+            rejected[verdict.reason] += 1
+            continue
+        subscription = verdict.subscription
+        context = {
+            "tenant": subscription.tenant_id,
+            "subscription": subscription.id,
+            "lifecycle_event": notification.event[:64],
+        }
+        if notification.event == REAUTHORIZATION_REQUIRED:
+            s.subscriptions.mark_reauthorization_required(subscription.id)
+            if s.dispatcher.enqueue_renewal(subscription.tenant_id, why=REAUTHORIZATION_REQUIRED):
+                s.metrics.enqueued.labels("renewal").inc()
+            log.info("reauthorization required; renewal queued", extra=context)
+        else:
+            # users and groups get no missed or subscriptionRemoved events (DESIGN §4.4); if
+            # one comes anyway, the hourly reconcile repairs what it stands for
+            log.warning("lifecycle event not acted on", extra=context)
+        label = notification.event if notification.event in KNOWN_LIFECYCLE_EVENTS else "other"
+        s.metrics.lifecycle.labels(label).inc()
+    _count_rejections("lifecycle", rejected)
+    return _accepted()
+
+
+def _count_rejections(endpoint: str, rejected: Counter[str]) -> None:
+    if not rejected:
+        return
+    metrics = state().metrics
+    for reason, count in rejected.items():
+        metrics.rejected.labels(endpoint, reason).inc(count)
+    log.info(
+        "notification items dropped",
+        extra={"rejected": dict(rejected)},
+    )

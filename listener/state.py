@@ -1,0 +1,33 @@
+"""The long-lived pieces of one listener app, reachable from any request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import redis
+from flask import current_app
+
+from common.config import Config
+from common.dispatch import Dispatcher
+from common.subscriptions import SubscriptionStore
+from listener.metrics import ListenerMetrics
+
+EXTENSION: Final = "skolsynk"
+
+
+@dataclass(frozen=True)
+class ListenerState:
+    """What every request uses: config, Redis, the dispatcher, the subscriptions, metrics."""
+
+    config: Config
+    redis: redis.Redis
+    dispatcher: Dispatcher
+    subscriptions: SubscriptionStore
+    metrics: ListenerMetrics
+
+
+def state() -> ListenerState:
+    """The ``ListenerState`` of the app serving the current request."""
+    found: ListenerState = current_app.extensions[EXTENSION]
+    return found
