@@ -1,0 +1,78 @@
+"""gunicorn settings for the listener (the Procfile's ``web`` line uses them).
+
+    gunicorn -c deploy/gunicorn.conf.py 'listener.app:create_app()'
+
+Threaded workers (gthread): a request spends most of its time waiting on Redis, so a few threads
+per process keep a core busy; processes add cores. Tunable from the environment:
+
+- ``PORT`` (default 8000): the port to bind on all interfaces
+- ``WEB_CONCURRENCY`` (default: the number of cores, at least 2): worker processes
+- ``GUNICORN_THREADS`` (default 4): threads per worker
+- ``PROMETHEUS_MULTIPROC_DIR`` (optional): where workers keep their metrics so that ``/metrics``
+  adds them up; emptied at start, and a dead worker's files are removed
+
+Logs are JSON lines on stderr (``common.logs.JsonFormatter``); the access log is off, since
+``/metrics`` counts every request by endpoint and status.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, os.cpu_count() or 1))))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Graph wants an answer within 3 s; a worker silent for 30 s is stuck and is replaced
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# recycle workers now and then, staggered so they never restart all at once
+max_requests = 20_000
+max_requests_jitter = 2_000
+# several listeners may run on one host; nothing here uses gunicorn's control socket
+control_socket_disable = True
+accesslog = None
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "common.logs.JsonFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+    },
+}
+
+
+def _metrics_dir() -> Path | None:
+    raw = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    return Path(raw) if raw else None
+
+
+def on_starting(server: Any) -> None:
+    """Start with an empty metrics directory, so counters of an earlier run do not count."""
+    directory = _metrics_dir()
+    if directory is None:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Forget a dead worker's live gauges (its counters stay in the sums)."""
+    if _metrics_dir() is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
