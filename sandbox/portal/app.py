@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sandbox.portal.context import Portal
 from sandbox.portal.db import Database
@@ -51,7 +51,13 @@ def create_app(db_path: Path | str, *, seed: int | None = None) -> Flask:
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         if request.path.startswith("/scim/"):
-            return scim_views.error_response(ScimError(status, error.description or error.name))
+            detail = error.description or error.name
+            if status == 404:
+                detail = "no such SCIM endpoint (see ResourceTypes)"
+            response = scim_views.error_response(ScimError(status, detail))
+            if isinstance(error, MethodNotAllowed) and error.valid_methods:
+                response.headers["Allow"] = ", ".join(error.valid_methods)
+            return response
         if request.path.startswith(("/api/", "/_sandbox/")):
             return _json_response({"error": error.description or error.name}, status)
         return error.get_response()

@@ -133,6 +133,8 @@ def _apply(kind: ResourceKind, doc: dict[str, Any], op: str, target: Target, val
         if not isinstance(value, dict):
             raise invalid_value(f"{ref.container} takes an object of its attributes")
         for key, item in value.items():
+            if key.lower() == "schemas":  # some clients send the extension as a whole object
+                continue
             attr = ref.schema.attr(key)
             if attr is None:
                 raise invalid_path(f"{key!r} is not an attribute of {ref.schema.id}")

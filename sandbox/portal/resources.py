@@ -57,6 +57,8 @@ def normalise_resource(kind: ResourceKind, body: Any) -> dict[str, Any]:
                 raise invalid_value(f"{key} must be a JSON object of its attributes")
             ext: dict[str, Any] = {}
             for name, item in value.items():
+                if name.lower() == "schemas":
+                    continue
                 attr = schema.attr(name)
                 if attr is None:
                     raise invalid_value(f"{name!r} is not an attribute of {schema.id}")

@@ -212,7 +212,6 @@ GROUP = Schema(
                 Attr("value", case_exact=True, mutability="immutable", description="A User id."),
                 Attr("$ref", "reference", mutability="immutable", reference_types=("User",)),
                 Attr("type", mutability="immutable", canonical=("User",)),
-                _READ_DISPLAY,
             ),
             description="Users of the same organisation (groups cannot be members).",
         ),

@@ -64,9 +64,10 @@ class Stored:
         extra: dict[str, Any] = {}
         if self.related:
             if self.kind is GROUPS:
+                # no "display": RFC 7643 makes it read-only and clients compare members
+                # with what they sent
                 extra["members"] = [
-                    _reference(base_url, "Users", rid, display, "User")
-                    for rid, display in self.related
+                    _reference(base_url, "Users", rid, None, "User") for rid, _ in self.related
                 ]
             else:
                 extra["groups"] = [

@@ -321,12 +321,6 @@ def delete_view(endpoint: str, rid: str) -> Response:
     return Response(status=204)
 
 
-@bp.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def unknown_view(rest: str) -> Response:
-    raise not_found(f"no SCIM endpoint /{rest} (see /ResourceTypes)")
-
-
 def _resource_response(kind: ResourceKind, stored: Any, status: int = 200) -> Response:
     attributes, excluded = _selection()
     payload = project(kind, stored.render(base_url()), attributes, excluded)

@@ -124,6 +124,5 @@ def test_groups_can_be_listed_without_members(portal_org: PortalOrg) -> None:
     without = query(portal_org, "/Groups", excludedAttributes="members")["Resources"][0]
 
     assert [m["value"] for m in with_members["members"]] == [member["id"]]
-    assert with_members["members"][0]["display"] == "Åsa Öberg"
     assert with_members["members"][0]["$ref"].endswith(f"/Users/{member['id']}")
     assert "members" not in without
