@@ -114,6 +114,7 @@ class ListenerMetrics:
         # every series exists from the start, so rates and alerts see zeros, not gaps
         for endpoint in ENDPOINTS:
             self.received.labels(endpoint)
+            self.latency.labels(endpoint)
             for reason in ITEM_REJECTION_REASONS:
                 self.rejected.labels(endpoint, reason)
         for event in LIFECYCLE_EVENTS:

@@ -1,0 +1,126 @@
+"""Fixtures for the listener: a test config on the private Redis, the app, its client, and
+subscriptions registered the way ``ensure_subscriptions`` registers them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from common.config import Config, Secret
+from common.dispatch import LIVE_QUEUE, RECONCILE_QUEUE, Dispatcher
+from common.subscriptions import SubscriptionStore
+from listener.app import create_app
+from tests.listener.graph_payloads import OTHER_TENANT, TENANT, Sub
+
+SECRET_KEY = "listener-tests-secret-key-0123456789"
+PUBLIC_URL = "https://skolsynk.example.test"
+
+
+def make_config(redis_url: str) -> Config:
+    return Config(
+        redis_url=redis_url,
+        client_id="00000000-0000-4000-8000-00000000c11e",
+        client_secret=Secret("not-used-by-the-listener"),
+        secret_key=Secret(SECRET_KEY),
+        public_url=PUBLIC_URL,
+    )
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The subscriptions registered for a test: the tenant's two, and another tenant's."""
+
+    users: Sub
+    groups: Sub
+    other_tenant_users: Sub
+
+
+def register(store: SubscriptionStore) -> Registered:
+    expires = datetime.now(UTC) + timedelta(days=20)
+    subs = Registered(
+        users=Sub("7e0c2a44-1b3d-4c5e-8f6a-9b0c1d2e3f40", TENANT, "/users", "users-state-Qx7"),
+        groups=Sub("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", TENANT, "/groups", "groups-state-P2m"),
+        other_tenant_users=Sub(
+            "5f4e3d2c-1b0a-4987-a6b5-c4d3e2f1a0b9", OTHER_TENANT, "/users", "other-state-L9k"
+        ),
+    )
+    for sub in (subs.users, subs.groups, subs.other_tenant_users):
+        store.add(
+            sub.id,
+            tenant_id=sub.tenant_id,
+            resource=sub.resource,
+            expires_at=expires,
+            notification_url=PUBLIC_URL + "/graph/notifications",
+            lifecycle_url=PUBLIC_URL + "/graph/lifecycle",
+            client_state=sub.client_state,
+        )
+    return subs
+
+
+@pytest.fixture
+def config(redis_url: str) -> Config:
+    return make_config(redis_url)
+
+
+@pytest.fixture
+def app(config: Config) -> Flask:
+    return create_app(config)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> SubscriptionStore:
+    return SubscriptionStore(redis_client, Secret(SECRET_KEY))
+
+
+@pytest.fixture
+def subs(store: SubscriptionStore) -> Registered:
+    return register(store)
+
+
+@pytest.fixture
+def dispatcher(redis_client: redis.Redis) -> Dispatcher:
+    return Dispatcher(redis_client)
+
+
+def queued(client: redis.Redis, queue_name: str = LIVE_QUEUE) -> list[tuple[str, list[str]]]:
+    """(function name, args) of every job waiting in a queue, read with the JSON serializer."""
+    queue = Queue(queue_name, connection=client, serializer=JSONSerializer)
+    return [(job.func_name, list(job.args)) for job in queue.get_jobs()]
+
+
+def renewals(client: redis.Redis) -> list[tuple[str, list[str]]]:
+    return [job for job in queued(client, RECONCILE_QUEUE) if job[0].endswith("subscriptions")]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        if not match or match[1] != name:
+            continue
+        found = ",".join(sorted((match[2] or "").split(","))) if match[2] else ""
+        if found == wanted:
+            return float(match[3])
+    return 0.0
