@@ -61,7 +61,7 @@ def organisation(org: str) -> str:
         org=found.name,
         users=users,
         groups=groups,
-        licences=portal.store.licences(found),
+        licences=portal.store.licences(found, with_holder=True),
         user_total=user_total,
         group_total=group_total,
         page=page,

@@ -169,7 +169,9 @@ class PortalStore:
 
     # --- licences ---------------------------------------------------------------------------
 
-    def licences(self, org: Organisation) -> list[dict[str, Any]]:
+    def licences(self, org: Organisation, *, with_holder: bool = False) -> list[dict[str, Any]]:
+        """Licences in assignment order; ``with_holder`` adds the holder's current name (for
+        people; it changes when the holder is renamed, the licence does not)."""
         with self.db.connection() as conn:
             rows = conn.execute(
                 "SELECT l.*, u.display_name AS user_name, g.display_name AS group_name "
@@ -177,18 +179,20 @@ class PortalStore:
                 "LEFT JOIN groups g ON g.id = l.group_id WHERE l.org_id = ? ORDER BY l.seq",
                 (org.id,),
             ).fetchall()
-        return [
-            {
+        licences = []
+        for r in rows:
+            licence = {
                 "id": r["id"],
                 "product": r["product"],
                 "userId": r["user_id"],
                 "groupId": r["group_id"],
-                "holder": r["user_name"] or r["group_name"],
                 "assignedBy": r["assigned_by"],
                 "assignedAt": r["assigned_at"],
             }
-            for r in rows
-        ]
+            if with_holder:
+                licence["holder"] = r["user_name"] or r["group_name"]
+            licences.append(licence)
+        return licences
 
     def assign_licence(self, org: Organisation, body: Any) -> dict[str, Any]:
         fields = _fields(body, required=("product", "assignedBy"))
