@@ -7,6 +7,7 @@ from pathlib import Path
 pytest_plugins = [
     "tests.fixtures.portal",
     "tests.fixtures.redis",
+    "tests.fixtures.graph",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

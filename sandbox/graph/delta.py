@@ -1,0 +1,208 @@
+"""``/users/delta`` and ``/groups/delta``: change tracking with state tokens, as Graph does it.
+
+A round without a token returns every live object over several pages (``@odata.nextLink`` with
+a ``$skiptoken``) and ends with an ``@odata.deltaLink``. A round from a ``$deltatoken`` returns
+what changed since: objects in full (selected properties), ``@removed`` ``changed`` for the
+recycle bin and ``deleted`` for purges; groups carry ``members@delta`` when ``members`` is
+selected, the changed members only, a large group's members spread over several pages (the
+group appears again, merge by id). ``$top`` is ignored; ``$filter`` takes only ``id`` as on
+Graph. ``$deltatoken=latest`` gives a deltaLink without the objects.
+
+Failure policy: a token older than the sandbox's maximum age (default 7 days), expired by the
+admin API or not made here answers 400 ``syncStateNotFound``; after the admin ``delta-gone``
+knob the next call with a token answers 410 ``resyncRequired``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sandbox.graph import odata, schema
+from sandbox.graph.calls import GraphCall, Reply, collection
+from sandbox.graph.errors import GraphError
+from sandbox.graph.store import GROUP, USER, DirObject, Tenant
+
+OBJECTS_PER_PAGE = {USER: 200, GROUP: 100}
+MEMBERS_PER_PAGE = 400
+COLLECTION = {USER: "users", GROUP: "groups"}
+#: ``$deltatoken=latest`` asks for a deltaLink from now on, without the objects
+LATEST = "latest"
+
+
+def _sync_state_not_found() -> GraphError:
+    return GraphError(
+        400,
+        "syncStateNotFound",
+        "The sync state is not found or has expired; start again with a delta call without a "
+        "token.",
+    )
+
+
+def _member_ref(tenant: Tenant, member_id: str, *, present: bool) -> dict[str, Any]:
+    obj = tenant.objects.get(member_id)
+    stone = tenant.tombstones.get(member_id)
+    kind = obj.kind if obj is not None else stone.kind if stone is not None else USER
+    ref: dict[str, Any] = {"@odata.type": f"#{schema.type_name(kind)}", "id": member_id}
+    if not present:
+        ref["@removed"] = {"reason": "deleted"}
+    return ref
+
+
+def _member_changes(tenant: Tenant, group: DirObject, since: int | None) -> list[tuple[str, bool]]:
+    """(member id, is a member now) for the members to report in this round."""
+    assert group.members is not None and group.removed_members is not None
+    if since is None:
+        return [(m, True) for m in group.members if tenant.visible(m) is not None]
+    changes = [
+        (m, tenant.visible(m) is not None) for m, seq in group.members.items() if seq > since
+    ]
+    changes += [(m, False) for m, seq in group.removed_members.items() if seq > since]
+    return changes
+
+
+def _candidates(
+    tenant: Tenant, kind: str, since: int | None, after: int
+) -> Iterator[tuple[int, str, DirObject | None]]:
+    """(ordinal, id, object or None when purged) to report, in ordinal order."""
+    if since is None:
+        for obj in tenant.live(kind, after=after):
+            yield obj.ordinal, obj.id, obj
+        return
+    changed = (
+        (obj.ordinal, obj.id, obj)
+        for obj in tenant.all_of(kind, after=after)
+        if obj.seq > since or (kind == GROUP and obj.member_seq > since)
+    )
+    purged = sorted(
+        (stone.ordinal, obj_id, None)
+        for obj_id, stone in tenant.tombstones.items()
+        if stone.kind == kind and stone.seq > since and stone.ordinal > after
+    )
+    yield from heapq.merge(changed, purged, key=lambda entry: entry[0])
+
+
+def _entry(obj_id: str, obj: DirObject | None, select: tuple[str, ...] | None) -> dict[str, Any]:
+    if obj is None:
+        return {"id": obj_id, "@removed": {"reason": "deleted"}}
+    if obj.deleted is not None:
+        return {"id": obj_id, "@removed": {"reason": "changed"}}
+    return schema.project(obj, select)
+
+
+def _page(call: GraphCall, kind: str, state: dict[str, Any]) -> Reply:
+    tenant = call.tenant
+    select = tuple(state["sel"].split(",")) if state.get("sel") else None
+    with_members = kind == GROUP and select is not None and "members" in select
+    predicate = (
+        odata.parse_filter(state["f"], lambda name: name == "id", {"consistencylevel": "eventual"})
+        if state.get("f")
+        else None
+    )
+    since: int | None = state.get("s")
+    after: int = state.get("o", 0)
+    member_offset: int = state.get("mo", 0)
+    items: list[dict[str, Any]] = []
+    refs_left = MEMBERS_PER_PAGE
+    more = False
+    with tenant.lock:
+        for ordinal, obj_id, obj in _candidates(tenant, kind, since, after):
+            if predicate is not None and not predicate(odata.getter_for({"id": obj_id})):
+                continue
+            if len(items) >= OBJECTS_PER_PAGE[kind] or (with_members and refs_left <= 0):
+                more = True
+                break
+            entry = _entry(obj_id, obj, select)
+            if with_members and obj is not None and obj.deleted is None:
+                changes = _member_changes(tenant, obj, since)[member_offset:]
+                chunk, rest = changes[:refs_left], changes[refs_left:]
+                entry["members@delta"] = [
+                    _member_ref(tenant, m, present=present) for m, present in chunk
+                ]
+                refs_left -= len(chunk)
+                if rest:
+                    items.append(entry)
+                    member_offset += len(chunk)
+                    more = True
+                    break
+            items.append(entry)
+            after, member_offset = ordinal, 0
+    context = f"{call.base_url}/$metadata#{COLLECTION[kind]}"
+    path = f"/{COLLECTION[kind]}/delta"
+    if more:
+        token = call.registry.sign({**state, "o": after, "mo": member_offset})
+        return collection(context, items, f"{call.base_url}{path}?$skiptoken={token}")
+    delta = call.registry.sign(
+        {
+            "k": kind,
+            "t": tenant.id,
+            "s": state["u"],
+            "sel": state.get("sel"),
+            "f": state.get("f"),
+            "iat": time.time(),
+        }
+    )
+    return collection(
+        context, items, None, **{"@odata.deltaLink": f"{call.base_url}{path}?$deltatoken={delta}"}
+    )
+
+
+def _read_token(call: GraphCall, kind: str, token: str) -> dict[str, Any]:
+    tenant = call.tenant
+    if tenant.delta_gone:
+        tenant.delta_gone = False
+        raise GraphError(
+            410,
+            "resyncRequired",
+            "The delta state is gone; replace the local copy by starting a new delta round "
+            "without a token.",
+        )
+    state = call.registry.read(token)
+    if state is None or state.get("k") != kind or state.get("t") != tenant.id:
+        raise _sync_state_not_found()
+    issued = float(state.get("iat", 0))
+    max_age = call.registry.settings.delta_token_max_age_seconds
+    if time.time() - issued > max_age or issued < tenant.tokens_valid_after:
+        raise _sync_state_not_found()
+    return state
+
+
+def delta(call: GraphCall, kind: str) -> Reply:
+    """Answer one delta request for ``kind`` (users or groups)."""
+    odata.check_options(call.args)
+    tenant = call.tenant
+    if "$skiptoken" in call.args:
+        return _page(call, kind, _read_token(call, kind, call.args["$skiptoken"]))
+    token = call.args.get("$deltatoken")
+    latest = token == LATEST
+    if token is not None and not latest:
+        previous = _read_token(call, kind, token)
+        state = {**previous, "u": tenant.seq, "o": 0, "mo": 0, "iat": time.time()}
+        return _page(call, kind, state)
+    select = odata.parse_select(call.args)
+    known = (*schema.properties_of(kind), "members") if kind == GROUP else schema.USER_PROPERTIES
+    if select:
+        schema.check_select(select, known, schema.type_name(kind))
+    text = call.args.get("$filter")
+    if text:
+        odata.parse_filter(text, lambda name: name == "id", {"consistencylevel": "eventual"})
+    state = {
+        "k": kind,
+        "t": tenant.id,
+        "s": None,
+        "u": tenant.seq,
+        "o": 0,
+        "mo": 0,
+        "sel": ",".join(select) if select else None,
+        "f": text,
+        "iat": time.time(),
+    }
+    if latest:
+        keep = {key: state[key] for key in ("k", "t", "sel", "f", "iat")}
+        link = f"{call.base_url}/{COLLECTION[kind]}/delta?$deltatoken="
+        link += call.registry.sign({**keep, "s": tenant.seq})
+        context = f"{call.base_url}/$metadata#{COLLECTION[kind]}"
+        return collection(context, [], None, **{"@odata.deltaLink": link})
+    return _page(call, kind, state)

@@ -1,0 +1,109 @@
+"""Listing with Graph's paging: ``$top`` (1-999), ``$filter``, ``$select`` and ``@odata.nextLink``.
+
+The next link repeats the request's own query options plus a ``$skiptoken`` that remembers
+where the page ended (the creation ordinal of the last object, or a position in a list), so
+objects created or deleted between pages neither repeat nor shift the rest.
+
+Failure policy: a skiptoken not made here for this path answers 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from sandbox.graph import odata, schema
+from sandbox.graph.calls import GraphCall, Reply, collection
+from sandbox.graph.errors import GraphError
+
+Render = Callable[[Any, tuple[str, ...] | None], dict[str, Any]]
+
+
+def _skip_position(call: GraphCall) -> int:
+    token = call.args.get("$skiptoken")
+    if token is None:
+        return 0
+    state = call.registry.read(token)
+    if state is None or state.get("k") != "page" or state.get("p") != call.path:
+        raise GraphError(400, "Request_BadRequest", "The $skiptoken is not valid for this request.")
+    return int(state["o"])
+
+
+def prepare(
+    call: GraphCall, known: Iterable[str], entity: str, *, default_top: int = 100
+) -> tuple[tuple[str, ...] | None, odata.Predicate | None, int]:
+    """Checked ``$select``, ``$filter`` predicate and page size of a list request."""
+    odata.check_options(call.args)
+    known_set = set(known)
+    select = odata.parse_select(call.args)
+    if select:
+        schema.check_select(select, known_set, entity)
+    text = call.args.get("$filter")
+    predicate = None
+    if text:
+        predicate = odata.parse_filter(
+            text,
+            lambda name: name in known_set or bool(schema.EXTENSION_NAME.match(name)),
+            call.headers,
+        )
+    return select, predicate, odata.parse_top(call.args, default=default_top)
+
+
+def _next_link(call: GraphCall, position: int) -> str:
+    token = call.registry.sign({"k": "page", "p": call.path, "o": position})
+    return odata.link(call.base_url, call.path, call.args, skiptoken=token)
+
+
+def by_ordinal(
+    call: GraphCall,
+    objects: Callable[[int], Iterator[Any]],
+    *,
+    known: Iterable[str],
+    entity: str,
+    context: str,
+    render: Render,
+    getter: Callable[[Any], odata.Getter],
+) -> Reply:
+    """A page of objects that carry an ``ordinal`` (users, groups), in creation order."""
+    select, predicate, top = prepare(call, known, entity)
+    after = _skip_position(call)
+    items: list[dict[str, Any]] = []
+    last = after
+    more = False
+    with call.tenant.lock:
+        for obj in objects(after):
+            if predicate is not None and not predicate(getter(obj)):
+                continue
+            if len(items) == top:
+                more = True
+                break
+            items.append(render(obj, select))
+            last = obj.ordinal
+    return collection(context, items, _next_link(call, last) if more else None)
+
+
+def by_position(
+    call: GraphCall,
+    entries: list[Any],
+    *,
+    known: Iterable[str],
+    entity: str,
+    context: str,
+    render: Render,
+    getter: Callable[[Any], odata.Getter],
+) -> Reply:
+    """A page of a list computed for this request (members, schools...)."""
+    select, predicate, top = prepare(call, known, entity)
+    start = _skip_position(call)
+    items: list[dict[str, Any]] = []
+    more = False
+    position = start
+    for position in range(start, len(entries)):
+        entry = entries[position]
+        if predicate is not None and not predicate(getter(entry)):
+            continue
+        if len(items) == top:
+            more = True
+            break
+        items.append(render(entry, select))
+    return collection(context, items, _next_link(call, position) if more else None)
