@@ -1,0 +1,491 @@
+"""The rules of the sync (DESIGN §3): two states in, one ``Plan`` out. Pure: no I/O, no clock.
+
+``make_plan`` works the same for a whole tenant (a full reconcile, ``scope_*_ids`` is ``None``)
+and for a few objects a real-time job re-read: every removal is limited to the objects the
+Microsoft state speaks for, and a portal object it does not speak for is left alone.
+
+Failure policy: none needed; the planner trusts its inputs. Whether the Microsoft state is
+complete enough for removals is the applier's question (the source-health gate), not this one's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.model import (
+    Action,
+    ActionKind,
+    Collision,
+    MicrosoftState,
+    MsClass,
+    MsUser,
+    Plan,
+    PortalGroup,
+    PortalState,
+    PortalUser,
+)
+
+#: the order a plan runs in (DESIGN §3 and the applier's phases)
+ACTION_ORDER: tuple[ActionKind, ...] = (
+    ActionKind.CREATE_USER,
+    ActionKind.ADOPT_USER,
+    ActionKind.UPDATE_USER,
+    ActionKind.REACTIVATE_USER,
+    ActionKind.CREATE_GROUP,
+    ActionKind.UPDATE_GROUP,
+    ActionKind.ADD_MEMBERS,
+    ActionKind.REMOVE_MEMBERS,
+    ActionKind.DELETE_GROUP,
+    ActionKind.DEACTIVATE_USER,
+    ActionKind.DELETE_USER,
+)
+
+#: attribute names as a school administrator reads them
+_ATTRIBUTE_WORDS = {
+    "userName": "user name",
+    "email": "e-mail",
+    "givenName": "given name",
+    "familyName": "family name",
+    "displayName": "display name",
+    "active": "active",
+    "role": "role",
+    "schools": "schools",
+    "grade": "grade",
+    "school": "school",
+}
+#: attributes compared as optional strings (None and "" are the same)
+_OPTIONAL_STRINGS = frozenset({"givenName", "familyName", "displayName", "grade", "school"})
+
+REASON_DISABLED = "disabled in Microsoft 365 (sign-in blocked)"
+REASON_SOFT_DELETED = "soft-deleted in Microsoft 365 (in the recycle bin)"
+REASON_OUT_OF_SCOPE = (
+    "out of scope: no longer a student or teacher of the schools and classes selected for "
+    "this portal"
+)
+REASON_PURGED = "permanently deleted in Microsoft 365"
+REASON_REACTIVATED = (
+    "active again in Microsoft 365 (restored, re-enabled or back in scope): "
+    "the same portal account is reactivated"
+)
+REASON_NEW_CLASS = "new class in School Data Sync"
+REASON_CLASS_OUT_OF_SCOPE = (
+    "class out of scope or in the Microsoft 365 recycle bin (its members stay in the portal)"
+)
+REASON_CLASS_PURGED = "class permanently deleted in Microsoft 365 (its members stay in the portal)"
+
+
+def make_plan(microsoft: MicrosoftState, portal: PortalState) -> Plan:
+    """What to write to the portal so that it matches Microsoft 365, in the order to write it."""
+    planner = _Planner(microsoft, portal)
+    planner.plan_users()
+    planner.plan_gone_users()
+    classes_in_scope = planner.plan_groups()
+    actions = sorted(
+        planner.actions, key=lambda a: (ACTION_ORDER.index(a.kind), a.label.lower(), a.object_id)
+    )
+    return Plan(
+        actions=tuple(actions),
+        collisions=tuple(planner.collisions),
+        classes_in_scope=classes_in_scope,
+    )
+
+
+# --- desired state ----------------------------------------------------------------------------
+
+
+def desired_user(user: MsUser) -> dict[str, Any]:
+    """Every portal attribute of a Microsoft user, as the portal should hold it."""
+    return {
+        "userName": user.email,
+        "email": user.email,
+        "givenName": user.given_name,
+        "familyName": user.family_name,
+        "displayName": user.display_name,
+        "active": user.account_enabled,
+        "role": user.role.value,
+        "schools": tuple(sorted(user.school_ids)),
+        "grade": user.grade,
+    }
+
+
+def current_user(user: PortalUser) -> dict[str, Any]:
+    """The same attributes of a portal user."""
+    return {
+        "userName": user.user_name,
+        "email": user.email,
+        "givenName": user.given_name,
+        "familyName": user.family_name,
+        "displayName": user.display_name,
+        "active": user.active,
+        "role": user.role.value if user.role is not None else None,
+        "schools": tuple(sorted(user.school_ids)),
+        "grade": user.grade,
+    }
+
+
+def differences(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """The desired attributes whose value differs (exactly; None and "" alike for strings)."""
+    changes: dict[str, Any] = {}
+    for key, value in desired.items():
+        have = current.get(key)
+        if key in _OPTIONAL_STRINGS:
+            if (value or None) != (have or None):
+                changes[key] = value
+        elif value != have:
+            changes[key] = value
+    return changes
+
+
+def _email_key(value: str | None) -> str | None:
+    return value.strip().lower() if value else None
+
+
+def _name_key(value: str | None) -> str:
+    return " ".join((value or "").casefold().split())
+
+
+def _words(keys: Iterable[str]) -> str:
+    return ", ".join(_ATTRIBUTE_WORDS.get(k, k) for k in keys)
+
+
+# --- the planner ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Planner:
+    microsoft: MicrosoftState
+    portal: PortalState
+    actions: list[Action] = field(default_factory=list)
+    collisions: list[Collision] = field(default_factory=list)
+    #: portal user id -> the Entra id it will carry once the plan has run
+    linked: dict[str, str] = field(default_factory=dict)
+    #: portal users taken by this plan (matched, adopted or taken over)
+    claimed: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        # deterministic: the first portal object by id wins where the portal holds duplicates
+        users = sorted(self.portal.users, key=lambda u: u.id)
+        self.by_external_id: dict[str, PortalUser] = {}
+        self.unmanaged_by_email: dict[str, list[PortalUser]] = defaultdict(list)
+        self.managed_by_email: dict[str, list[PortalUser]] = defaultdict(list)
+        self.unmanaged_by_name: dict[tuple[str, str], list[PortalUser]] = defaultdict(list)
+        for user in users:
+            if user.managed:
+                assert user.external_id is not None
+                self.by_external_id.setdefault(user.external_id, user)
+                index = self.managed_by_email
+            else:
+                index = self.unmanaged_by_email
+                name = (_name_key(user.given_name), _name_key(user.family_name))
+                if all(name):
+                    self.unmanaged_by_name[name].append(user)
+            for key in {_email_key(user.email), _email_key(user.user_name)} - {None}:
+                assert key is not None
+                index[key].append(user)
+        self.users_by_id = {u.id: u for u in users}
+
+    # --- scope --------------------------------------------------------------------------------
+
+    def speaks_for_user(self, entra_id: str) -> bool:
+        scope = self.microsoft.scope_user_ids
+        return scope is None or entra_id in scope or entra_id in self.microsoft.users
+
+    def speaks_for_class(self, entra_id: str) -> bool:
+        scope = self.microsoft.scope_class_ids
+        return scope is None or entra_id in scope or entra_id in self.microsoft.classes
+
+    def user_known_gone(self, entra_id: str) -> bool:
+        """The Microsoft user is permanently deleted: spoken for, and found nowhere."""
+        ms = self.microsoft
+        return (
+            self.speaks_for_user(entra_id)
+            and entra_id not in ms.users
+            and entra_id not in ms.out_of_scope_user_ids
+            and entra_id not in ms.soft_deleted_user_ids
+        )
+
+    # --- users in scope -----------------------------------------------------------------------
+
+    def plan_users(self) -> None:
+        ms_users = sorted(self.microsoft.users.values(), key=lambda u: (u.email.lower(), u.id))
+        # links by externalId first, so that adoption never takes an account that is linked
+        for user in ms_users:
+            linked = self.by_external_id.get(user.id)
+            if linked is not None:
+                self.claimed.add(linked.id)
+                self.linked[linked.id] = user.id
+        created: list[MsUser] = []
+        for user in ms_users:
+            linked = self.by_external_id.get(user.id)
+            if linked is not None:
+                self.plan_linked(user, linked)
+            elif not self.plan_adoption(user):
+                self.plan_create(user)
+                created.append(user)
+        # after every adoption, so that an adopted account is never reported as a collision
+        for user in created:
+            self.collide(user)
+
+    def plan_linked(self, user: MsUser, account: PortalUser) -> None:
+        desired = desired_user(user)
+        changes = differences(desired, current_user(account))
+        if user.account_enabled and not account.active:
+            self.add(ActionKind.REACTIVATE_USER, user, account, changes, REASON_REACTIVATED)
+            return
+        if not user.account_enabled and account.active:
+            del changes["active"]
+            if changes:
+                self.add(ActionKind.UPDATE_USER, user, account, changes, _changed(changes))
+            self.add(ActionKind.DEACTIVATE_USER, user, account, {"active": False}, REASON_DISABLED)
+            return
+        if changes:
+            self.add(ActionKind.UPDATE_USER, user, account, changes, _changed(changes))
+
+    def plan_adoption(self, user: MsUser) -> bool:
+        """Adopt an existing account holding this user's e-mail, if there is one."""
+        addresses = [user.email]
+        if _email_key(user.user_principal_name) != _email_key(user.email):
+            addresses.append(user.user_principal_name)
+        for address in addresses:
+            account = self._free(self.unmanaged_by_email.get(_email_key(address) or "", ()))
+            if account is not None:
+                self.adopt(
+                    user,
+                    account,
+                    f"e-mail matches existing portal account {account.user_name} (adopted)",
+                )
+                return True
+        for address in addresses:
+            holders = self.managed_by_email.get(_email_key(address) or "", ())
+            account = self._free(
+                h for h in holders if h.external_id and self.user_known_gone(h.external_id)
+            )
+            if account is not None:
+                self.adopt(
+                    user,
+                    account,
+                    f"takes over portal account {account.user_name} (same e-mail) of a "
+                    f"Microsoft 365 user that was permanently deleted (adopted)",
+                )
+                return True
+        return False
+
+    def plan_create(self, user: MsUser) -> None:
+        changes = {**desired_user(user), "externalId": user.id}
+        self.actions.append(
+            Action(
+                kind=ActionKind.CREATE_USER,
+                object_id=user.id,
+                label=user.email,
+                reason=f"new {user.role.value} in Microsoft 365",
+                changes=changes,
+            )
+        )
+
+    def _free(self, accounts: Iterable[PortalUser]) -> PortalUser | None:
+        return next((a for a in accounts if a.id not in self.claimed), None)
+
+    def adopt(self, user: MsUser, account: PortalUser, reason: str) -> None:
+        self.claimed.add(account.id)
+        self.linked[account.id] = user.id
+        changes = differences(desired_user(user), current_user(account))
+        # a deactivation is a removal: it passes the safety gates on its own
+        deactivate = changes.get("active") is False
+        if deactivate:
+            del changes["active"]
+        self.add(ActionKind.ADOPT_USER, user, account, {"externalId": user.id, **changes}, reason)
+        if deactivate:
+            self.add(ActionKind.DEACTIVATE_USER, user, account, {"active": False}, REASON_DISABLED)
+
+    def collide(self, user: MsUser) -> None:
+        """Unmanaged accounts that look like this new user but have another e-mail."""
+        name = (_name_key(user.given_name), _name_key(user.family_name))
+        if not all(name):
+            return
+        mine = {_email_key(user.email), _email_key(user.user_principal_name)}
+        for account in self.unmanaged_by_name.get(name, ()):
+            if account.id in self.claimed:
+                continue
+            if {_email_key(account.email), _email_key(account.user_name)} & mine:
+                continue
+            schools = set(account.school_ids)
+            if schools and user.school_ids and not schools & set(user.school_ids):
+                continue
+            self.collisions.append(
+                Collision(
+                    object_id=user.id,
+                    microsoft_email=user.email,
+                    portal_id=account.id,
+                    portal_email=account.email or account.user_name,
+                    display_name=account.display_name
+                    or f"{account.given_name} {account.family_name}",
+                    school_ids=account.school_ids,
+                )
+            )
+
+    def add(
+        self,
+        kind: ActionKind,
+        user: MsUser,
+        account: PortalUser,
+        changes: Mapping[str, Any],
+        reason: str,
+    ) -> None:
+        self.actions.append(
+            Action(
+                kind=kind,
+                object_id=user.id,
+                label=user.email,
+                reason=reason,
+                portal_id=account.id,
+                changes=dict(changes),
+            )
+        )
+
+    # --- managed users no longer in scope -----------------------------------------------------
+
+    def plan_gone_users(self) -> None:
+        ms = self.microsoft
+        for entra_id, account in sorted(self.by_external_id.items()):
+            if entra_id in ms.users or account.id in self.claimed:
+                continue
+            if not self.speaks_for_user(entra_id):
+                continue
+            if entra_id in ms.soft_deleted_user_ids or entra_id in ms.out_of_scope_user_ids:
+                if account.active:
+                    reason = (
+                        REASON_SOFT_DELETED
+                        if entra_id in ms.soft_deleted_user_ids
+                        else REASON_OUT_OF_SCOPE
+                    )
+                    self.removal(ActionKind.DEACTIVATE_USER, entra_id, account, reason)
+                continue
+            self.removal(ActionKind.DELETE_USER, entra_id, account, REASON_PURGED)
+
+    def removal(self, kind: ActionKind, entra_id: str, account: PortalUser, reason: str) -> None:
+        self.actions.append(
+            Action(
+                kind=kind,
+                object_id=entra_id,
+                label=account.user_name,
+                reason=reason,
+                portal_id=account.id,
+                changes={"active": False} if kind is ActionKind.DEACTIVATE_USER else {},
+            )
+        )
+
+    # --- classes ------------------------------------------------------------------------------
+
+    def plan_groups(self) -> tuple[tuple[str, str], ...]:
+        ms = self.microsoft
+        groups: dict[str, PortalGroup] = {}
+        for group in sorted(self.portal.groups, key=lambda g: g.id):
+            if group.external_id:
+                groups.setdefault(group.external_id, group)
+        classes = sorted(ms.classes.values(), key=lambda c: (c.display_name.casefold(), c.id))
+        for cls in classes:
+            self.plan_class(cls, groups.get(cls.id))
+        for entra_id, group in sorted(groups.items()):
+            if entra_id in ms.classes or not self.speaks_for_class(entra_id):
+                continue
+            reason = (
+                REASON_CLASS_OUT_OF_SCOPE
+                if entra_id in ms.out_of_scope_class_ids
+                else REASON_CLASS_PURGED
+            )
+            self.actions.append(
+                Action(
+                    kind=ActionKind.DELETE_GROUP,
+                    object_id=entra_id,
+                    label=group.display_name,
+                    reason=reason,
+                    portal_id=group.id,
+                )
+            )
+        return tuple((c.id, c.display_name) for c in classes)
+
+    def plan_class(self, cls: MsClass, group: PortalGroup | None) -> None:
+        desired_members = {m for m in cls.member_ids if m in self.microsoft.users}
+        if group is None:
+            self.actions.append(
+                Action(
+                    kind=ActionKind.CREATE_GROUP,
+                    object_id=cls.id,
+                    label=cls.display_name,
+                    reason=REASON_NEW_CLASS,
+                    changes={
+                        "displayName": cls.display_name,
+                        "externalId": cls.id,
+                        "school": cls.school_id,
+                    },
+                )
+            )
+            if desired_members:
+                self.members(ActionKind.ADD_MEMBERS, cls, None, sorted(desired_members))
+            return
+        changes = differences(
+            {"displayName": cls.display_name, "school": cls.school_id},
+            {"displayName": group.display_name, "school": group.school_id},
+        )
+        if changes:
+            self.actions.append(
+                Action(
+                    kind=ActionKind.UPDATE_GROUP,
+                    object_id=cls.id,
+                    label=cls.display_name,
+                    reason=f"class changed in School Data Sync: {_words(changes)}",
+                    portal_id=group.id,
+                    changes=changes,
+                )
+            )
+        present: set[str] = set()
+        unknown_members: list[str] = []
+        for portal_id in group.member_ids:
+            entra_id = self.linked.get(portal_id) or self._external_id(portal_id)
+            if entra_id is not None:
+                present.add(entra_id)
+            elif portal_id in self.users_by_id:
+                unknown_members.append(portal_id)
+            # a member this state does not show is not ours to judge: left alone
+        to_add = sorted(desired_members - present)
+        to_remove = sorted(present - desired_members)
+        if to_add:
+            self.members(ActionKind.ADD_MEMBERS, cls, group, to_add)
+        if to_remove or unknown_members:
+            self.members(ActionKind.REMOVE_MEMBERS, cls, group, to_remove, sorted(unknown_members))
+
+    def _external_id(self, portal_id: str) -> str | None:
+        account = self.users_by_id.get(portal_id)
+        return account.external_id if account is not None and account.managed else None
+
+    def members(
+        self,
+        kind: ActionKind,
+        cls: MsClass,
+        group: PortalGroup | None,
+        member_ids: list[str],
+        portal_member_ids: list[str] | None = None,
+    ) -> None:
+        count = len(member_ids) + len(portal_member_ids or ())
+        if kind is ActionKind.ADD_MEMBERS:
+            reason = f"{count} student(s) or teacher(s) joined the class in School Data Sync"
+        else:
+            reason = f"{count} member(s) no longer in the class in School Data Sync"
+        self.actions.append(
+            Action(
+                kind=kind,
+                object_id=cls.id,
+                label=cls.display_name,
+                reason=reason,
+                portal_id=group.id if group is not None else None,
+                member_ids=tuple(member_ids),
+                portal_member_ids=tuple(portal_member_ids or ()),
+            )
+        )
+
+
+def _changed(changes: Mapping[str, Any]) -> str:
+    return f"changed in Microsoft 365: {_words(changes)}"
