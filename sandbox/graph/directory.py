@@ -262,11 +262,11 @@ def _find_deleted(call: GraphCall, obj_id: str) -> DirObject:
     return obj
 
 
-def get_deleted(call: GraphCall, obj_id: str) -> Reply:
+def get_deleted(call: GraphCall, key: str) -> Reply:
     odata.check_options(call.args)
     select = odata.parse_select(call.args)
     with call.tenant.lock:
-        obj = _find_deleted(call, obj_id)
+        obj = _find_deleted(call, key)
         if select:
             schema.check_select(select, _known(obj.kind), schema.type_name(obj.kind))
         body = {
@@ -277,9 +277,9 @@ def get_deleted(call: GraphCall, obj_id: str) -> Reply:
     return Reply(200, body)
 
 
-def restore_deleted(call: GraphCall, obj_id: str) -> Reply:
+def restore_deleted(call: GraphCall, key: str) -> Reply:
     with call.tenant.lock:
-        obj = _find_deleted(call, obj_id)
+        obj = _find_deleted(call, key)
         call.tenant.restore(obj)
         body = {
             "@odata.context": f"{call.base_url}/$metadata#directoryObjects/$entity",
@@ -289,7 +289,7 @@ def restore_deleted(call: GraphCall, obj_id: str) -> Reply:
     return Reply(200, body)
 
 
-def purge_deleted(call: GraphCall, obj_id: str) -> Reply:
+def purge_deleted(call: GraphCall, key: str) -> Reply:
     with call.tenant.lock:
-        call.tenant.purge(_find_deleted(call, obj_id))
+        call.tenant.purge(_find_deleted(call, key))
     return Reply(204)

@@ -197,15 +197,15 @@ def list_all(call: GraphCall) -> Reply:
     return collection(f"{call.base_url}/$metadata#subscriptions", [s.as_json() for s in subs])
 
 
-def get(call: GraphCall, sub_id: str) -> Reply:
+def get(call: GraphCall, key: str) -> Reply:
     body = {"@odata.context": f"{call.base_url}/$metadata#subscriptions/$entity"}
-    body.update(_find(call, sub_id).as_json())
+    body.update(_find(call, key).as_json())
     return Reply(200, body)
 
 
-def update(call: GraphCall, sub_id: str) -> Reply:
+def update(call: GraphCall, key: str) -> Reply:
     body = call.json()
-    sub = _find(call, sub_id)
+    sub = _find(call, key)
     unknown = set(body) - UPDATABLE
     if unknown:
         raise _invalid(f"Property '{sorted(unknown)[0]}' of a subscription cannot be updated.")
@@ -228,15 +228,15 @@ def update(call: GraphCall, sub_id: str) -> Reply:
     return Reply(200, out)
 
 
-def delete(call: GraphCall, sub_id: str) -> Reply:
-    _find(call, sub_id)
+def delete(call: GraphCall, key: str) -> Reply:
+    _find(call, key)
     with call.tenant.lock:
-        call.tenant.subscriptions.pop(sub_id, None)
+        call.tenant.subscriptions.pop(key, None)
     return Reply(204)
 
 
-def reauthorize(call: GraphCall, sub_id: str) -> Reply:
-    _find(call, sub_id)
+def reauthorize(call: GraphCall, key: str) -> Reply:
+    _find(call, key)
     return Reply(204)
 
 
