@@ -4,12 +4,15 @@ subscriptions registered the way ``ensure_subscriptions`` registers them."""
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
@@ -19,6 +22,8 @@ from common.config import Config, Secret
 from common.dispatch import LIVE_QUEUE, RECONCILE_QUEUE, Dispatcher
 from common.subscriptions import SubscriptionStore
 from listener.app import create_app
+from tests.conftest import ROOT
+from tests.fixtures.processes import ServiceProcess, free_port
 from tests.listener.graph_payloads import OTHER_TENANT, TENANT, Sub
 
 SECRET_KEY = "listener-tests-secret-key-0123456789"
@@ -124,3 +129,39 @@ def metric(text: str, name: str, **labels: str) -> float:
         if found == wanted:
             return float(match[3])
     return 0.0
+
+
+@pytest.fixture
+def served(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, ServiceProcess]]:
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    process = ServiceProcess(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "listener.app:create_app()",
+        ],
+        log_path=tmp_path / "gunicorn.log",
+        env={
+            "REDIS_URL": redis_url,
+            "SKOLSYNK_CLIENT_ID": "00000000-0000-4000-8000-00000000c11e",
+            "SKOLSYNK_CLIENT_SECRET": "not-used-by-the-listener",
+            "SKOLSYNK_SECRET_KEY": SECRET_KEY,
+            "SKOLSYNK_PUBLIC_URL": PUBLIC_URL,
+            "WEB_CONCURRENCY": "2",
+            "GUNICORN_THREADS": "2",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        },
+        cwd=ROOT,
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_ready(lambda: requests.get(base + "/healthz", timeout=1).ok)
+        yield base, process
+    finally:
+        process.stop()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -13,48 +10,11 @@ import requests
 
 from common.config import Secret
 from common.subscriptions import SubscriptionStore
-from tests.conftest import ROOT
-from tests.fixtures.processes import ServiceProcess, free_port
-from tests.listener.conftest import PUBLIC_URL, SECRET_KEY, Registered, metric, queued, register
+from tests.fixtures.processes import ServiceProcess
+from tests.listener.conftest import SECRET_KEY, Registered, metric, queued, register
 from tests.listener.graph_payloads import GROUP_ID, TENANT, USER_ID, change, collection
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def served(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, ServiceProcess]]:
-    port = free_port()
-    metrics_dir = tmp_path / "metrics"
-    process = ServiceProcess(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "listener.app:create_app()",
-        ],
-        log_path=tmp_path / "gunicorn.log",
-        env={
-            "REDIS_URL": redis_url,
-            "SKOLSYNK_CLIENT_ID": "00000000-0000-4000-8000-00000000c11e",
-            "SKOLSYNK_CLIENT_SECRET": "not-used-by-the-listener",
-            "SKOLSYNK_SECRET_KEY": SECRET_KEY,
-            "SKOLSYNK_PUBLIC_URL": PUBLIC_URL,
-            "WEB_CONCURRENCY": "2",
-            "GUNICORN_THREADS": "2",
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        },
-        cwd=ROOT,
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_ready(lambda: requests.get(base + "/healthz", timeout=1).ok)
-        yield base, process
-    finally:
-        process.stop()
 
 
 def test_gunicorn_serving_create_app_queues_a_notification_and_sums_metrics_over_workers(
