@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from sandbox.portal.context import Portal
 from sandbox.portal.db import Database
@@ -48,7 +49,7 @@ def create_app(db_path: Path | str, *, seed: int | None = None) -> Flask:
         return _json_response({"error": error.message}, error.status)
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
+    def http_error(error: HTTPException) -> Response | WerkzeugResponse:
         status = error.code or 500
         if request.path.startswith("/scim/"):
             detail = error.description or error.name

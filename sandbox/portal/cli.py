@@ -89,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = make_server(args.host, args.port, app, threaded=True, request_handler=Handler)
-        server.daemon_threads = True
         url = f"http://{_url_host(args.host)}:{server.server_port}"
         info_path = write_info(args.db, url, portal)
         print(f"Reference portal at {url}/  (pages on this machine only)")

@@ -23,17 +23,8 @@ from sandbox.portal.errors import (
     mutability,
     no_target,
 )
-from sandbox.portal.filters import (
-    And,
-    AttrRef,
-    Compare,
-    Node,
-    Parser,
-    Predicate,
-    compile_element_filter,
-    resolve,
-    tokenize,
-)
+from sandbox.portal.filter_syntax import And, Compare, Node, Parser, tokenize
+from sandbox.portal.filters import AttrRef, Predicate, compile_element_filter, resolve
 from sandbox.portal.resources import check_primary, normalise_single, normalise_value
 from sandbox.portal.schemas import Attr, ResourceKind
 

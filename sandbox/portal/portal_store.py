@@ -13,12 +13,13 @@ import json
 import uuid
 from typing import Any
 
-from common.scim import SCHOOL_GROUP_SCHEMA, SCHOOL_USER_SCHEMA
+from common.scim import GROUP_SCHEMA, SCHOOL_GROUP_SCHEMA, SCHOOL_USER_SCHEMA, USER_SCHEMA
 from sandbox.portal.db import Database, Organisation, now
 from sandbox.portal.errors import ApiError, ScimError
 from sandbox.portal.resources import normalise_resource
-from sandbox.portal.schemas import GROUP_SCHEMA, GROUPS, USER_SCHEMA, USERS, ResourceKind
-from sandbox.portal.scim_store import ScimStore, user_display_name
+from sandbox.portal.schemas import GROUPS, USERS, ResourceKind
+from sandbox.portal.scim_rows import user_display_name
+from sandbox.portal.scim_store import ScimStore
 
 MANAGED = "is managed by the sync (it has an externalId): change it in Microsoft 365, not here"
 

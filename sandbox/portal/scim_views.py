@@ -22,7 +22,8 @@ from sandbox.portal.errors import (
     invalid_value,
     not_found,
 )
-from sandbox.portal.filters import compile_filter, parse, resolve
+from sandbox.portal.filter_syntax import parse
+from sandbox.portal.filters import compile_filter, resolve
 from sandbox.portal.patch import apply_patch
 from sandbox.portal.resources import normalise_resource, project
 from sandbox.portal.schemas import (
@@ -34,7 +35,7 @@ from sandbox.portal.schemas import (
     ResourceKind,
     service_provider_config,
 )
-from sandbox.portal.scim_store import etag_matches
+from sandbox.portal.scim_rows import etag_matches
 
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 MEDIA_TYPES = ("application/scim+json", "application/json")
