@@ -86,8 +86,9 @@ class GraphClient:
     """Graph for one tenant over a ``Transport``; see the module docstring for failures.
 
     ``request_count`` counts HTTP answers (retries and ``$batch`` calls included, each batch
-    once); ``inner_request_count`` counts the requests sent inside batches; ``status_counts``
-    counts answers by HTTP status (0 when no answer came).
+    once) and ``status_counts`` them by status (0 when no answer came); ``inner_request_count``
+    and ``inner_status_counts`` do the same for the requests inside batches. ``graph_requests``
+    counts as Graph's throttling does: each request inside a batch, and each outside one.
     """
 
     def __init__(
@@ -99,7 +100,9 @@ class GraphClient:
         self.tenant_id = tenant_id
         self.request_count = 0
         self.inner_request_count = 0
+        self.batch_count = 0
         self.status_counts: Counter[int] = Counter()
+        self.inner_status_counts: Counter[int] = Counter()
         self._count_lock = threading.Lock()
         base = urlsplit(self.base_url)
         self._origin = f"{base.scheme}://{base.netloc}"
@@ -113,6 +116,12 @@ class GraphClient:
                 previous(method, status, seconds)
 
         transport.on_response = observe
+
+    @property
+    def graph_requests(self) -> int:
+        """Requests as Graph's throttling counts them (``$batch`` envelopes not included)."""
+        with self._count_lock:
+            return self.request_count - self.batch_count + self.inner_request_count
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -172,11 +181,13 @@ class GraphClient:
         }
         with self._count_lock:
             self.inner_request_count += len(requests_)
+            self.batch_count += 1
         answer = self._json("POST", "/$batch", json=body)
         responses = answer.get("responses")
         if not isinstance(responses, list):
             raise GraphDataError("Microsoft Graph answered a $batch without responses.")
         results: dict[str, BatchAnswer] = {}
+        statuses: Counter[int] = Counter()
         for item in responses:
             if not isinstance(item, Mapping) or not isinstance(item.get("status"), int):
                 raise GraphDataError("Microsoft Graph answered a $batch with a malformed response.")
@@ -186,6 +197,9 @@ class GraphClient:
                 {str(k).lower(): str(v) for k, v in headers.items()},
                 item.get("body"),
             )
+            statuses[int(item["status"])] += 1
+        with self._count_lock:
+            self.inner_status_counts.update(statuses)
         return results
 
     # --- delta -----------------------------------------------------------------------------------
@@ -503,7 +517,7 @@ def translate(
     """The error for a Graph error answer (see the module docstring)."""
     info = load_error(body)
     code = info.code or ""
-    message = " ".join((info.message or "").split())[:MAX_ERROR_MESSAGE_CHARS]
+    message = " ".join((info.message or "").split())[:MAX_ERROR_MESSAGE_CHARS].rstrip(".")
     said = f" ({status}{' ' + code if code else ''}){': ' + message if message else ''}"
     if status == 401:
         return GraphAuthError(

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.portal",
     "tests.fixtures.redis",
     "tests.fixtures.graph",
+    "tests.fixtures.graph_client",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
