@@ -1,0 +1,252 @@
+"""The dispatcher on a real Redis: JSON jobs by dotted name, coalescing, guards, the schedule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue
+from rq.exceptions import DeserializationError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from common.dispatch import (
+    FAILURE_TTL_SECONDS,
+    LIVE_QUEUE,
+    OBJECT_JOB_TIMEOUT_SECONDS,
+    OBJECT_RETRY_INTERVALS_SECONDS,
+    PENDING_TTL_SECONDS,
+    RECONCILE_QUEUE,
+    RECONCILE_TIMEOUT_SECONDS,
+    Change,
+    Dispatcher,
+    connect_listener_redis,
+    pending_key,
+)
+from common.errors import QueueUnavailable
+from tests.fixtures.processes import free_port
+from worker.cron import SCHEDULE, build_scheduler
+
+TENANT = "6c1f8a3e-2b7d-4e59-9a10-3f5c2d8e7b41"
+OTHER_TENANT = "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+USER = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+GROUP = "9d1c7a52-8b4e-4f6a-b3d2-7e5f1a0c9b84"
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def dispatcher(client: redis.Redis) -> Dispatcher:
+    return Dispatcher(client)
+
+
+def jobs(client: redis.Redis, queue_name: str = LIVE_QUEUE) -> list[Job]:
+    return Queue(queue_name, connection=client, serializer=JSONSerializer).get_jobs()
+
+
+def calls(client: redis.Redis, queue_name: str = LIVE_QUEUE) -> list[tuple[str, list[str]]]:
+    return [(job.func_name, list(job.args)) for job in jobs(client, queue_name)]
+
+
+def test_change_is_queued_as_a_json_job_by_dotted_name_with_bounded_retries(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    assert dispatcher.enqueue_change(TENANT, "user", USER) is True
+    [job] = jobs(client)
+    assert (job.func_name, job.args) == ("worker.jobs.sync_user", [TENANT, USER])
+    assert job.origin == LIVE_QUEUE
+    assert job.timeout == OBJECT_JOB_TIMEOUT_SECONDS
+    assert job.retries_left == len(OBJECT_RETRY_INTERVALS_SECONDS)
+    assert job.retry_intervals == list(OBJECT_RETRY_INTERVALS_SECONDS)
+    assert job.failure_ttl == FAILURE_TTL_SECONDS
+    # JSON, not pickle: rq's default (pickle) reader cannot read it
+    with pytest.raises(DeserializationError):
+        _ = Job.fetch(job.id, connection=client).func_name
+
+
+def test_group_change_is_queued_as_sync_group(dispatcher: Dispatcher, client: redis.Redis) -> None:
+    assert dispatcher.enqueue_change(TENANT, "group", GROUP)
+    assert calls(client) == [("worker.jobs.sync_group", [TENANT, GROUP])]
+
+
+def test_second_change_for_a_waiting_object_is_folded_into_its_job(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    assert dispatcher.enqueue_change(TENANT, "user", USER) is True
+    assert dispatcher.enqueue_change(TENANT, "user", USER) is False
+    assert dispatcher.enqueue_change(TENANT, "user", USER.upper()) is False
+    assert calls(client) == [("worker.jobs.sync_user", [TENANT, USER])]
+
+
+def test_same_object_id_in_another_tenant_or_kind_gets_its_own_job(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    results = dispatcher.enqueue_changes(
+        [
+            Change(TENANT, "user", USER),
+            Change(OTHER_TENANT, "user", USER),
+            Change(TENANT, "group", USER),
+            Change(TENANT, "user", USER),
+        ]
+    )
+    assert results == [True, True, True, False]
+    assert len(jobs(client)) == 3
+
+
+def test_pending_marker_expires_so_a_lost_job_cannot_block_its_object_for_long(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    dispatcher.enqueue_change(TENANT, "user", USER)
+    ttl = client.ttl(pending_key(TENANT, "user", USER))
+    assert 0 < ttl <= PENDING_TTL_SECONDS
+
+
+def test_change_during_a_run_queues_exactly_one_more_run(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    dispatcher.enqueue_change(TENANT, "user", USER)
+    client.delete("rq:queue:live")  # a worker took the job
+    with dispatcher.object_job(TENANT, "user", USER) as turn:
+        assert turn.acquired
+        assert [dispatcher.enqueue_change(TENANT, "user", USER) for _ in range(3)] == [
+            True,
+            False,
+            False,
+        ]
+    assert calls(client) == [("worker.jobs.sync_user", [TENANT, USER])]
+
+
+def test_run_of_a_busy_object_goes_back_on_the_queue_shortly_and_keeps_folding_changes(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    with dispatcher.object_job(TENANT, "user", USER) as first:
+        assert first.acquired
+        with dispatcher.object_job(TENANT, "user", USER) as second:
+            assert not second.acquired
+        # the requeued run is pending: further notifications fold into it
+        assert dispatcher.enqueue_change(TENANT, "user", USER) is False
+    live = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer)
+    [job_id] = live.scheduled_job_registry.get_job_ids()
+    job = Job.fetch(job_id, connection=client, serializer=JSONSerializer)
+    assert (job.func_name, job.args) == ("worker.jobs.sync_user", [TENANT, USER])
+    assert calls(client) == []
+
+
+def test_object_lock_is_released_when_the_run_fails(dispatcher: Dispatcher) -> None:
+    with pytest.raises(RuntimeError), dispatcher.object_job(TENANT, "user", USER):
+        raise RuntimeError("the sync failed")
+    with dispatcher.object_job(TENANT, "user", USER) as turn:
+        assert turn.acquired
+
+
+def test_reconcile_is_not_queued_twice_while_one_is_pending(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    assert dispatcher.enqueue_reconcile(TENANT, why="hourly") is True
+    assert dispatcher.enqueue_reconcile(TENANT, why="subscription recreated") is False
+    assert dispatcher.enqueue_reconcile(OTHER_TENANT, why="hourly") is True
+    [first, _] = jobs(client, RECONCILE_QUEUE)
+    assert (first.func_name, first.args) == ("worker.jobs.full_reconcile", [TENANT])
+    assert first.meta["why"] == "hourly"
+    assert first.timeout == RECONCILE_TIMEOUT_SECONDS
+
+
+def test_reconcile_is_not_queued_while_one_runs_and_is_again_after(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    dispatcher.enqueue_reconcile(TENANT, why="hourly")
+    client.delete("rq:queue:reconcile")  # a worker took it
+    with dispatcher.reconcile_guard(TENANT) as turn:
+        assert turn.acquired
+        assert dispatcher.enqueue_reconcile(TENANT, why="during") is False
+    assert dispatcher.enqueue_reconcile(TENANT, why="after") is True
+    assert calls(client, RECONCILE_QUEUE) == [("worker.jobs.full_reconcile", [TENANT])]
+
+
+def test_reconcile_started_by_hand_while_one_runs_is_skipped(dispatcher: Dispatcher) -> None:
+    with dispatcher.reconcile_guard(TENANT) as running:
+        assert running.acquired
+        with dispatcher.reconcile_guard(TENANT) as second:
+            assert not second.acquired
+    with dispatcher.reconcile_guard(TENANT) as later:
+        assert later.acquired
+
+
+def test_renewal_is_queued_once_for_repeated_lifecycle_events(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    assert dispatcher.enqueue_renewal(TENANT, why="reauthorizationRequired") is True
+    assert dispatcher.enqueue_renewal(TENANT, why="reauthorizationRequired") is False
+    assert calls(client, RECONCILE_QUEUE) == [("worker.jobs.renew_subscriptions", [TENANT])]
+
+
+def test_queue_depths_count_waiting_jobs_per_queue(dispatcher: Dispatcher) -> None:
+    dispatcher.enqueue_change(TENANT, "user", USER)
+    dispatcher.enqueue_change(TENANT, "group", GROUP)
+    dispatcher.enqueue_reconcile(TENANT, why="test")
+    assert dispatcher.queue_depths() == {
+        "live": 2,
+        "live.failed": 0,
+        "reconcile": 1,
+        "reconcile.failed": 0,
+    }
+
+
+def test_unreachable_redis_raises_queue_unavailable_within_a_second() -> None:
+    dispatcher = Dispatcher(connect_listener_redis(f"redis://127.0.0.1:{free_port()}/0"))
+    started = time.monotonic()
+    with pytest.raises(QueueUnavailable):
+        dispatcher.enqueue_change(TENANT, "user", USER)
+    with pytest.raises(QueueUnavailable):
+        dispatcher.enqueue_reconcile(TENANT, why="test")
+    with pytest.raises(QueueUnavailable), dispatcher.object_job(TENANT, "user", USER):
+        pass
+    assert time.monotonic() - started < 1.0
+
+
+def test_documented_rq_enqueue_line_queues_a_reconcile_the_workers_can_read(
+    client: redis.Redis, redis_url: str
+) -> None:
+    rq = Path(sys.executable).with_name("rq")
+    line = [
+        str(rq),
+        "enqueue",
+        "--url",
+        redis_url,
+        "--serializer",
+        "json",
+        "--queue",
+        "reconcile",
+        "worker.jobs.full_reconcile",
+        TENANT,
+    ]
+    subprocess.run(line, check=True, capture_output=True, timeout=30)
+    assert calls(client, RECONCILE_QUEUE) == [("worker.jobs.full_reconcile", [TENANT])]
+
+
+def test_schedule_queues_json_reconcile_all_hourly_and_renewals_every_six_hours(
+    client: redis.Redis,
+) -> None:
+    scheduler = build_scheduler(client)
+    entries = {job.func_name: job.cron for job in scheduler.get_jobs()}
+    assert entries == {
+        "worker.jobs.reconcile_all": "0 * * * *",
+        "worker.jobs.renew_all_subscriptions": "30 */6 * * *",
+    }
+    assert len(SCHEDULE) == 2
+    for cron_job in scheduler.get_jobs():
+        cron_job.enqueue(client)
+    assert sorted(calls(client, RECONCILE_QUEUE)) == [
+        ("worker.jobs.reconcile_all", []),
+        ("worker.jobs.renew_all_subscriptions", []),
+    ]
