@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS users (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS users_user_name ON users(org_id, user_name_key);
 CREATE INDEX IF NOT EXISTS users_external_id ON users(org_id, external_id);
+CREATE INDEX IF NOT EXISTS users_org_seq ON users(org_id, seq);
 CREATE TABLE IF NOT EXISTS user_emails (
     org_id INTEGER NOT NULL,
     user_id TEXT NOT NULL,
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS groups (
 );
 CREATE INDEX IF NOT EXISTS groups_display_name ON groups(org_id, display_name_key);
 CREATE INDEX IF NOT EXISTS groups_external_id ON groups(org_id, external_id);
+CREATE INDEX IF NOT EXISTS groups_org_seq ON groups(org_id, seq);
 CREATE TABLE IF NOT EXISTS group_members (
     group_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
