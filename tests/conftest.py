@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.graph",
     "tests.fixtures.graph_client",
+    "tests.fixtures.scim_server",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
