@@ -74,7 +74,7 @@ def test_creation_runs_the_validation_handshake_then_answers_201(
     ],
     ids=["created-on-users", "education-classes", "too-far", "in-the-past", "http-not-loopback"],
 )
-def test_subscriptions_graph_refuses_are_refused(
+def test_subscriptions_graph_refuses_are_refused(  # noqa: PLR0917 (parametrized)
     graph_tenant: SandboxTenant,
     receiver: Receiver,
     change: str,
@@ -119,6 +119,7 @@ def test_lifecycle_url_is_validated_too(graph_tenant: SandboxTenant, receiver: R
 
 def _check_item(
     item: dict[str, Any],
+    *,
     sub: dict[str, Any],
     tenant: SandboxTenant,
     kind: str,
@@ -159,44 +160,143 @@ def test_every_kind_of_change_notifies_as_graph_does(
     groups_sub = _subscribe(graph_tenant, receiver, "/groups").json()
 
     student = graph.create_student("Selma", "Åkesson", school_id="S1")
+    klass: dict[str, Any] = {}
+
+    def about_student(item: dict[str, Any], change: str) -> None:
+        _check_item(
+            item,
+            sub=users_sub,
+            tenant=graph_tenant,
+            kind="User",
+            obj_id=student["id"],
+            change=change,
+        )
+
+    def about_class(item: dict[str, Any], change: str) -> None:
+        _check_item(
+            item,
+            sub=groups_sub,
+            tenant=graph_tenant,
+            kind="Group",
+            obj_id=klass["id"],
+            change=change,
+        )
+
     (item,) = _next_items(receiver, 0, 1)
-    _check_item(item, users_sub, graph_tenant, "User", student["id"], "updated")
+    _check_item(
+        item,
+        sub=users_sub,
+        tenant=graph_tenant,
+        kind="User",
+        obj_id=student["id"],
+        change="updated",
+    )
 
     graph.rename_user(student["id"], "Selma", "Björk")
     (item,) = _next_items(receiver, 1, 1)
-    _check_item(item, users_sub, graph_tenant, "User", student["id"], "updated")
+    _check_item(
+        item,
+        sub=users_sub,
+        tenant=graph_tenant,
+        kind="User",
+        obj_id=student["id"],
+        change="updated",
+    )
 
-    klass = graph.create_class("3A", school_id="S1")
+    klass.update(graph.create_class("3A", school_id="S1"))
     (item,) = _next_items(receiver, 2, 1)
-    _check_item(item, groups_sub, graph_tenant, "Group", klass["id"], "updated")
+    _check_item(
+        item,
+        sub=groups_sub,
+        tenant=graph_tenant,
+        kind="Group",
+        obj_id=klass["id"],
+        change="updated",
+    )
 
     graph.add_member(klass["id"], student["id"])  # a membership change notifies the group
     (item,) = _next_items(receiver, 3, 1)
-    _check_item(item, groups_sub, graph_tenant, "Group", klass["id"], "updated")
+    _check_item(
+        item,
+        sub=groups_sub,
+        tenant=graph_tenant,
+        kind="Group",
+        obj_id=klass["id"],
+        change="updated",
+    )
 
     graph.remove_member(klass["id"], student["id"])
     (item,) = _next_items(receiver, 4, 1)
-    _check_item(item, groups_sub, graph_tenant, "Group", klass["id"], "updated")
+    _check_item(
+        item,
+        sub=groups_sub,
+        tenant=graph_tenant,
+        kind="Group",
+        obj_id=klass["id"],
+        change="updated",
+    )
 
     graph.delete_user(student["id"])  # soft delete arrives as updated
     (item,) = _next_items(receiver, 5, 1)
-    _check_item(item, users_sub, graph_tenant, "User", student["id"], "updated")
+    _check_item(
+        item,
+        sub=users_sub,
+        tenant=graph_tenant,
+        kind="User",
+        obj_id=student["id"],
+        change="updated",
+    )
 
     graph.restore(student["id"])
     (item,) = _next_items(receiver, 6, 1)
-    _check_item(item, users_sub, graph_tenant, "User", student["id"], "updated")
+    _check_item(
+        item,
+        sub=users_sub,
+        tenant=graph_tenant,
+        kind="User",
+        obj_id=student["id"],
+        change="updated",
+    )
 
     graph.delete_user(student["id"])
     graph.purge(student["id"])  # only a purge is deleted
     first, second = _next_items(receiver, 7, 2)
-    _check_item(first, users_sub, graph_tenant, "User", student["id"], "updated")
-    _check_item(second, users_sub, graph_tenant, "User", student["id"], "deleted")
+    _check_item(
+        first,
+        sub=users_sub,
+        tenant=graph_tenant,
+        kind="User",
+        obj_id=student["id"],
+        change="updated",
+    )
+    _check_item(
+        second,
+        sub=users_sub,
+        tenant=graph_tenant,
+        kind="User",
+        obj_id=student["id"],
+        change="deleted",
+    )
 
     graph.delete_group(klass["id"])
     graph.purge(klass["id"])
     first, second = _next_items(receiver, 9, 2)
-    _check_item(first, groups_sub, graph_tenant, "Group", klass["id"], "updated")
-    _check_item(second, groups_sub, graph_tenant, "Group", klass["id"], "deleted")
+    _check_item(
+        first,
+        sub=groups_sub,
+        tenant=graph_tenant,
+        kind="Group",
+        obj_id=klass["id"],
+        change="updated",
+    )
+    _check_item(
+        second,
+        sub=groups_sub,
+        tenant=graph_tenant,
+        kind="Group",
+        obj_id=klass["id"],
+        change="deleted",
+    )
     assert all(d.content_type.startswith("application/json") for d in receiver.deliveries)
 
 
