@@ -27,17 +27,26 @@ _ROLES_BY_PRIMARY_ROLE = {
 }
 
 
+def sds_role(
+    object_type: str | None, primary_role: str | None, user_type: str | None = None
+) -> Role | None:
+    """Student or teacher from the classic object type (first) or the education primary role;
+    ``None`` for anyone else, and always for guests."""
+    if (user_type or "").casefold() == GUEST_USER_TYPE:
+        return None
+    role = _ROLES_BY_OBJECT_TYPE.get((object_type or "").casefold())
+    if role is not None:
+        return role
+    return _ROLES_BY_PRIMARY_ROLE.get((primary_role or "").casefold())
+
+
 def user_role(user: GraphUser | None, education: EducationUser | None) -> Role | None:
     """Student or teacher as SDS marked the user (classic attribute first), else ``None``."""
-    if user is not None:
-        if (user.user_type or "").casefold() == GUEST_USER_TYPE:
-            return None
-        role = _ROLES_BY_OBJECT_TYPE.get((user.sds_object_type or "").casefold())
-        if role is not None:
-            return role
-    if education is not None:
-        return _ROLES_BY_PRIMARY_ROLE.get((education.primary_role or "").casefold())
-    return None
+    return sds_role(
+        user.sds_object_type if user is not None else None,
+        education.primary_role if education is not None else None,
+        user.user_type if user is not None else None,
+    )
 
 
 def make_user(

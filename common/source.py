@@ -21,13 +21,21 @@ from typing import Any
 from urllib.parse import quote
 
 from common import sds
-from common.classify import class_in_scope, is_sds_class, make_class, make_user, user_in_scope
+from common.classify import (
+    class_in_scope,
+    is_sds_class,
+    make_class,
+    make_user,
+    sds_role,
+    user_in_scope,
+)
 from common.graph_client import MAX_PAGE_SIZE, Batcher, GraphClient, Params, translate
 from common.graph_schemas import (
     DIRECTORY_REFS,
     EDUCATION_CLASSES,
     EDUCATION_SCHOOLS,
     EDUCATION_USERS,
+    GROUP_MEMBERS,
     GROUPS,
     USERS,
     EducationClass,
@@ -317,18 +325,23 @@ def read_user(client: GraphClient, scope: Scope, user_id: str) -> MicrosoftState
 def read_class(client: GraphClient, scope: Scope, group_id: str) -> MicrosoftState:
     """One class with its members, in a single ``$batch`` call.
 
-    An SDS class in scope: in ``classes``, its members being every user among the group's
-    members and owners (the planner links those that have portal accounts); a group outside
-    scope, no SDS class, or in the recycle bin: ``out_of_scope_class_ids``; gone for good:
-    neither (the planner deletes).
+    An SDS class in scope: in ``classes``; its ``member_ids`` are the students and teachers
+    among the group's members and owners (classic attribute or education role), whatever their
+    own scope: the users themselves are not read here (``users`` stays empty; read them with
+    ``read_user``). A group outside scope, no SDS class, or in the recycle bin:
+    ``out_of_scope_class_ids``; gone for good: neither (the planner deletes).
     """
     key = quote(group_id)
+    people = _listing("id", "userType", sds.OBJECT_TYPE)
+    roles = _listing("id", "primaryRole")
     answers = _Answers(client)
     answers.get("group", f"/groups/{key}", _select(*GROUP_FIELDS))
     answers.get("education", f"/education/classes/{key}", _select(*EDUCATION_CLASS_FIELDS))
     answers.listing("schools", f"/education/classes/{key}/schools", _listing(*SCHOOL_FIELDS))
-    answers.listing("members", f"/groups/{key}/members", _listing("id"))
-    answers.listing("owners", f"/groups/{key}/owners", _listing("id"))
+    answers.listing("members", f"/groups/{key}/members", people)
+    answers.listing("owners", f"/groups/{key}/owners", people)
+    answers.listing("students", f"/education/classes/{key}/members", roles)
+    answers.listing("teachers", f"/education/classes/{key}/teachers", roles)
     answers.get("deleted", f"/directory/deletedItems/{key}", _select("id"))
     answers.run()
     state = _Single(classes={}, scope_class_ids=frozenset({group_id}))
@@ -341,20 +354,31 @@ def read_class(client: GraphClient, scope: Scope, group_id: str) -> MicrosoftSta
     education_raw = answers.found("education")
     education = EDUCATION_CLASSES.one(education_raw) if education_raw is not None else None
     schools = EDUCATION_SCHOOLS.many(answers.lists.get("schools") or [])
-    refs = DIRECTORY_REFS.many(
-        [*(answers.lists.get("members") or []), *(answers.lists.get("owners") or [])]
-    )
     cls = make_class(
-        group,
-        education,
-        (s.external_id or s.id for s in schools),
-        (r.id for r in refs if r.is_user),
+        group, education, (s.external_id or s.id for s in schools), _students_and_teachers(answers)
     )
     if cls is not None and class_in_scope(cls, scope):
         state.classes[cls.id] = cls
     else:
         state.out_of_scope_class_ids.add(group.id)
     return state.freeze()
+
+
+def _students_and_teachers(answers: _Answers) -> set[str]:
+    """Ids of the users among a group's members and owners whom SDS made students or teachers."""
+    education = {
+        u.id: u.primary_role
+        for name in ("students", "teachers")
+        for u in EDUCATION_USERS.many(answers.lists.get(name) or [])
+    }
+    members = GROUP_MEMBERS.many(
+        [*(answers.lists.get("members") or []), *(answers.lists.get("owners") or [])]
+    )
+    return {
+        m.id
+        for m in members
+        if m.is_user and sds_role(m.sds_object_type, education.get(m.id), m.user_type)
+    }
 
 
 @dataclass

@@ -267,6 +267,15 @@ def test_read_class_present_out_of_scope_soft_deleted_and_purged(
     assert (purged.classes, purged.out_of_scope_class_ids) == ({}, frozenset())
 
 
+def test_read_class_of_new_sds_finds_roles_through_the_education_api(
+    graph_clients: GraphClients, sds_tenants: dict[str, Any]
+) -> None:
+    client = graph_clients(sds_tenants["v2.1"].id)
+    full = read_tenant(client, Scope())
+    biology = next(c for c in full.classes.values() if c.display_name == "Biology 10")
+    assert read_class(client, Scope(), biology.id).classes == {biology.id: biology}
+
+
 def test_read_class_of_an_ordinary_group_is_out_of_scope(
     municipality: Any, graph_clients: GraphClients, municipality_state: MicrosoftState
 ) -> None:
