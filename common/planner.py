@@ -267,8 +267,9 @@ class _Planner:
                 self.adopt(
                     user,
                     account,
-                    f"takes over portal account {account.user_name} (same e-mail) of a "
-                    f"Microsoft 365 user that was permanently deleted (adopted)",
+                    f"takes over portal account {account.user_name} (same e-mail) of "
+                    f"Microsoft 365 user {account.external_id}, which was permanently deleted "
+                    f"(adopted: the account keeps its licences and history)",
                 )
                 return True
         return False

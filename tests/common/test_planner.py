@@ -246,7 +246,7 @@ RULES = {
         users=[ANNA],
         portal_users=[in_portal(ms_user("u-old", ANNA.email.lower()), "p1")],
         expect=[(K.ADOPT_USER, ANNA.id, "p1", None)],
-        reason="of a Microsoft 365 user that was permanently deleted",
+        reason="of Microsoft 365 user u-old, which was permanently deleted (adopted",
     ),
     "does_not_take_over_an_account_whose_deletion_it_cannot_see": Case(
         users=[ANNA],
