@@ -193,6 +193,20 @@ class _Planner:
         scope = self.microsoft.scope_user_ids
         return scope is None or entra_id in scope or entra_id in self.microsoft.users
 
+    def member_in_scope(self, entra_id: str) -> bool:
+        """Whether a class member belongs in the portal group.
+
+        A member the state shows as a user in scope does. A member the state does not speak for
+        (a real-time class job reads the class, not every member) does when it already has a
+        managed, active portal account: its own jobs keep that account right.
+        """
+        if entra_id in self.microsoft.users:
+            return True
+        if self.speaks_for_user(entra_id):
+            return False
+        account = self.by_external_id.get(entra_id)
+        return account is not None and account.active
+
     def speaks_for_class(self, entra_id: str) -> bool:
         scope = self.microsoft.scope_class_ids
         return scope is None or entra_id in scope or entra_id in self.microsoft.classes
@@ -409,7 +423,7 @@ class _Planner:
         return tuple((c.id, c.display_name) for c in classes)
 
     def plan_class(self, cls: MsClass, group: PortalGroup | None) -> None:
-        desired_members = {m for m in cls.member_ids if m in self.microsoft.users}
+        desired_members = {m for m in cls.member_ids if self.member_in_scope(m)}
         if group is None:
             self.actions.append(
                 Action(

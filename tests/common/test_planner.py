@@ -505,3 +505,19 @@ def test_single_object_plan_agrees_with_whole_tenant_plan_for_that_object() -> N
     )
     assert single.actions == tuple(a for a in whole.actions if a.object_id == ANNA.id)
     assert {a.kind for a in whole.actions} == {K.UPDATE_USER, K.DELETE_USER}
+
+
+def test_class_job_keeps_members_with_managed_accounts_it_did_not_read() -> None:
+    # a real-time class job reads the class, not each member: members with a managed, active
+    # portal account stay; a member that left the class is removed; none is created
+    stays, leaves = ms_user("a"), ms_user("b")
+    cls = MsClass("c1", "7A", "s1", frozenset({"a"}))
+    portal = PortalState(
+        users=(in_portal(stays, "p-a"), in_portal(leaves, "p-b")),
+        groups=(PortalGroup("g1", "7A", "c1", frozenset({"p-a", "p-b"}), "s1"),),
+    )
+    microsoft = MicrosoftState(
+        users={}, classes={"c1": cls}, scope_user_ids=frozenset(), scope_class_ids=frozenset({"c1"})
+    )
+    plan = make_plan(microsoft, portal)
+    assert [(a.kind, a.member_ids) for a in plan.actions] == [(K.REMOVE_MEMBERS, ("b",))]
