@@ -156,8 +156,10 @@ class TenantRegistry:
             pipe = self.redis.pipeline()
             pipe.delete(self._key(tenant.id))
             pipe.srem(TENANTS_KEY, tenant.id)
-            for suffix in ("last-run", "last-good", "held", "removals", "managed-count"):
+            for suffix in ("last-good", "held", "removals", "managed-count"):
                 pipe.delete(f"{KEY_PREFIX}{suffix}:{tenant.id}")
+            for kind in ("reconcile", "live"):
+                pipe.delete(f"{KEY_PREFIX}last-run:{tenant.id}:{kind}")
             pipe.execute()
         return tenant
 

@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.graph",
     "tests.fixtures.graph_client",
     "tests.fixtures.scim_server",
+    "tests.fixtures.engine",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

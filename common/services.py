@@ -1,0 +1,113 @@
+"""Builds the long-lived pieces of a process from the configuration: Redis, sessions, clients.
+
+One ``Services`` per process (the CLI, each worker, the demo); it holds no per-request state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+import redis
+
+from common.audit import AuditLog
+from common.auth import MsalTokenProvider
+from common.config import Config
+from common.errors import GraphUnavailable, PortalUnavailable
+from common.graph_client import GraphClient
+from common.http import RetryPolicy, Transport, VerifyingSession, build_session
+from common.portal_client import ScimPortal
+from common.registry import Tenant, TenantRegistry
+from common.runs import RunStore
+from common.safety import SafetyState
+
+REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass
+class RequestCounter:
+    """Counts answers by service and status (the benchmarks and ``status`` read it)."""
+
+    counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hook(self, service: str):  # type: ignore[no-untyped-def]
+        def observe(method: str, status: int, seconds: float) -> None:
+            with self.lock:
+                self.counts[(service, method, status)] += 1
+
+        return observe
+
+    def total(self, service: str, *, methods: tuple[str, ...] | None = None) -> int:
+        with self.lock:
+            return sum(
+                n
+                for (svc, method, _), n in self.counts.items()
+                if svc == service and (methods is None or method in methods)
+            )
+
+
+@dataclass
+class Services:
+    """Everything a run needs, built once per process."""
+
+    config: Config
+    redis: redis.Redis
+    registry: TenantRegistry
+    audit: AuditLog
+    safety: SafetyState
+    runs: RunStore
+    graph_session: VerifyingSession
+    portal_session: VerifyingSession
+    tokens: MsalTokenProvider
+    requests: RequestCounter
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def graph(self, tenant_id: str) -> GraphClient:
+        transport = Transport(
+            self.graph_session,
+            service="Microsoft Graph",
+            unavailable=GraphUnavailable,
+            policy=self.retry_policy,
+            on_response=self.requests.hook("graph"),
+        )
+        return GraphClient(transport, self.tokens, self.config.graph_url, tenant_id)
+
+    def portal(self, tenant: Tenant) -> ScimPortal:
+        environment = tenant.portal()
+        transport = Transport(
+            self.portal_session,
+            service=f"the {tenant.environment} portal",
+            unavailable=PortalUnavailable,
+            policy=self.retry_policy,
+            on_response=self.requests.hook("portal"),
+        )
+        return ScimPortal(transport, environment.url, environment.token)
+
+
+def connect_redis(url: str, *, timeout: float = REDIS_SOCKET_TIMEOUT_SECONDS) -> redis.Redis:
+    """A Redis client with timeouts (a dead Redis must not hang a process)."""
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+    )
+
+
+def build_services(config: Config, *, retry_policy: RetryPolicy | None = None) -> Services:
+    client = connect_redis(config.redis_url)
+    graph_session = build_session(ca_bundle=config.ca_bundle)
+    return Services(
+        config=config,
+        redis=client,
+        registry=TenantRegistry(client, config.secret_key),
+        audit=AuditLog(client),
+        safety=SafetyState(client),
+        runs=RunStore(client),
+        graph_session=graph_session,
+        portal_session=build_session(ca_bundle=config.ca_bundle),
+        tokens=MsalTokenProvider(
+            config.authority, config.client_id, config.client_secret, graph_session
+        ),
+        requests=RequestCounter(),
+        retry_policy=retry_policy or RetryPolicy(),
+    )

@@ -1,0 +1,150 @@
+"""``skolsynk status`` and ``skolsynk audit``: how each tenant is doing, and what was written."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from common.errors import NeedsAttention
+from skolsynk.context import services
+from skolsynk.output import table, to_csv, to_json
+
+AUDIT_COLUMNS = (
+    "at",
+    "tenant",
+    "kind",
+    "object_id",
+    "portal_id",
+    "label",
+    "outcome",
+    "why",
+    "reason",
+    "changes",
+    "detail",
+    "run_id",
+)
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser(
+        "status", help="last runs, held removals, subscriptions and queues per tenant"
+    )
+    status.add_argument("tenant", metavar="TENANT", nargs="?", help="one tenant (default: all)")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(handler=_status)
+
+    audit = subparsers.add_parser("audit", help="export the audit log of a tenant")
+    audit.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+    audit.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="ISO date or time (2026-11-01, 2026-11-01T08:00) or an age such as 7d or 12h",
+    )
+    audit.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    audit.add_argument("--limit", type=int, help="at most this many entries")
+    audit.set_defaults(handler=_audit)
+
+
+def tenant_status(tenant_id: str) -> dict[str, Any]:
+    svc = services()
+    tenant = svc.registry.get(tenant_id)
+    last = svc.runs.last(tenant.id)
+    live = svc.runs.last(tenant.id, kind="live")
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "environment": tenant.environment,
+        "enabled": tenant.enabled,
+        "last_reconcile": last.to_dict() if last else None,
+        "last_live_change": live.to_dict() if live else None,
+        "held": len(svc.safety.held(tenant.id)),
+    }
+
+
+def _status(args: argparse.Namespace) -> int:
+    svc = services()
+    tenants = [svc.registry.get(args.tenant)] if args.tenant else svc.registry.all()
+    data = [tenant_status(t.id) for t in tenants]
+    if args.format == "json":
+        print(to_json(data))
+        return 0
+    if not data:
+        print("No tenants are registered. Add one with `skolsynk tenant add`.")
+        return 0
+    rows = []
+    for item in data:
+        last = item["last_reconcile"]
+        rows.append(
+            (
+                item["name"],
+                item["environment"] + ("" if item["enabled"] else " (off)"),
+                last["finished_at"] if last else "never",
+                last["outcome"] if last else "-",
+                f"{last['microsoft_users']}/{last['microsoft_classes']}" if last else "-",
+                sum(last["applied"].values()) if last else "-",
+                item["held"],
+            )
+        )
+    print(
+        table(
+            ("TENANT", "ENV", "LAST RECONCILE", "OUTCOME", "USERS/CLASSES", "WRITES", "HELD"),
+            rows,
+        )
+    )
+    for item in data:
+        last = item["last_reconcile"]
+        if last and last["message"]:
+            print(f"{item['name']}: {last['message']}")
+    return 0
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO date/time or an age (``30m``, ``12h``, ``7d``) as a UTC time."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise NeedsAttention(
+            f"--since {text!r} is neither a date (2026-11-01), a time (2026-11-01T08:00) "
+            "nor an age (7d, 12h, 30m)."
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    svc = services()
+    tenant = svc.registry.get(args.tenant)
+    since = parse_since(args.since) if args.since else None
+    entries = list(svc.audit.entries(tenant.id, since=since, limit=args.limit))
+    if args.format == "json":
+        print(to_json(entries))
+    elif args.format == "csv":
+        print(
+            to_csv(
+                AUDIT_COLUMNS,
+                (
+                    [to_json(e[c]) if c == "changes" else e.get(c, "") for c in AUDIT_COLUMNS]
+                    for e in entries
+                ),
+            ),
+            end="",
+        )
+    else:
+        if not entries:
+            print(
+                f"No audit entries for {tenant.name}" + (f" since {args.since}." if since else ".")
+            )
+            return 0
+        print(
+            table(
+                ("AT", "WHAT", "WHO", "OUTCOME", "WHY", "REASON"),
+                (
+                    (e["at"], e["kind"], e["label"], e["outcome"], e["why"], e["reason"])
+                    for e in entries
+                ),
+            )
+        )
+    return 0

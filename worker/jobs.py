@@ -1,0 +1,124 @@
+"""RQ jobs. Thin: ids in, ``common`` does the work; each re-reads current state and is
+idempotent, so replays, duplicates and the hourly reconcile converge on the same result.
+
+Start a reconcile by hand (see the README for the exact line):
+``rq enqueue --serializer rq.serializers.JSONSerializer --queue reconcile
+worker.jobs.full_reconcile TENANT_ID``
+
+Failure policy: errors propagate to RQ, which retries them as the job was enqueued to (bounded)
+and then keeps the job in its failed registry with the error's sentence as the reason.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from common import engine
+from common.config import load_config
+from common.dispatch import Dispatcher
+from common.logs import bind_job_context, get_logger
+from common.services import Services, build_services
+from common.subscriptions import SubscriptionStore, ensure_subscriptions
+from common.subscriptions import renew_subscriptions as renew_tenant_subscriptions
+
+log = get_logger(__name__)
+
+
+@cache
+def _services() -> Services:
+    return build_services(load_config())
+
+
+def _dispatcher(svc: Services) -> Dispatcher:
+    return Dispatcher(svc.redis)
+
+
+def full_reconcile(tenant_id: str) -> dict[str, Any]:
+    """Reconcile one tenant: make its portal match Microsoft 365."""
+    svc = _services()
+    bind_job_context(tenant=tenant_id, job="full_reconcile")
+    with _dispatcher(svc).reconcile_guard(tenant_id) as turn:
+        if not turn:
+            return {"outcome": "skipped", "message": "a reconcile of this tenant is running"}
+        report = engine.reconcile_tenant(svc, tenant_id, why="reconcile")
+    log.info(
+        "reconcile finished",
+        extra={"outcome": report.outcome, "written": report.written, "held": report.held},
+    )
+    return report.to_dict()
+
+
+def reconcile_all() -> list[str]:
+    """Queue a reconcile for every enabled tenant (the hourly schedule); returns those queued."""
+    svc = _services()
+    dispatcher = _dispatcher(svc)
+    return [
+        tenant.id
+        for tenant in svc.registry.all()
+        if tenant.enabled and dispatcher.enqueue_reconcile(tenant.id, why="schedule")
+    ]
+
+
+def sync_user(tenant_id: str, user_id: str) -> dict[str, Any]:
+    """Apply the current state of one Microsoft user to the portal (after a notification)."""
+    svc = _services()
+    bind_job_context(tenant=tenant_id, job="sync_user", object_id=user_id)
+    with _dispatcher(svc).object_job(tenant_id, "user", user_id) as turn:
+        if not turn:
+            return {"outcome": "requeued", "message": "another run of this user is in progress"}
+        report = engine.sync_user(svc, tenant_id, user_id, why="notification")
+    return report.to_dict()
+
+
+def sync_group(tenant_id: str, group_id: str) -> dict[str, Any]:
+    """Apply the current state of one class (name, school, members) to the portal."""
+    svc = _services()
+    bind_job_context(tenant=tenant_id, job="sync_group", object_id=group_id)
+    with _dispatcher(svc).object_job(tenant_id, "group", group_id) as turn:
+        if not turn:
+            return {"outcome": "requeued", "message": "another run of this class is in progress"}
+        report = engine.sync_group(svc, tenant_id, group_id, why="notification")
+    return report.to_dict()
+
+
+def ensure_tenant_subscriptions(tenant_id: str) -> list[str]:
+    """Create the tenant's /users and /groups subscriptions where missing."""
+    svc = _services()
+    tenant = svc.registry.get(tenant_id)
+    created = ensure_subscriptions(
+        svc.graph(tenant.id), _subscription_store(svc), tenant.id, _public_url(svc)
+    )
+    return [s.id for s in created]
+
+
+def renew_subscriptions(tenant_id: str) -> list[str]:
+    """Renew the tenant's subscriptions that expire soon; recreate lost ones and reconcile."""
+    svc = _services()
+    tenant = svc.registry.get(tenant_id)
+    report = renew_tenant_subscriptions(
+        svc.graph(tenant.id), _subscription_store(svc), tenant.id, _dispatcher(svc)
+    )
+    return [s.id for s in (*report.renewed, *report.recreated)]
+
+
+def renew_all_subscriptions() -> list[str]:
+    """Renew subscriptions of every enabled tenant (the schedule)."""
+    svc = _services()
+    renewed: list[str] = []
+    for tenant in svc.registry.all():
+        if tenant.enabled:
+            renewed += renew_subscriptions(tenant.id)
+    return renewed
+
+
+def _subscription_store(svc: Services) -> SubscriptionStore:
+    return SubscriptionStore(svc.redis, svc.config.secret_key)
+
+
+def _public_url(svc: Services) -> str:
+    from common.errors import ConfigError
+
+    if not svc.config.public_url:
+        raise ConfigError(["SKOLSYNK_PUBLIC_URL is not set (where Graph reaches the listener)"])
+    return svc.config.public_url
