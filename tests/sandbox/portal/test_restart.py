@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from pathlib import Path
 
 from tests.fixtures.portal import PortalServer
+from tests.fixtures.processes import skolsynk_command
 from tests.sandbox.portal.bodies import create_group, create_user
 
 
@@ -71,3 +73,30 @@ def test_show_tokens_prints_them(tmp_path: Path) -> None:
         assert server.info["organisations"][0]["token"] in printed
     finally:
         server.close()
+
+
+def test_more_tokens_than_organisations_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        skolsynk_command("sandbox", "portal", "--db", str(tmp_path / "p.sqlite3"), "--token", "t1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode != 0
+    assert "--token" in done.stderr
+    assert not (tmp_path / "portal.json").exists()
+
+
+def test_bad_organisation_name_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        skolsynk_command("sandbox", "portal", "--db", str(tmp_path / "p.sqlite3"), "--org", "Ä B"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode != 0
+    assert "cannot name an organisation" in done.stderr
