@@ -7,10 +7,11 @@ jobs by hand::
     rq enqueue --url "$REDIS_URL" --serializer json --queue reconcile \\
         worker.jobs.full_reconcile TENANT_ID
 
-Coalescing: a change notification sets a *pending marker* for its object (``SET NX``); only the
-request that set it enqueues, so a burst of notifications for one object while its job waits
-becomes one job. The job clears the marker when it starts, so a notification that arrives while
-it runs queues exactly one more run. A per-object *lock* keeps two runs for one object from
+Coalescing: a change notification sets a *pending marker* for its object (``SET NX``) and, in
+the same atomic script, only if it set it, writes the job; so a burst of notifications for one
+object while its job waits becomes one job, and a marker never exists without its job. The job
+clears the marker when it starts, so a notification that arrives while it runs queues exactly
+one more run. A per-object *lock* keeps two runs for one object from
 overlapping. Full reconciles are coalesced per tenant the same way, while pending or running.
 
 Failure policy: every Redis failure is translated here, once, into ``QueueUnavailable`` (the
@@ -22,6 +23,7 @@ or a tenant for longer than that.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Iterator, Sequence
@@ -70,9 +72,6 @@ OBJECT_RETRY_INTERVALS_SECONDS: Final = (5, 30, 120)
 RECONCILE_RETRY_INTERVALS_SECONDS: Final = (60, 600)
 RENEWAL_RETRY_INTERVALS_SECONDS: Final = (30, 300, 1800)
 
-#: how long a request's claim on a pending marker lasts before its job is safely queued; if the
-#: request dies in between, the next notification for the object queues the job
-PENDING_CLAIM_SECONDS: Final = 10
 #: how long a queued object job keeps absorbing notifications; after this a second job may be
 #: queued for the same object (harmless: jobs are idempotent), so a lost job blocks nothing
 PENDING_TTL_SECONDS: Final = 60 * 60
@@ -89,6 +88,21 @@ RENEWAL_DEDUPE_SECONDS: Final = 5 * 60
 #: the listener must answer within 3 s even when Redis hangs: a short timeout, one retry
 LISTENER_REDIS_TIMEOUT_SECONDS: Final = 0.5
 LISTENER_REDIS_RETRIES: Final = 1
+
+#: KEYS[1] the pending marker; ARGV[1] its TTL, then each command as its word count and words
+_CLAIM_THEN_RUN = """
+if not redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+    return 0
+end
+local i = 2
+while i <= #ARGV do
+    local n = tonumber(ARGV[i])
+    redis.call(unpack(ARGV, i + 1, i + n))
+    i = i + n + 1
+end
+return 1
+"""
+_CLAIM_THEN_RUN_SHA = hashlib.sha1(_CLAIM_THEN_RUN.encode(), usedforsecurity=False).hexdigest()
 
 #: deletes a lock only if it still holds our token (another run may own it after a timeout)
 _RELEASE_LOCK = """
@@ -182,32 +196,39 @@ class Dispatcher:
         return self.enqueue_changes([Change(tenant_id, kind, object_id)])[0]
 
     def enqueue_changes(self, changes: Sequence[Change]) -> list[bool]:
-        """``enqueue_change`` for many objects in three round trips; True where a job was queued.
+        """``enqueue_change`` for many objects in one round trip; True where a job was queued.
 
-        Duplicates within ``changes`` count once. Raises ``QueueUnavailable`` when Redis cannot
-        be reached; markers claimed by this call are then given back so Graph's redelivery
-        queues the jobs.
+        For each object one script sets the pending marker (``SET NX``) and, only if it was not
+        set yet, writes the job exactly as rq's ``Queue.enqueue`` would, atomically: there is
+        never a marker without its job. Duplicates within ``changes`` count once. Raises
+        ``QueueUnavailable`` when Redis cannot be reached.
         """
-        markers = [pending_key(c.tenant_id, c.kind, c.object_id) for c in changes]
-        with redis_errors():
+        calls: list[tuple[str, list[Any]]] = []
+        with redis_errors():  # rq asks the server's version once, outside the pipeline
+            for change in changes:
+                # rq writes the job into a pipeline that is never executed: its commands go
+                # to the script, which runs them only for the request that set the marker
+                recorder = self.redis.pipeline(transaction=False)
+                self._enqueue_object_job(change, recorder)
+                argv: list[Any] = [PENDING_TTL_SECONDS]
+                for args, _options in recorder.command_stack:
+                    argv += [len(args), *args]
+                calls.append((pending_key(change.tenant_id, change.kind, change.object_id), argv))
+            return [bool(result) for result in self._claim_then_run(calls)]
+
+    def _claim_then_run(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        for attempt in (1, 2):
             with self.redis.pipeline(transaction=False) as pipe:
-                for marker in markers:
-                    pipe.set(marker, b"1", nx=True, ex=PENDING_CLAIM_SECONDS)
-                claimed = [bool(ok) for ok in pipe.execute()]
-            if not any(claimed):
-                return claimed
-            try:
-                # one transaction: the jobs and the longer marker TTL land together or not at all
-                with self.redis.pipeline(transaction=True) as pipe:
-                    for change, marker, mine in zip(changes, markers, claimed, strict=True):
-                        if mine:
-                            self._enqueue_object_job(change, pipe)
-                            pipe.expire(marker, PENDING_TTL_SECONDS)
-                    pipe.execute()
-            except redis.RedisError:
-                self._give_back([m for m, mine in zip(markers, claimed, strict=True) if mine])
-                raise
-        return claimed
+                for marker, argv in calls:
+                    pipe.evalsha(_CLAIM_THEN_RUN_SHA, 1, marker, *argv)
+                try:
+                    return list(pipe.execute())
+                except redis.exceptions.NoScriptError:
+                    # a restarted Redis has forgotten the script: nothing ran; load, run again
+                    if attempt == 2:
+                        raise
+                    self.redis.script_load(_CLAIM_THEN_RUN)
+        raise AssertionError("unreachable")
 
     def enqueue_reconcile(self, tenant_id: str, *, why: str) -> bool:
         """Queue a full reconcile of a tenant; False when one is already pending or running.

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,10 @@ MAX_SUBSCRIPTION_LIFETIME: Final = timedelta(minutes=41_760)
 #: asked-for expiry stays this far under the limit (clock skew, request time)
 EXPIRY_MARGIN: Final = timedelta(hours=1)
 RENEW_BEFORE_EXPIRY: Final = timedelta(days=3)
+#: how long the listener trusts a subscription record it read (see ``SubscriptionStore``)
+VERIFICATION_CACHE_SECONDS: Final = 5.0
+#: two per tenant; a bound on memory whatever arrives
+MAX_CACHED_SUBSCRIPTIONS: Final = 10_000
 
 Reason = Literal["ok", "unknown_subscription", "wrong_client_state", "wrong_tenant"]
 REJECTION_REASONS: Final[tuple[Reason, ...]] = (
@@ -123,12 +128,21 @@ def parse_graph_datetime(raw: str) -> datetime:
 
 
 class SubscriptionStore:
-    """Our subscriptions in Redis: a hash per subscription, a set of ids per tenant."""
+    """Our subscriptions in Redis: a hash per subscription, a set of ids per tenant.
 
-    def __init__(self, client: redis.Redis, secret_key: Secret) -> None:
+    With ``cache_seconds``, ``verify`` keeps the records it found (never misses) that long in
+    the process, saving the listener a round trip per delivery; a subscription removed
+    meanwhile is still accepted for those seconds, which at worst queues a harmless sync.
+    """
+
+    def __init__(
+        self, client: redis.Redis, secret_key: Secret, *, cache_seconds: float = 0.0
+    ) -> None:
         # Any: redis-py's stubs type replies as bytes | str, which helps nothing here
         self.redis: Any = client
         self._key = secret_key.reveal().encode()
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, dict[bytes, bytes]]] = {}
 
     def digest(self, subscription_id: str, client_state: str) -> str:
         """HMAC-SHA256 of a clientState, bound to its subscription id."""
@@ -211,16 +225,35 @@ class SubscriptionStore:
 
     def verify_many(self, items: Sequence[tuple[str, str | None, str]]) -> list[Verdict]:
         """``verify`` for many (subscription id, clientState, tenant id), in one round trip."""
-        distinct = sorted({subscription_id.lower() for subscription_id, _, _ in items})
-        with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
-            for subscription_id in distinct:
-                pipe.hgetall(subscription_key(subscription_id))
-            raws = dict(zip(distinct, pipe.execute(), strict=True))
+        raws = self._records_by_id({subscription_id.lower() for subscription_id, _, _ in items})
         verdicts = []
         for subscription_id, client_state, tenant_id in items:
             raw = raws[subscription_id.lower()]
             verdicts.append(self._judge(subscription_id, client_state, tenant_id, raw))
         return verdicts
+
+    def _records_by_id(self, ids: set[str]) -> dict[str, dict[bytes, bytes]]:
+        now = time.monotonic()
+        raws: dict[str, dict[bytes, bytes]] = {}
+        for subscription_id in ids:
+            cached = self._cache.get(subscription_id)
+            if cached is not None and cached[0] > now:
+                raws[subscription_id] = cached[1]
+        missing = sorted(ids - raws.keys())
+        if not missing:
+            return raws
+        with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            for subscription_id in missing:
+                pipe.hgetall(subscription_key(subscription_id))
+            fetched = dict(zip(missing, pipe.execute(), strict=True))
+        raws.update(fetched)
+        if self.cache_seconds > 0:
+            if len(self._cache) > MAX_CACHED_SUBSCRIPTIONS:
+                self._cache.clear()
+            for subscription_id, raw in fetched.items():
+                if raw:
+                    self._cache[subscription_id] = (now + self.cache_seconds, raw)
+        return raws
 
     def _judge(
         self,

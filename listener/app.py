@@ -20,7 +20,7 @@ from common.config import Config, load_config
 from common.dispatch import Dispatcher, connect_listener_redis
 from common.errors import QueueUnavailable
 from common.logs import bind_job_context, clear_context
-from common.subscriptions import SubscriptionStore
+from common.subscriptions import VERIFICATION_CACHE_SECONDS, SubscriptionStore
 from listener import graph_views, ops_views
 from listener.metrics import ListenerMetrics
 from listener.state import EXTENSION, ListenerState, state
@@ -41,7 +41,9 @@ def create_app(config: Config | None = None) -> Flask:
         config=config,
         redis=client,
         dispatcher=Dispatcher(client),
-        subscriptions=SubscriptionStore(client, config.secret_key),
+        subscriptions=SubscriptionStore(
+            client, config.secret_key, cache_seconds=VERIFICATION_CACHE_SECONDS
+        ),
         metrics=ListenerMetrics(),
     )
     app.register_blueprint(graph_views.blueprint)

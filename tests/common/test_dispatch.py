@@ -250,3 +250,15 @@ def test_schedule_queues_json_reconcile_all_hourly_and_renewals_every_six_hours(
         ("worker.jobs.reconcile_all", []),
         ("worker.jobs.renew_all_subscriptions", []),
     ]
+
+
+def test_change_is_queued_after_redis_forgot_the_script(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    assert dispatcher.enqueue_change(TENANT, "user", USER)
+    client.script_flush()  # as after a Redis restart
+    assert dispatcher.enqueue_change(TENANT, "group", GROUP)
+    assert sorted(calls(client)) == [
+        ("worker.jobs.sync_group", [TENANT, GROUP]),
+        ("worker.jobs.sync_user", [TENANT, USER]),
+    ]
