@@ -2,11 +2,13 @@
 
 Knobs, for every organisation or per organisation (which wins):
 ``latency_ms`` added before each SCIM request; ``throttle_share`` of requests answered ``429``
-with ``Retry-After: retry_after_seconds``; ``error_share`` answered ``error_status`` (5xx).
-A throttled or failed request changes nothing. Knobs live in memory: a restart clears them.
+with ``Retry-After: retry_after_seconds``; ``error_share`` answered ``error_status`` (5xx)
+without doing anything; ``lost_answer_share`` of successful writes are carried out and then
+answered ``error_status`` (the answer was lost: the client must find out what happened).
+Knobs live in memory: a restart clears them.
 
-Counters: SCIM requests per organisation, method and status, and applied writes per kind
-(``user.create``, ``group.patch``, ...: 2xx answers to POST, PUT, PATCH and DELETE).
+Counters: SCIM requests per organisation, method and status (as answered), and writes carried
+out per kind (``user.create``, ``group.patch``, ...; a write whose answer was lost counts).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ DEFAULT_KNOBS: dict[str, float] = {
     "retry_after_seconds": 1.0,
     "error_share": 0.0,
     "error_status": 503.0,
+    "lost_answer_share": 0.0,
 }
 _LIMITS: dict[str, tuple[float, float]] = {
     "latency_ms": (0.0, 60_000.0),
@@ -29,6 +32,7 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "retry_after_seconds": (0.0, 3600.0),
     "error_share": (0.0, 1.0),
     "error_status": (500.0, 599.0),
+    "lost_answer_share": (0.0, 1.0),
 }
 
 

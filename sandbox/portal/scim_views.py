@@ -40,6 +40,7 @@ from sandbox.portal.scim_rows import etag_matches
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 MEDIA_TYPES = ("application/scim+json", "application/json")
 BY_ENDPOINT = {"Users": USERS, "Groups": GROUPS}
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2/<org>")
 
@@ -76,8 +77,19 @@ def _authenticate_and_disturb() -> Response | None:
 @bp.after_request
 def _count(response: Response) -> Response:
     org = g.get("org")
-    if org is not None:
-        current().counters.count_request(org.name, request.method, response.status_code)
+    if org is None:
+        return response
+    portal = current()
+    share = portal.knobs.effective(org.name)["lost_answer_share"]
+    if (
+        share > 0
+        and request.method in WRITE_METHODS
+        and response.status_code < 300
+        and portal.knobs.draw() < share
+    ):
+        status = int(portal.knobs.effective(org.name)["error_status"])
+        response = error_response(ScimError(status, "the portal failed after the change"))
+    portal.counters.count_request(org.name, request.method, response.status_code)
     return response
 
 

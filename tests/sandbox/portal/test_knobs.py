@@ -119,3 +119,15 @@ def test_counters_can_be_cleared(clean: PortalServer, portal_org: PortalOrg) -> 
     clean.admin.delete(f"{clean.url}/_sandbox/counters", timeout=10)
 
     assert clean.counters()["total"] == 0
+
+
+def test_lost_answers_come_after_the_write(clean: PortalServer, portal_org: PortalOrg) -> None:
+    clean.set_knobs(portal_org.name, lost_answer_share=1.0, error_status=502)
+
+    created = portal_org.scim.post("/Users", json=user_body("borttappad@skola.se"))
+    read = portal_org.scim.get("/Users")
+    clean.set_knobs(portal_org.name, lost_answer_share=0.0)
+
+    assert created.status_code == 502
+    assert read.status_code == 200
+    assert [u["userName"] for u in read.json()["Resources"]] == ["borttappad@skola.se"]
