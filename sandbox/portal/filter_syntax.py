@@ -17,7 +17,6 @@ from typing import Any
 from sandbox.portal.errors import ScimError, invalid_filter
 
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
-ORDER_OPS = frozenset({"gt", "ge", "lt", "le"})
 
 _TOKEN = re.compile(
     r"""\s*(?:
