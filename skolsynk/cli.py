@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from common.errors import ConfigError, NeedsAttention, SkolsynkError, TransientError
 
 #: modules that add subcommands, in the order they appear in ``--help``
-COMMAND_MODULES: tuple[str, ...] = ("sandbox.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "skolsynk.tenant_cli",
+    "skolsynk.sync_cli",
+    "skolsynk.ops_cli",
+    "sandbox.cli",
+)
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
