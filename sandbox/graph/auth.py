@@ -39,6 +39,8 @@ APP_ROLES = (
     "User.ReadWrite.All",
 )
 APP_DISPLAY_NAME = "Skolsynk"
+#: verified tokens kept (checking an RS256 signature on every call is the costliest step)
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 def _b64url_uint(value: int) -> str:
@@ -249,17 +251,10 @@ def _unauthorized(message: str, registry: Registry) -> GraphError:
     )
 
 
-def tenant_for_token(registry: Registry, authorization: str) -> Tenant:
-    """The tenant a Graph call acts in, from its bearer token; 401 when the token won't do."""
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise _unauthorized("Access token is empty.", registry)
-    if token.count(".") != 2:
-        raise _unauthorized("CompactToken parsing failed with error code: 80049217", registry)
+def _verify(registry: Registry, token: str) -> dict[str, Any]:
     public_key = registry.trust.signing_key.public_key()
     try:
-        claims = jwt.decode(
+        return jwt.decode(
             token,
             public_key,
             algorithms=["RS256"],
@@ -272,6 +267,24 @@ def tenant_for_token(registry: Registry, authorization: str) -> Tenant:
         raise _unauthorized("Access token validation failure. Invalid audience.", registry) from exc
     except jwt.PyJWTError as exc:
         raise _unauthorized("Access token validation failure.", registry) from exc
+
+
+def tenant_for_token(registry: Registry, authorization: str) -> Tenant:
+    """The tenant a Graph call acts in, from its bearer token; 401 when the token won't do."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("Access token is empty.", registry)
+    if token.count(".") != 2:
+        raise _unauthorized("CompactToken parsing failed with error code: 80049217", registry)
+    claims = registry.verified_tokens.get(token)
+    if claims is None:
+        claims = _verify(registry, token)
+        if len(registry.verified_tokens) >= VERIFIED_TOKENS_KEPT:
+            registry.verified_tokens.clear()
+        registry.verified_tokens[token] = claims
+    elif claims["exp"] <= time.time():
+        raise _unauthorized("Lifetime validation failed, the token is expired.", registry)
     tenant = registry.tenants.get(str(claims.get("tid")))
     if tenant is None or claims.get("iss") != f"https://sts.windows.net/{tenant.id}/":
         raise _unauthorized("Access token validation failure. Invalid issuer.", registry)

@@ -85,6 +85,8 @@ class Registry:
             retry_for_seconds=notification_retry_seconds,
         )
         self.tenants: dict[str, Tenant] = {}
+        #: access tokens already verified, with their claims (see ``auth.tenant_for_token``)
+        self.verified_tokens: dict[str, dict[str, Any]] = {}
         self._reserved_domains: set[str] = set()
         self._lock = threading.Lock()
 

@@ -1,19 +1,23 @@
-"""HTTPS serving: werkzeug's threaded WSGI server with the TLS handshake moved off the accept loop.
+"""HTTPS serving: werkzeug's threaded WSGI server, with keep-alive and off-loop TLS handshakes.
 
-werkzeug wraps the listening socket, so every handshake would run in the one thread that
-accepts connections and a single slow client would stall everyone. Here the accepted socket is
-wrapped without handshaking and each connection's own thread does the handshake. Connections
-idle for longer than ``IDLE_TIMEOUT_SECONDS`` are closed (keep-alive stays cheap).
+werkzeug's development handler closes every connection after one answer (it cannot drain an
+unread request body), so each call would pay a new TCP and TLS handshake; and it wraps the
+listening socket, so every handshake would run in the one thread that accepts connections.
+Here the handler bounds the request body, drains what the application left unread and keeps
+the connection open, and each connection's own thread does its handshake. Connections idle
+for longer than ``IDLE_TIMEOUT_SECONDS`` are closed.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.wsgi import LimitedStream
 
 IDLE_TIMEOUT_SECONDS = 120.0
 LISTEN_BACKLOG = 512
@@ -29,6 +33,47 @@ class QuietHandler(WSGIRequestHandler):
 
     def log_error(self, format: str, *args: Any) -> None:
         return
+
+    def run_wsgi(self) -> None:
+        """Answer one request and keep the connection for the next one when HTTP/1.1 allows."""
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = self.make_environ()
+        if not environ.get("wsgi.input_terminated"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            environ["wsgi.input"] = LimitedStream(self.rfile, max(length, 0))
+            environ["wsgi.input_terminated"] = True
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+            started[:] = [status, headers]
+            return self.wfile.write
+
+        chunks = self.server.app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        stream = environ["wsgi.input"]
+        while stream.read(65536):  # drain what the application did not read
+            pass
+        status, headers = started
+        code = int(status.split(" ", 1)[0])
+        wants_close = self.headers.get("Connection", "").lower() == "close"
+        self.close_connection = wants_close or self.request_version != "HTTP/1.1"
+        lines = [f"HTTP/1.1 {status}", f"Date: {formatdate(usegmt=True)}"]
+        lines += [
+            f"{name}: {value}"
+            for name, value in headers
+            if name.lower() not in ("connection", "content-length", "transfer-encoding")
+        ]
+        if code not in (204, 304) and code >= 200:
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append("Connection: " + ("close" if self.close_connection else "keep-alive"))
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + (body if self.command != "HEAD" else b""))
 
 
 class TLSServer(ThreadedWSGIServer):
@@ -47,6 +92,9 @@ class TLSServer(ThreadedWSGIServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, address = self.socket.accept()
         conn.settimeout(IDLE_TIMEOUT_SECONDS)
+        # headers and body leave in separate writes; without this, Nagle's algorithm and the
+        # client's delayed ACK add tens of milliseconds to every answer
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         wrapped = self.tls_context.wrap_socket(
             conn, server_side=True, do_handshake_on_connect=False
         )

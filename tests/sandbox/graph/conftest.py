@@ -9,8 +9,8 @@ import pytest
 from tests.fixtures.graph import GraphSandbox, start_graph_sandbox
 
 #: access tokens and delta tokens of the short-lived sandbox expire after these many seconds
-SHORT_TOKEN_LIFETIME_SECONDS = 2
-SHORT_DELTA_TOKEN_MAX_AGE_SECONDS = 2
+SHORT_TOKEN_LIFETIME_SECONDS = 1
+SHORT_DELTA_TOKEN_MAX_AGE_SECONDS = 1
 
 
 @pytest.fixture(scope="session")
