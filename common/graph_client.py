@@ -384,9 +384,14 @@ class Batcher:
         *,
         params: Params | None = None,
         missing_ok: bool = False,
+        on_page: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
+        """Queue a paged GET; with ``on_page`` each page's items go there as they come (and
+        ``on_done`` gets an empty list), which keeps large listings out of memory."""
         full = self.client.url(url, params)
-        self._queue.append(_Job(full, "GET", on_items=on_done, missing_ok=missing_ok))
+        self._queue.append(
+            _Job(full, "GET", on_items=on_done, on_page=on_page, missing_ok=missing_ok)
+        )
 
     def run(self) -> None:
         policy = self.client.transport.policy
@@ -443,7 +448,11 @@ class Batcher:
             raise translate(status, body, what, self.client.tenant_id)
         if not isinstance(body, Mapping):
             raise GraphDataError(f"Microsoft Graph answered {what} in a batch with no JSON.")
-        job.items.extend(_page_items(body, what))
+        items = _page_items(body, what)
+        if job.on_page is not None:
+            job.on_page(items)
+        else:
+            job.items.extend(items)
         next_link = body.get("@odata.nextLink")
         if next_link:
             # the rest of a listing goes first: its pages form the longest chain
@@ -459,6 +468,7 @@ class _Job:
     method: str
     on_answer: Callable[[int, Any], None] | None = None
     on_items: Callable[[list[dict[str, Any]] | None], None] | None = None
+    on_page: Callable[[list[dict[str, Any]]], None] | None = None
     missing_ok: bool = False
     items: list[dict[str, Any]] = field(default_factory=list)
     failures: int = 0

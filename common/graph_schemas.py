@@ -8,6 +8,7 @@ an answer does not fit, naming the fields but never quoting the payload.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,19 @@ def _text(key: str) -> fields.String:
     return fields.String(data_key=key, load_default=None, allow_none=True)
 
 
+class _Category(fields.String):
+    """A string from a small set (a role, a type, a school id): interned, since a tenant
+    repeats it on every one of its hundred thousand users."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return sys.intern(text) if isinstance(text, str) else text
+
+
+def _category(key: str) -> _Category:
+    return _Category(data_key=key, load_default=None, allow_none=True)
+
+
 class _ExtensionValue(fields.Field[str | None]):
     """A directory extension attribute: a string, number or boolean, read as a string."""
 
@@ -40,7 +54,7 @@ class _ExtensionValue(fields.Field[str | None]):
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, str | int | float):
-            return str(value)
+            return sys.intern(str(value))  # categorical: type, school, grade
         raise ValidationError("Not a string, number or boolean.")
 
 
@@ -51,7 +65,7 @@ def _ext(key: str) -> _ExtensionValue:
 # --- typed objects ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GraphUser:
     """A directory user with the properties the sync reads (and SDS classic attributes)."""
 
@@ -68,7 +82,7 @@ class GraphUser:
     sds_grade: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EducationUser:
     """An education user: the role and grade new SDS keeps."""
 
@@ -106,7 +120,7 @@ class GraphGroup:
     sds_section_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DirectoryRef:
     """A directory object seen in a list of members, owners or deleted items."""
 
@@ -119,7 +133,7 @@ class DirectoryRef:
         return self.odata_type in (None, "#microsoft.graph.user")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupMember:
     """A member or owner of a group, with what tells a classic SDS student or teacher."""
 
@@ -169,7 +183,7 @@ class UserSchema(_Base):
     given_name = _text("givenName")
     surname = _text("surname")
     account_enabled = fields.Boolean(data_key="accountEnabled", load_default=True, allow_none=True)
-    user_type = _text("userType")
+    user_type = _category("userType")
     sds_object_type = _ext(sds.OBJECT_TYPE)
     sds_school_id = _ext(sds.SCHOOL_ID)
     sds_grade = _ext(sds.GRADE)
@@ -184,13 +198,13 @@ class UserSchema(_Base):
 
 
 class _StudentSchema(_Base):
-    grade = _text("grade")
+    grade = _category("grade")
 
 
 class EducationUserSchema(_Base):
     id = fields.String(required=True)
-    primary_role = _text("primaryRole")
-    external_source = _text("externalSource")
+    primary_role = _category("primaryRole")
+    external_source = _category("externalSource")
     student = fields.Nested(_StudentSchema, load_default=None, allow_none=True)
 
     @post_load
@@ -235,7 +249,7 @@ class GroupSchema(_Base):
 
 class DirectoryRefSchema(_Base):
     id = fields.String(required=True)
-    odata_type = _text("@odata.type")
+    odata_type = _category("@odata.type")
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> DirectoryRef:
@@ -244,8 +258,8 @@ class DirectoryRefSchema(_Base):
 
 class GroupMemberSchema(_Base):
     id = fields.String(required=True)
-    odata_type = _text("@odata.type")
-    user_type = _text("userType")
+    odata_type = _category("@odata.type")
+    user_type = _category("userType")
     sds_object_type = _ext(sds.OBJECT_TYPE)
 
     @post_load

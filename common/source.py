@@ -14,6 +14,7 @@ answer (soft-deleted or purged), not a failure.
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -103,7 +104,8 @@ class _TenantRead:
     groups: dict[str, GraphGroup] = field(default_factory=dict)
     education_classes: dict[str, EducationClass] = field(default_factory=dict)
     deleted_user_ids: set[str] = field(default_factory=set)
-    user_schools: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: user id -> SIS ids of its education schools (tuples: most users have one school)
+    user_schools: dict[str, tuple[str, ...]] = field(default_factory=dict)
     class_schools: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     classes: dict[str, MsClass] = field(default_factory=dict)
     out_of_scope_class_ids: set[str] = field(default_factory=set)
@@ -116,9 +118,12 @@ class _TenantRead:
 
     def start(self) -> None:
         b = self.batcher
-        b.listing("/users", self._on_users, params=_listing(*USER_FIELDS))
+        b.listing("/users", _ignore, params=_listing(*USER_FIELDS), on_page=self._on_users)
         b.listing(
-            "/education/users", self._on_education_users, params=_listing(*EDUCATION_USER_FIELDS)
+            "/education/users",
+            _ignore,
+            params=_listing(*EDUCATION_USER_FIELDS),
+            on_page=self._on_education_users,
         )
         b.listing(DELETED_USERS, self._on_deleted_users, params=_listing("id"))
         self._class_listing("/education/schools", self._on_schools, _listing(*SCHOOL_FIELDS))
@@ -151,11 +156,11 @@ class _TenantRead:
 
     # --- answers --------------------------------------------------------------------------------
 
-    def _on_users(self, items: list[dict[str, Any]] | None) -> None:
-        self.users = USERS.many(items or [])
+    def _on_users(self, page: list[dict[str, Any]]) -> None:
+        self.users.extend(USERS.many(page))
 
-    def _on_education_users(self, items: list[dict[str, Any]] | None) -> None:
-        self.education_users = {u.id: u for u in EDUCATION_USERS.many(items or [])}
+    def _on_education_users(self, page: list[dict[str, Any]]) -> None:
+        self.education_users.update((u.id, u) for u in EDUCATION_USERS.many(page))
 
     def _on_deleted_users(self, items: list[dict[str, Any]] | None) -> None:
         self.deleted_user_ids = {r.id for r in DIRECTORY_REFS.many(items or [])}
@@ -165,19 +170,21 @@ class _TenantRead:
             self._school_listings(school)
 
     def _school_listings(self, school: EducationSchool) -> None:
-        sis_id = school.external_id or school.id
+        sis_id = sys.intern(school.external_id or school.id)
         base = f"/education/schools/{quote(school.id)}"
 
-        def on_users(items: list[dict[str, Any]] | None) -> None:
-            for ref in DIRECTORY_REFS.many(items or []):
-                self.user_schools[ref.id].add(sis_id)
+        def on_users(page: list[dict[str, Any]]) -> None:
+            for ref in DIRECTORY_REFS.many(page):
+                self.user_schools[ref.id] = (*self.user_schools.get(ref.id, ()), sis_id)
 
         def on_classes(items: list[dict[str, Any]]) -> None:
             for ref in DIRECTORY_REFS.many(items):
                 self.class_schools[ref.id].add(sis_id)
 
         # a school deleted while we read simply has no users or classes
-        self.batcher.listing(base + "/users", on_users, params=_listing("id"), missing_ok=True)
+        self.batcher.listing(
+            base + "/users", _ignore, params=_listing("id"), missing_ok=True, on_page=on_users
+        )
         self._class_listing(base + "/classes", on_classes, _listing("id"), missing_ok=True)
 
     def _on_groups(self, items: list[dict[str, Any]]) -> None:
@@ -240,6 +247,10 @@ class _TenantRead:
             soft_deleted_user_ids=frozenset(self.deleted_user_ids),
             out_of_scope_class_ids=frozenset(self.out_of_scope_class_ids),
         )
+
+
+def _ignore(_: object) -> None:
+    return None
 
 
 def _with_members(cls: MsClass, member_ids: Iterable[str]) -> MsClass:
