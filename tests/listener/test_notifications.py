@@ -11,9 +11,11 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
+from common.config import Secret
 from common.dispatch import Dispatcher
+from common.subscriptions import SubscriptionStore
 from tests.fixtures.redis import RedisServer
-from tests.listener.conftest import Registered, metric, queued, renewals
+from tests.listener.conftest import SECRET_KEY, Registered, metric, queued, register, renewals
 from tests.listener.graph_payloads import GROUP_ID, OTHER_TENANT, TENANT, USER_ID, change
 from tests.listener.graph_payloads import collection as body
 from tests.listener.graph_payloads import lifecycle as lifecycle_item
@@ -349,10 +351,6 @@ def test_redis_down_answers_503_within_3_seconds_then_recovers_when_it_is_back(
     finally:
         redis_server.start()
     # the restarted Redis is empty (no persistence in tests): register again, then deliver
-    from common.config import Secret
-    from common.subscriptions import SubscriptionStore
-    from tests.listener.conftest import SECRET_KEY, register
-
     fresh = redis_server.client()
     register(SubscriptionStore(fresh, Secret(SECRET_KEY)))
     assert client.get("/readyz").status_code == 200
