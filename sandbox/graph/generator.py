@@ -159,7 +159,7 @@ def generate(tenant: Tenant, size: int, *, seed: int) -> dict[str, int]:
     place_offset = rng.randrange(len(names.PLACES))
     municipality = tenant.name
     employees: list[DirObject] = []
-    counters = {"student": 200_000, "teacher": 500_000, "class": 0}
+    counters = {"student": 200_000, "teacher": 500_000}
     class_count = 0
     for index, (students_here, teachers_here, staff_here) in enumerate(
         zip(
