@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from urllib.parse import quote
 
@@ -357,3 +358,19 @@ def test_redis_down_answers_503_within_3_seconds_then_recovers_when_it_is_back(
     assert client.post("/graph/notifications", json=item).status_code == 202
     assert queued(fresh) == [("worker.jobs.sync_user", [TENANT, USER_ID])]
     fresh.close()
+
+
+def test_hung_redis_answers_503_within_3_seconds(
+    client: FlaskClient, subs: Registered, redis_server: RedisServer
+) -> None:
+    item = body(change(subs.users, USER_ID))
+    assert redis_server.process is not None
+    redis_server.process.signal(signal.SIGSTOP)  # up, accepting connections, never answering
+    try:
+        started = time.monotonic()
+        response = client.post("/graph/notifications", json=item)
+        assert response.status_code == 503
+        assert time.monotonic() - started < 3.0
+    finally:
+        redis_server.process.signal(signal.SIGCONT)
+    assert client.post("/graph/notifications", json=item).status_code == 202
