@@ -4,8 +4,8 @@ Queues: ``live`` (one object changed; workers take it first) and ``reconcile`` (
 Every job is JSON-serialized and enqueued by dotted name, so ``rq enqueue`` can start the same
 jobs by hand::
 
-    rq enqueue --url "$REDIS_URL" --serializer json --queue reconcile \\
-        worker.jobs.full_reconcile TENANT_ID
+    rq enqueue --url "$REDIS_URL" --serializer rq.serializers.JSONSerializer \\
+        --queue reconcile worker.jobs.full_reconcile TENANT_ID
 
 Coalescing: a change notification sets a *pending marker* for its object (``SET NX``) and, in
 the same atomic script, only if it set it, writes the job; so a burst of notifications for one

@@ -224,7 +224,7 @@ def test_documented_rq_enqueue_line_queues_a_reconcile_the_workers_can_read(
         "--url",
         redis_url,
         "--serializer",
-        "json",
+        "rq.serializers.JSONSerializer",
         "--queue",
         "reconcile",
         "worker.jobs.full_reconcile",
