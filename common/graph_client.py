@@ -85,10 +85,12 @@ def graph_time(moment: datetime) -> str:
 class GraphClient:
     """Graph for one tenant over a ``Transport``; see the module docstring for failures.
 
-    ``request_count`` counts HTTP answers (retries and ``$batch`` calls included, each batch
-    once) and ``status_counts`` them by status (0 when no answer came); ``inner_request_count``
-    and ``inner_status_counts`` do the same for the requests inside batches. ``graph_requests``
-    counts as Graph's throttling does: each request inside a batch, and each outside one.
+    The client adds its counting to the transport's ``on_response`` hook (keeping a hook that
+    was there). ``request_count`` counts HTTP answers (retries and ``$batch`` calls included,
+    each batch once) and ``status_counts`` them by status (0 when no answer came);
+    ``inner_request_count`` and ``inner_status_counts`` do the same for the requests inside
+    batches. ``graph_requests`` counts as Graph's throttling does: each request inside a batch,
+    and each outside one.
     """
 
     def __init__(
@@ -191,7 +193,8 @@ class GraphClient:
         for item in responses:
             if not isinstance(item, Mapping) or not isinstance(item.get("status"), int):
                 raise GraphDataError("Microsoft Graph answered a $batch with a malformed response.")
-            headers = item.get("headers") or {}
+            headers = item.get("headers")
+            headers = headers if isinstance(headers, Mapping) else {}
             results[str(item.get("id"))] = (
                 int(item["status"]),
                 {str(k).lower(): str(v) for k, v in headers.items()},

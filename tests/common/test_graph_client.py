@@ -25,6 +25,7 @@ from common.http import RetryPolicy
 from tests.fixtures.graph_client import GraphClients, RecordedSleep, load_sample
 
 PATIENT = RetryPolicy(attempts=12, base_delay_seconds=0.01, max_delay_seconds=0.05)
+VERY_PATIENT = RetryPolicy(attempts=30, base_delay_seconds=0.01, max_delay_seconds=0.05)
 
 
 @pytest.fixture
@@ -94,12 +95,15 @@ def test_batch_retries_inner_429_waiting_exactly_retry_after(
     knobs: Any, graph_clients: GraphClients, classic25: Any
 ) -> None:
     ids = user_ids(graph_clients(classic25.id))
+    wanted = {f"{uid}/{n}": uid for uid in ids for n in range(3)}  # ~70 requests, 4 batches
     knobs.set_knobs(tenant_id=classic25.id, throttle_share=0.3, retry_after_seconds=2)
     sleep = RecordedSleep()
     client = graph_clients(classic25.id, policy=PATIENT, sleep=sleep)
-    answers = client.batch([(uid, "GET", f"/users/{uid}?$select=id") for uid in ids])
-    assert {uid: (status, body["id"]) for uid, (status, body) in answers.items()} == {
-        uid: (200, uid) for uid in ids
+    answers = client.batch(
+        [(key, "GET", f"/users/{uid}?$select=id") for key, uid in wanted.items()]
+    )
+    assert {key: (status, body["id"]) for key, (status, body) in answers.items()} == {
+        key: (200, uid) for key, uid in wanted.items()
     }
     # one wait per round, for the longest Retry-After among its throttled requests
     assert 0 < len(sleep.waits) <= client.inner_status_counts[429]
@@ -146,13 +150,14 @@ def test_waits_exactly_retry_after_on_429_then_gives_up_throttled(
 def test_429_now_and_then_is_waited_out_and_the_page_comes_back(
     knobs: Any, graph_clients: GraphClients, classic25: Any
 ) -> None:
-    knobs.set_knobs(tenant_id=classic25.id, throttle_share=0.3, retry_after_seconds=1)
+    everyone = user_ids(graph_clients(classic25.id))
+    knobs.set_knobs(tenant_id=classic25.id, throttle_share=0.5, retry_after_seconds=1)
     sleep = RecordedSleep()
-    client = graph_clients(classic25.id, policy=PATIENT, sleep=sleep)
-    pages = list(client.iter_pages("/users", {"$select": "id", "$top": 3}))
-    assert sum(len(p["value"]) for p in pages) == len(user_ids(graph_clients(classic25.id)))
-    assert set(sleep.waits) <= {1.0}
-    assert client.status_counts[429] == len(sleep.waits)
+    client = graph_clients(classic25.id, policy=VERY_PATIENT, sleep=sleep)
+    pages = list(client.iter_pages("/users", {"$select": "id", "$top": 1}))
+    assert sorted(u["id"] for p in pages for u in p["value"]) == sorted(everyone)
+    assert sleep.waits and set(sleep.waits) == {1.0}
+    assert client.status_counts == {200: len(pages), 429: len(sleep.waits)}
 
 
 def test_5xx_beyond_the_attempts_raises_graph_unavailable(
