@@ -33,7 +33,8 @@ Run it with ``skolsynk sandbox graph`` (see ``cli``). It serves, over HTTPS with
   Knobs: ``latency_ms`` (added to every Graph call), ``throttle_share`` (share answered 429
   with ``Retry-After: retry_after_seconds``), ``retry_after_seconds`` (default 1),
   ``error_share`` (share answered 500 or 503), ``drop_notification_share`` (share of change
-  notifications lost).
+  notifications lost), ``fail_after_requests`` (N > 0: the tenant's next N Graph calls are
+  answered, every later one answers 503 until the knob changes; 0 turns it off).
 
 The sandbox keeps tenants in memory; the CA, keys and app credentials persist in the data
 directory. ``DIR/sandbox.json`` holds ``authority``, ``graph_url``, ``ca_bundle``,

@@ -159,13 +159,20 @@ class AdminApi:
 
     def _knobs(self, request: Request) -> tuple[int, Any]:
         if request.method == "PUT":
-            self.registry.knobs.set(check_knobs(self._body(request)))
+            values = check_knobs(self._body(request))
+            self.registry.knobs.set(values)
+            if "fail_after_requests" in values:
+                for tenant in self.registry.tenants.values():
+                    tenant.calls_since_fail_knob = 0
         return 200, self.registry.knobs.effective()
 
     def _tenant_knobs(self, request: Request, tid: str) -> tuple[int, Any]:
         tenant = self._find_tenant(tid)
         if request.method == "PUT":
-            tenant.knobs.update(check_knobs(self._body(request)))
+            values = check_knobs(self._body(request))
+            tenant.knobs.update(values)
+            if "fail_after_requests" in values:
+                tenant.calls_since_fail_knob = 0
         return 200, self.registry.knobs.effective(tenant.knobs)
 
     def _counters(self, request: Request) -> tuple[int, Any]:
@@ -193,4 +200,5 @@ class AdminApi:
         for tenant in self.registry.tenants.values():
             tenant.knobs.clear()
             tenant.delta_gone = False
+            tenant.calls_since_fail_knob = 0
         return 204, None

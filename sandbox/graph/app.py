@@ -284,6 +284,12 @@ class SandboxApp:
 
     def _maybe_fail(self, call: GraphCall) -> None:
         knobs = self.registry.knobs.effective(call.tenant.knobs)
+        if knobs["fail_after_requests"]:
+            with call.tenant.lock:
+                call.tenant.calls_since_fail_knob += 1
+                failing = call.tenant.calls_since_fail_knob > knobs["fail_after_requests"]
+            if failing:
+                raise GraphError(503, "serviceNotAvailable", "The service is not available.")
         if knobs["throttle_share"] and random.random() < knobs["throttle_share"]:
             seconds = max(0, math.ceil(knobs["retry_after_seconds"]))
             raise GraphError(

@@ -3,7 +3,9 @@
 Knobs are set for the whole sandbox and, overriding those, per tenant: ``latency_ms`` (added to
 every Graph call), ``throttle_share`` (share of Graph calls answered 429 with ``Retry-After:
 retry_after_seconds``), ``error_share`` (share answered 500/503), ``drop_notification_share``
-(share of change notifications silently lost). Counters count requests per endpoint and status,
+(share of change notifications silently lost), ``fail_after_requests`` (when N > 0 the next N
+Graph calls of a tenant are answered and every later one fails with 503 until the knob changes;
+0 turns it off). Counters count requests per endpoint and status,
 overall and per tenant, and notifications delivered, failed, dropped and abandoned.
 
 Failure policy: an unknown knob or a value out of range raises ``ValueError`` with a sentence;
@@ -23,6 +25,7 @@ KNOB_DEFAULTS: dict[str, float] = {
     "retry_after_seconds": 1.0,
     "error_share": 0.0,
     "drop_notification_share": 0.0,
+    "fail_after_requests": 0.0,
 }
 SHARE_KNOBS = frozenset({"throttle_share", "error_share", "drop_notification_share"})
 MAX_LATENCY_MS = 60_000.0
@@ -45,6 +48,8 @@ def check_knobs(values: Any) -> dict[str, float]:
             raise ValueError(f"knob '{name}' is a share between 0 and 1")
         if name == "latency_ms" and not 0.0 <= number <= MAX_LATENCY_MS:
             raise ValueError(f"latency_ms must be between 0 and {MAX_LATENCY_MS:.0f}")
+        if name == "fail_after_requests" and (number < 0 or not number.is_integer()):
+            raise ValueError("fail_after_requests must be a whole number, 0 to turn it off")
         if name == "retry_after_seconds" and not 0.0 <= number <= MAX_RETRY_AFTER_SECONDS:
             raise ValueError(
                 f"retry_after_seconds must be between 0 and {MAX_RETRY_AFTER_SECONDS:.0f}"

@@ -93,6 +93,8 @@ class Tenant:
         self.knobs: dict[str, float] = {}
         self.tokens_valid_after = 0.0
         self.delta_gone = False
+        #: Graph calls since ``fail_after_requests`` was last set
+        self.calls_since_fail_knob = 0
         self.seq = 1
         self.on_change: ChangeListener | None = None
         self._next_ordinal = 1

@@ -133,3 +133,14 @@ def test_the_admin_api_needs_the_admin_token(graph_sandbox: GraphSandbox) -> Non
         graph_sandbox.info["admin_url"] + "/counters", headers={"Authorization": "Bearer nope"}
     )
     assert wrong.status_code == 401
+
+
+def test_fail_after_requests_answers_then_fails_every_later_call(
+    graph_sandbox: GraphSandbox, graph_tenant: SandboxTenant
+) -> None:
+    graph_tenant.graph.token()
+    graph_sandbox.set_knobs(graph_tenant.id, fail_after_requests=2)
+    statuses = [graph_tenant.graph.get("/users").status_code for _ in range(4)]
+    assert statuses == [200, 200, 503, 503]
+    graph_sandbox.set_knobs(graph_tenant.id, fail_after_requests=0)
+    assert graph_tenant.graph.get("/users").status_code == 200
