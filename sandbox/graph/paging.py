@@ -29,6 +29,22 @@ def _skip_position(call: GraphCall) -> int:
     return int(state["o"])
 
 
+def wants_count(call: GraphCall) -> bool:
+    """Whether ``$count=true`` was asked; like Graph, only with ``ConsistencyLevel: eventual``."""
+    raw = call.args.get("$count")
+    if raw is None or raw.lower() == "false":
+        return False
+    if raw.lower() != "true":
+        raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for $count.")
+    if call.headers.get("consistencylevel", "").lower() != "eventual":
+        raise GraphError(
+            400,
+            "Request_UnsupportedQuery",
+            "$count needs the ConsistencyLevel: eventual header.",
+        )
+    return True
+
+
 def prepare(
     call: GraphCall, known: Iterable[str], entity: str, *, default_top: int = 100
 ) -> tuple[tuple[str, ...] | None, odata.Predicate | None, int]:
@@ -66,10 +82,12 @@ def by_ordinal(
 ) -> Reply:
     """A page of objects that carry an ``ordinal`` (users, groups), in creation order."""
     select, predicate, top = prepare(call, known, entity)
+    counting = wants_count(call)
     after = _skip_position(call)
     items: list[dict[str, Any]] = []
     last = after
     more = False
+    extra: dict[str, Any] = {}
     with call.tenant.lock:
         for obj in objects(after):
             if predicate is not None and not predicate(getter(obj)):
@@ -79,7 +97,11 @@ def by_ordinal(
                 break
             items.append(render(obj, select))
             last = obj.ordinal
-    return collection(context, items, _next_link(call, last) if more else None)
+        if counting:
+            extra["@odata.count"] = sum(
+                1 for obj in objects(0) if predicate is None or predicate(getter(obj))
+            )
+    return collection(context, items, _next_link(call, last) if more else None, **extra)
 
 
 def by_position(
@@ -94,6 +116,7 @@ def by_position(
 ) -> Reply:
     """A page of a list computed for this request (members, schools...)."""
     select, predicate, top = prepare(call, known, entity)
+    counting = wants_count(call)
     start = _skip_position(call)
     items: list[dict[str, Any]] = []
     more = False
@@ -106,4 +129,9 @@ def by_position(
             more = True
             break
         items.append(render(entry, select))
-    return collection(context, items, _next_link(call, position) if more else None)
+    extra: dict[str, Any] = {}
+    if counting:
+        extra["@odata.count"] = sum(
+            1 for entry in entries if predicate is None or predicate(getter(entry))
+        )
+    return collection(context, items, _next_link(call, position) if more else None, **extra)

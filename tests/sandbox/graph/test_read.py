@@ -141,3 +141,14 @@ def test_empty_collections_answer_an_empty_page(graph_tenant: SandboxTenant, pat
     body = graph_tenant.graph.get(path).json()
     assert body["value"] == []
     assert "@odata.nextLink" not in body
+
+
+def test_count_needs_consistency_level_eventual(graph_tenant: SandboxTenant) -> None:
+    _people(graph_tenant, 3)
+    refused = graph_tenant.graph.get("/users?$count=true&$top=1")
+    assert refused.status_code == 400
+    counted = graph_tenant.graph.get(
+        "/users?$count=true&$top=1", headers={"ConsistencyLevel": "eventual"}
+    ).json()
+    assert counted["@odata.count"] == 3
+    assert len(counted["value"]) == 1
