@@ -26,6 +26,13 @@ from tests.fixtures.processes import free_port
 Step = tuple[int, dict[str, str], bytes]
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a client that timed out and left is what some tests want
+
+
 class ScriptedServer:
     """Answers each request with the next scripted step (then 200 ``{}``) and records paths."""
 
@@ -53,7 +60,7 @@ class ScriptedServer:
             def log_message(self, format: str, *args: object) -> None:
                 return
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         scheme = "https" if tls else "http"
