@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "skolsynk.tenant_cli",
     "skolsynk.sync_cli",
     "skolsynk.ops_cli",
+    "skolsynk.demo",
     "sandbox.cli",
 )
 

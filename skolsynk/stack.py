@@ -167,12 +167,13 @@ class Stack:
 
     # --- the pieces ----------------------------------------------------------------------------
 
-    def ensure_redis(self) -> str:
-        """REDIS_URL if set, else Redis on the default port if it answers, else a private one."""
+    def ensure_redis(self, *, private: bool = False) -> str:
+        """REDIS_URL if set, else Redis on the default port if it answers, else (or when
+        ``private``) a redis-server of the stack's own on a free port."""
         if self.redis_url:
             return self.redis_url
         default = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
-        if redis_answers(default):
+        if not private and redis_answers(default):
             self.redis_url = default
             return default
         binary = shutil.which("redis-server")
