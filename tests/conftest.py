@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.graph_client",
     "tests.fixtures.scim_server",
     "tests.fixtures.engine",
+    "tests.fixtures.live",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
