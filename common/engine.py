@@ -31,6 +31,7 @@ from common.registry import Tenant
 from common.runs import RunReport, new_run_id, now_iso
 from common.safety import HeldAction
 from common.services import Services
+from common.telemetry import graph_statuses
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Preview:
     would_hold: bool
     #: Graph requests the read took, as Graph's throttling counts them
     graph_requests: int = 0
+    #: the Graph client that read (its counters feed the metrics)
+    graph: GraphClient | None = None
 
 
 #: reading progress: a sentence (the applier reports its own progress)
@@ -75,7 +78,7 @@ def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Pr
     would_hold = services.safety.must_hold(
         tenant.id, len(plan.removals), managed, tenant.thresholds
     )
-    return Preview(tenant, plan, microsoft, state, gate, would_hold, graph.graph_requests)
+    return Preview(tenant, plan, microsoft, state, gate, would_hold, graph.graph_requests, graph)
 
 
 def reconcile_tenant(
@@ -91,6 +94,7 @@ def reconcile_tenant(
     tenant = services.registry.get(tenant_id)
     report = RunReport(new_run_id(), tenant.id, why, now_iso(), dry_run=dry_run)
     started = time.monotonic()
+    view: Preview | None = None
     try:
         view = preview(services, tenant.id, status=status)
         _fill_counts(report, view)
@@ -123,6 +127,11 @@ def reconcile_tenant(
         report.seconds = round(time.monotonic() - started, 3)
         if not dry_run:
             services.runs.save(report)
+            services.telemetry.record_run(
+                report,
+                kind="reconcile",
+                graph_statuses=graph_statuses(view.graph) if view and view.graph else None,
+            )
     return report
 
 
@@ -139,7 +148,7 @@ def sync_user(services: Services, tenant_id: str, user_id: str, *, why: str) -> 
         if holder.external_id and holder.external_id != user_id:
             microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, holder.external_id))
     state = PortalState(users=tuple(users), groups=())
-    return _apply_small(services, tenant, microsoft, state, why=why)
+    return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
 def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -> RunReport:
@@ -169,7 +178,7 @@ def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -
         known = {u.id for u in users}
         users += [portal.get_user(pid) for pid in sorted(group.member_ids - known)]
     state = PortalState(users=tuple(users), groups=(group,) if group is not None else ())
-    return _apply_small(services, tenant, microsoft, state, why=why)
+    return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
 #: a 404 right after a change can be replication lag: look again after these pauses
@@ -263,8 +272,15 @@ def reject_held(
 
 
 def _apply_small(
-    services: Services, tenant: Tenant, microsoft: MicrosoftState, state: PortalState, *, why: str
+    services: Services,
+    tenant: Tenant,
+    microsoft: MicrosoftState,
+    state: PortalState,
+    *,
+    why: str,
+    graph: GraphClient,
 ) -> RunReport:
+    started = time.monotonic()
     report = RunReport(new_run_id(), tenant.id, why, now_iso())
     plan = make_plan(microsoft, state)
     _fill_counts(report, None, plan=plan)
@@ -275,8 +291,11 @@ def _apply_small(
         tenant.thresholds,
     )
     _run_applier(services, tenant, plan, state, report, hold=hold)
+    report.seconds = round(time.monotonic() - started, 3)
+    report.graph_requests = graph.graph_requests
     if plan.actions:
         services.runs.save(report, kind="live")
+    services.telemetry.record_run(report, kind="live", graph_statuses=graph_statuses(graph))
     return report
 
 

@@ -21,6 +21,7 @@ from common.portal_client import ScimPortal
 from common.registry import Tenant, TenantRegistry
 from common.runs import RunStore
 from common.safety import SafetyState
+from common.telemetry import Telemetry
 
 REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
 
@@ -62,6 +63,7 @@ class Services:
     portal_session: VerifyingSession
     tokens: MsalTokenProvider
     requests: RequestCounter
+    telemetry: Telemetry
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def graph(self, tenant_id: str) -> GraphClient:
@@ -109,5 +111,6 @@ def build_services(config: Config, *, retry_policy: RetryPolicy | None = None) -
             config.authority, config.client_id, config.client_secret, graph_session
         ),
         requests=RequestCounter(),
+        telemetry=Telemetry(client),
         retry_policy=retry_policy or RetryPolicy(),
     )

@@ -6,7 +6,9 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from common.dispatch import Dispatcher
 from common.errors import NeedsAttention
+from common.subscriptions import SubscriptionStore
 from skolsynk.context import services
 from skolsynk.output import table, to_csv, to_json
 
@@ -51,6 +53,7 @@ def tenant_status(tenant_id: str) -> dict[str, Any]:
     tenant = svc.registry.get(tenant_id)
     last = svc.runs.last(tenant.id)
     live = svc.runs.last(tenant.id, kind="live")
+    subscriptions = SubscriptionStore(svc.redis, svc.config.secret_key).for_tenant(tenant.id)
     return {
         "id": tenant.id,
         "name": tenant.name,
@@ -59,15 +62,42 @@ def tenant_status(tenant_id: str) -> dict[str, Any]:
         "last_reconcile": last.to_dict() if last else None,
         "last_live_change": live.to_dict() if live else None,
         "held": len(svc.safety.held(tenant.id)),
+        "subscriptions": [
+            {
+                "id": s.id,
+                "resource": s.resource,
+                "expires_at": s.expires_at.isoformat(timespec="seconds"),
+                "needs_reauthorization": s.reauthorize,
+            }
+            for s in sorted(subscriptions, key=lambda s: s.resource)
+        ],
     }
+
+
+def _expiry(item: dict[str, Any]) -> str:
+    """The earliest subscription expiry of a tenant, as days and hours from now."""
+    if not item["subscriptions"]:
+        return "none"
+    soonest = min(datetime.fromisoformat(s["expires_at"]) for s in item["subscriptions"])
+    left = soonest - datetime.now(UTC)
+    if left.total_seconds() <= 0:
+        return "expired"
+    return f"{left.days} d {left.seconds // 3600} h"
 
 
 def _status(args: argparse.Namespace) -> int:
     svc = services()
     tenants = [svc.registry.get(args.tenant)] if args.tenant else svc.registry.all()
     data = [tenant_status(t.id) for t in tenants]
+    queues = Dispatcher(svc.redis).queue_depths()
     if args.format == "json":
-        print(to_json(data))
+        print(
+            to_json(
+                {"tenants": data, "queues": queues}
+                if not args.tenant
+                else data[0] | {"queues": queues}
+            )
+        )
         return 0
     if not data:
         print("No tenants are registered. Add one with `skolsynk tenant add`.")
@@ -84,14 +114,25 @@ def _status(args: argparse.Namespace) -> int:
                 f"{last['microsoft_users']}/{last['microsoft_classes']}" if last else "-",
                 sum(last["applied"].values()) if last else "-",
                 item["held"],
+                _expiry(item),
             )
         )
     print(
         table(
-            ("TENANT", "ENV", "LAST RECONCILE", "OUTCOME", "USERS/CLASSES", "WRITES", "HELD"),
+            (
+                "TENANT",
+                "ENV",
+                "LAST RECONCILE",
+                "OUTCOME",
+                "USERS/CLASSES",
+                "WRITES",
+                "HELD",
+                "SUBSCRIPTIONS EXPIRE IN",
+            ),
             rows,
         )
     )
+    print("Queues: " + ", ".join(f"{name} {depth}" for name, depth in sorted(queues.items())))
     for item in data:
         last = item["last_reconcile"]
         if last and last["message"]:

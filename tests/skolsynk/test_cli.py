@@ -73,9 +73,14 @@ def test_reconcile_prints_what_it_wrote_and_status_shows_it(make_world) -> None:
     assert len(world.portal.users()) == 24
 
     status = world.cli("status", "--format", "json")
-    (tenant,) = json.loads(status.stdout)
+    data = json.loads(status.stdout)
+    (tenant,) = data["tenants"]
     assert tenant["last_reconcile"]["outcome"] == "ok"
     assert tenant["last_reconcile"]["applied"]["create_user"] == 24
+    assert data["queues"]["live"] == 0
+
+    table = world.cli("status")
+    assert "ok" in table.stdout and "Queues: live 0" in table.stdout
 
     audit = world.cli("audit", world.tenant_id, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(audit.stdout)))
