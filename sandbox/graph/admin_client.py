@@ -60,11 +60,18 @@ class GraphAdmin:
     """Changes a sandbox tenant through its Graph API, as the consented app of the tenant (the
     way an administrator or School Data Sync would). Raises ``GraphAdminError`` on a refusal."""
 
-    def __init__(self, info: dict[str, Any], tenant_id: str, domain: str) -> None:
+    def __init__(
+        self,
+        info: dict[str, Any],
+        tenant_id: str,
+        domain: str,
+        *,
+        session: requests.Session | None = None,
+    ) -> None:
         self.info = info
         self.tenant_id = tenant_id
         self.domain = domain
-        self.session = CASession(Path(info["ca_bundle"]))
+        self.session = session or CASession(Path(info["ca_bundle"]))
         self.graph_url = info["graph_url"]
         self._token: str | None = None
         self._token_expires = 0.0
