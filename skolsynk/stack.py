@@ -328,6 +328,8 @@ class Stack:
                 [
                     rq,
                     "worker",
+                    "--worker-class",
+                    "rq.worker.SimpleWorker",
                     "--with-scheduler",
                     "--serializer",
                     "rq.serializers.JSONSerializer",
