@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -75,8 +77,14 @@ RENEWAL_RETRY_INTERVALS_SECONDS: Final = (30, 300, 1800)
 #: how long a queued object job keeps absorbing notifications; after this a second job may be
 #: queued for the same object (harmless: jobs are idempotent), so a lost job blocks nothing
 PENDING_TTL_SECONDS: Final = 60 * 60
-#: the per-object lock outlives the job's own timeout, after which rq has killed the job
-OBJECT_LOCK_SECONDS: Final = OBJECT_JOB_TIMEOUT_SECONDS + 60
+#: the per-object lock is a lease, renewed by a heartbeat while the run lasts: a run killed
+#: with its worker (SIGKILL, a lost machine) frees its object this soon
+OBJECT_LEASE_SECONDS: Final = 15
+OBJECT_HEARTBEAT_SECONDS: Final = 5.0
+#: runs in progress, by lease expiry; a run whose lease ran out without ending was lost with
+#: its worker, and ``recover_abandoned`` queues its object again
+INFLIGHT_KEY: Final = "skolsynk:inflight"
+RECOVER_ABANDONED_JOB: Final = "worker.jobs.recover_abandoned"
 #: a run that finds its object locked goes back on the queue this much later
 BUSY_REQUEUE_DELAY: Final = timedelta(seconds=2)
 #: a requested reconcile absorbs further requests for its tenant this long while it waits
@@ -103,6 +111,14 @@ end
 return 1
 """
 _CLAIM_THEN_RUN_SHA = hashlib.sha1(_CLAIM_THEN_RUN.encode(), usedforsecurity=False).hexdigest()
+
+#: extends a lease only while it still holds our token
+_EXTEND_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('expire', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 #: deletes a lock only if it still holds our token (another run may own it after a timeout)
 _RELEASE_LOCK = """
@@ -131,6 +147,16 @@ def connect_listener_redis(url: str) -> redis.Redis:
         socket_timeout=LISTENER_REDIS_TIMEOUT_SECONDS,
         retry=RedisRetry(NoBackoff(), LISTENER_REDIS_RETRIES),
     )
+
+
+def _inflight_member(change: Change) -> str:
+    return f"{change.tenant_id}|{change.kind}|{change.object_id}"
+
+
+def _inflight_change(raw: bytes | str) -> Change:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    tenant_id, kind, object_id = text.split("|", 2)
+    return Change(tenant_id, "group" if kind == "group" else "user", object_id)
 
 
 def pending_key(tenant_id: str, kind: ObjectKind, object_id: str) -> str:
@@ -185,6 +211,7 @@ class Dispatcher:
         self.live = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer)
         self.reconcile = Queue(RECONCILE_QUEUE, connection=client, serializer=JSONSerializer)
         self._release_lock = client.register_script(_RELEASE_LOCK)
+        self._extend_lock = client.register_script(_EXTEND_LOCK)
 
     # -- the enqueue side -------------------------------------------------------------------
 
@@ -312,12 +339,16 @@ class Dispatcher:
         """
         lock = object_lock_key(tenant_id, kind, object_id)
         token = secrets.token_hex(16)
+        member = _inflight_member(Change(tenant_id, kind, object_id))
         with redis_errors():
-            acquired = bool(self.redis.set(lock, token, nx=True, ex=OBJECT_LOCK_SECONDS))
+            acquired = bool(self.redis.set(lock, token, nx=True, ex=OBJECT_LEASE_SECONDS))
             if not acquired:
                 self._requeue_busy(Change(tenant_id, kind, object_id))
             else:
-                self.redis.delete(pending_key(tenant_id, kind, object_id))
+                with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.delete(pending_key(tenant_id, kind, object_id))
+                    pipe.zadd(INFLIGHT_KEY, {member: time.time() + OBJECT_LEASE_SECONDS})
+                    pipe.execute()
         if not acquired:
             log.info(
                 "object busy; run queued again",
@@ -325,11 +356,56 @@ class Dispatcher:
             )
             yield Turn(acquired=False)
             return
+        stop = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(lock, token, member, stop), daemon=True
+        )
+        heartbeat.start()
         try:
             yield Turn(acquired=True)
         finally:
+            stop.set()
+            heartbeat.join()
             with redis_errors():
+                self.redis.zrem(INFLIGHT_KEY, member)
                 self._release_lock(keys=[lock], args=[token])
+
+    def _heartbeat(self, lock: str, token: str, member: str, stop: threading.Event) -> None:
+        """Renew a run's lease until it ends; a worker that dies stops renewing it."""
+        while not stop.wait(OBJECT_HEARTBEAT_SECONDS):
+            try:
+                self._extend_lock(keys=[lock], args=[token, OBJECT_LEASE_SECONDS])
+                self.redis.zadd(INFLIGHT_KEY, {member: time.time() + OBJECT_LEASE_SECONDS}, xx=True)
+            except redis.RedisError:
+                # Redis is away: the run goes on; if the lease lapses meanwhile, a second run
+                # of the same object is harmless (runs are idempotent)
+                log.warning("could not renew a run's lease", extra={"lock": lock})
+
+    def recover_abandoned(self, *, now: float | None = None) -> list[Change]:
+        """Queue again every object whose run ended without finishing (its worker died).
+
+        Each lost run is claimed by exactly one caller (``ZREM`` decides), so several
+        schedulers or workers calling this at once queue each object once.
+        """
+        moment = time.time() if now is None else now
+        recovered: list[Change] = []
+        with redis_errors():
+            expired: list[bytes] = self.redis.zrangebyscore(INFLIGHT_KEY, "-inf", moment)  # type: ignore[assignment]
+            for raw in expired:
+                if self.redis.zrem(INFLIGHT_KEY, raw):
+                    change = _inflight_change(raw)
+                    self.enqueue_change(change.tenant_id, change.kind, change.object_id)
+                    recovered.append(change)
+        for change in recovered:
+            log.warning(
+                "run lost with its worker; queued again",
+                extra={
+                    "tenant": change.tenant_id,
+                    "kind": change.kind,
+                    "object_id": change.object_id,
+                },
+            )
+        return recovered
 
     @contextmanager
     def reconcile_guard(self, tenant_id: str) -> Iterator[Turn]:

@@ -28,8 +28,11 @@ from rq.serializers import JSONSerializer
 from common.config import load_config
 from common.dispatch import (
     FAILURE_TTL_SECONDS,
+    LIVE_QUEUE,
+    OBJECT_LEASE_SECONDS,
     RECONCILE_ALL_JOB,
     RECONCILE_QUEUE,
+    RECOVER_ABANDONED_JOB,
     RENEW_ALL_SUBSCRIPTIONS_JOB,
     RESULT_TTL_SECONDS,
 )
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: the fan-out jobs only enqueue per-tenant work; they should never take long
 FAN_OUT_TIMEOUT_SECONDS: Final = 300
+#: how often lost runs are looked for: a lost change lands within a lease and this interval
+RECOVERY_INTERVAL_SECONDS: Final = OBJECT_LEASE_SECONDS // 3
 SCHEDULER_REDIS_TIMEOUT_SECONDS: Final = 10.0
 
 
@@ -48,7 +53,8 @@ class ScheduledJob:
 
     func_name: str
     queue_name: str
-    cron: str
+    cron: str | None = None
+    interval_seconds: int | None = None
     timeout_seconds: int = FAN_OUT_TIMEOUT_SECONDS
 
 
@@ -58,6 +64,13 @@ SCHEDULE: Final = (
     # every six hours, off the hour: renewal looks RENEW_BEFORE_EXPIRY (3 days) ahead, so a
     # subscription gets a dozen chances before it would expire
     ScheduledJob(RENEW_ALL_SUBSCRIPTIONS_JOB, RECONCILE_QUEUE, cron="30 */6 * * *"),
+    # every few seconds: runs lost with their worker (killed, machine gone) are queued again
+    ScheduledJob(
+        RECOVER_ABANDONED_JOB,
+        LIVE_QUEUE,
+        interval_seconds=RECOVERY_INTERVAL_SECONDS,
+        timeout_seconds=60,
+    ),
 )
 
 
@@ -93,13 +106,17 @@ class JSONCronScheduler(CronScheduler):
             queue_name=entry.queue_name,
             func_name=entry.func_name,
             cron=entry.cron,
+            interval=entry.interval_seconds,
             job_timeout=entry.timeout_seconds,
             result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS,
         )
         # register() builds rq's own CronJob from a function object; ours go in beside it
         self._cron_jobs.append(job)
-        log.info("scheduled", extra={"job": entry.func_name, "cron": entry.cron})
+        log.info(
+            "scheduled",
+            extra={"job": entry.func_name, "cron": entry.cron, "every": entry.interval_seconds},
+        )
         return job
 
 

@@ -82,6 +82,11 @@ def sync_group(tenant_id: str, group_id: str) -> dict[str, Any]:
     return report.to_dict()
 
 
+def recover_abandoned() -> list[str]:
+    """Queue again the objects whose runs were lost with their worker (the schedule)."""
+    return [c.object_id for c in _dispatcher(_services()).recover_abandoned()]
+
+
 def ensure_tenant_subscriptions(tenant_id: str) -> list[str]:
     """Create the tenant's /users and /groups subscriptions where missing."""
     svc = _services()

@@ -234,22 +234,24 @@ def test_documented_rq_enqueue_line_queues_a_reconcile_the_workers_can_read(
     assert calls(client, RECONCILE_QUEUE) == [("worker.jobs.full_reconcile", [TENANT])]
 
 
-def test_schedule_queues_json_reconcile_all_hourly_and_renewals_every_six_hours(
+def test_schedule_queues_hourly_reconcile_renewals_every_six_hours_and_recovery_often(
     client: redis.Redis,
 ) -> None:
     scheduler = build_scheduler(client)
-    entries = {job.func_name: job.cron for job in scheduler.get_jobs()}
+    entries = {job.func_name: job.cron or job.interval for job in scheduler.get_jobs()}
     assert entries == {
         "worker.jobs.reconcile_all": "0 * * * *",
         "worker.jobs.renew_all_subscriptions": "30 */6 * * *",
+        "worker.jobs.recover_abandoned": 5,
     }
-    assert len(SCHEDULE) == 2
+    assert len(SCHEDULE) == 3
     for cron_job in scheduler.get_jobs():
         cron_job.enqueue(client)
     assert sorted(calls(client, RECONCILE_QUEUE)) == [
         ("worker.jobs.reconcile_all", []),
         ("worker.jobs.renew_all_subscriptions", []),
     ]
+    assert calls(client, LIVE_QUEUE) == [("worker.jobs.recover_abandoned", [])]
 
 
 def test_change_is_queued_after_redis_forgot_the_script(
@@ -262,3 +264,36 @@ def test_change_is_queued_after_redis_forgot_the_script(
         ("worker.jobs.sync_group", [TENANT, GROUP]),
         ("worker.jobs.sync_user", [TENANT, USER]),
     ]
+
+
+def test_a_run_lost_with_its_worker_is_queued_again_once_its_lease_runs_out(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    from common.dispatch import INFLIGHT_KEY, OBJECT_LEASE_SECONDS
+
+    # a run starts and its worker dies: the block is never left, the lease never renewed
+    guard = dispatcher.object_job("t1", "user", "u1")
+    assert guard.__enter__()
+    assert client.zcard(INFLIGHT_KEY) == 1
+    assert dispatcher.recover_abandoned() == []  # the lease still holds
+
+    later = time.time() + OBJECT_LEASE_SECONDS + 1
+    recovered = dispatcher.recover_abandoned(now=later)
+    assert [(c.tenant_id, c.kind, c.object_id) for c in recovered] == [("t1", "user", "u1")]
+    assert dispatcher.recover_abandoned(now=later) == []  # claimed once
+    queued = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer).jobs
+    assert [(j.func_name, list(j.args)) for j in queued] == [
+        ("worker.jobs.sync_user", ["t1", "u1"])
+    ]
+    guard.__exit__(None, None, None)
+
+
+def test_a_finished_run_leaves_nothing_to_recover(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    from common.dispatch import INFLIGHT_KEY
+
+    with dispatcher.object_job("t1", "group", "g1") as turn:
+        assert turn
+    assert client.zcard(INFLIGHT_KEY) == 0
+    assert dispatcher.recover_abandoned(now=time.time() + 3600) == []
