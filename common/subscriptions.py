@@ -416,15 +416,26 @@ def renew_subscriptions(
     now: datetime | None = None,
 ) -> RenewalReport:
     """Renew the tenant's subscriptions that expire within ``RENEW_BEFORE_EXPIRY`` or that Graph
-    asked to reauthorize; one Graph says is gone (404) is created again, and a reconcile is
-    queued to cover the changes missed meanwhile.
+    asked to reauthorize; one Graph no longer lists, or answers 404 for, is created again, and a
+    reconcile is queued to cover the changes missed meanwhile.
+
+    Graph's list of subscriptions is read every round (one request), so a subscription removed
+    behind our back is noticed at the next round, not only when it would have expired.
     """
     moment = _now(now)
     renewed: list[StoredSubscription] = []
     recreated: list[StoredSubscription] = []
-    for record in expiring(store.for_tenant(tenant_id), now=moment):
+    listed = {str(item.get("id", "")).lower() for item in graph.list_subscriptions()}
+    records = store.for_tenant(tenant_id)
+    due = {r.id for r in expiring(records, now=moment)}
+    for record in records:
+        missing = record.id.lower() not in listed
+        if not missing and record.id not in due:
+            continue
         expiration = new_expiration(moment)
         try:
+            if missing:
+                raise NotFound(f"subscription {record.id} is no longer listed by Graph")
             answer = graph.renew_subscription(record.id, expiration)
         except NotFound:
             store.remove(record)

@@ -3,10 +3,17 @@ delivers them to the listener under gunicorn, RQ workers apply them. No reconcil
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
+import requests
+
 from common import sds
+from common.dispatch import Dispatcher
 from tests.fixtures.live import LiveWorld, wait_for
 
 
@@ -126,3 +133,115 @@ def _busy_worker(stack: Any) -> bool:
         return any(w.get_current_job_id() for w in Worker.all(connection=connection))
     finally:
         connection.close()
+
+
+def readme_rq_enqueue_line() -> str:
+    """The one ``rq enqueue`` line the README gives for a reconcile by hand."""
+    readme = (Path(__file__).resolve().parent.parent.parent / "README.md").read_text()
+    (line,) = [ln.strip() for ln in readme.splitlines() if ln.strip().startswith("rq enqueue")]
+    return line
+
+
+def test_dropped_notifications_are_repaired_by_the_readme_rq_enqueue_reconcile(
+    live_world,
+) -> None:
+    world: LiveWorld = live_world()
+    cls = classic_class(world)
+    world.graph_sandbox.set_knobs(world.tenant_id, drop_notification_share=1.0)
+    student = world.microsoft.graph.create_student("Tuva", "Åström", school_id=cls[sds.SCHOOL_ID])
+    time.sleep(2)
+    assert world.portal_user(student["id"]) is None  # nothing arrived: every notification lost
+
+    line = readme_rq_enqueue_line().replace("TENANT_ID", world.tenant_id)
+    subprocess.run(
+        ["bash", "-c", line],
+        env={**os.environ, "REDIS_URL": world.stack.redis_url},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+    world.wait_user(student["id"], lambda u: u["active"], "the reconcile created the student")
+    last = world.services.runs.last(world.tenant_id)
+    assert last is not None and last.outcome == "ok" and last.why == "reconcile"
+
+
+def test_a_subscription_removed_behind_our_back_is_recreated_and_a_reconcile_catches_up(
+    live_world,
+) -> None:
+    world: LiveWorld = live_world()
+    graph = world.services.graph(world.tenant_id)
+    cls = classic_class(world)
+    users_subscription = next(
+        s for s in graph.list_subscriptions() if s["resource"].lower() == "/users"
+    )
+    graph.delete_subscription(users_subscription["id"])
+    missed = world.microsoft.graph.create_student("Liv", "Ödman", school_id=cls[sds.SCHOOL_ID])
+    time.sleep(1)
+    assert world.portal_user(missed["id"]) is None
+
+    Dispatcher(world.services.redis).enqueue_renewal(world.tenant_id, why="test")
+
+    world.wait_user(missed["id"], lambda u: u["active"], "the catch-up reconcile created her")
+    listed = {s["resource"].lower() for s in graph.list_subscriptions()}
+    assert listed == {"/users", "/groups"}
+    # and notifications flow again through the new subscription
+    later = world.microsoft.graph.create_student("Alva", "Ek", school_id=cls[sds.SCHOOL_ID])
+    world.wait_user(later["id"], lambda u: u["active"], "a later student arrives by notification")
+
+
+def test_redis_outage_is_answered_503_and_graphs_retry_delivers_once_it_is_back(
+    live_world, redis_server
+) -> None:
+    world: LiveWorld = live_world()
+    cls = classic_class(world)
+    client = redis_server.client()
+    # a persistent Redis restarts with its data: save, then stop
+    client.shutdown(save=True)
+    client.close()
+    assert redis_server.process is not None and redis_server.process.process is not None
+    redis_server.process.process.wait(timeout=10)
+    try:
+        started = time.monotonic()
+        answer = requests.post(
+            f"{world.stack.listener_url}/graph/notifications",
+            json={
+                "value": [
+                    {
+                        "subscriptionId": "6f1a6d1e-0000-4000-8000-000000000001",
+                        "changeType": "updated",
+                        "clientState": "whatever",
+                        "tenantId": world.tenant_id,
+                        "resource": "Users/6f1a6d1e-0000-4000-8000-000000000002",
+                        "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
+                        "resourceData": {
+                            "@odata.type": "#Microsoft.Graph.User",
+                            "@odata.id": "Users/6f1a6d1e-0000-4000-8000-000000000002",
+                            "id": "6f1a6d1e-0000-4000-8000-000000000002",
+                            "organizationId": world.tenant_id,
+                        },
+                    }
+                ]
+            },
+            timeout=10,
+        )
+        assert answer.status_code == 503
+        assert time.monotonic() - started < 3
+
+        student = world.microsoft.graph.create_student(
+            "Nova", "Sjöberg", school_id=cls[sds.SCHOOL_ID]
+        )
+        wait_for(
+            lambda: (
+                world.graph_sandbox.counters()["tenants"][world.tenant_id]["notifications"][
+                    "failed_attempts"
+                ]
+                > 0
+            ),
+            what="Graph's delivery was refused while Redis is away",
+        )
+    finally:
+        redis_server.start()
+    world.wait_user(
+        student["id"], lambda u: u["active"], "Graph's retry delivered and the change landed"
+    )
