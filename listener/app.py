@@ -22,7 +22,7 @@ from common.errors import QueueUnavailable
 from common.logs import bind_job_context, clear_context
 from common.subscriptions import VERIFICATION_CACHE_SECONDS, SubscriptionStore
 from listener import graph_views, ops_views
-from listener.metrics import ListenerMetrics
+from listener.metrics import ListenerMetrics, SyncStateCollector
 from listener.state import EXTENSION, ListenerState, state
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def create_app(config: Config | None = None) -> Flask:
         subscriptions=SubscriptionStore(
             client, config.secret_key, cache_seconds=VERIFICATION_CACHE_SECONDS
         ),
-        metrics=ListenerMetrics(),
+        metrics=ListenerMetrics(SyncStateCollector(client, config.secret_key)),
     )
     app.register_blueprint(graph_views.blueprint)
     app.register_blueprint(ops_views.blueprint)

@@ -1,0 +1,64 @@
+"""``/metrics`` after a small sync: what operations alert on is there, and counts what happened."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from common import sds
+from tests.fixtures.live import LiveWorld, wait_for
+from tests.worker.test_realtime import classic_class
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def value(found: dict, name: str, **labels: str) -> float:
+    return found[(name, tuple(sorted(labels.items())))]
+
+
+def test_metrics_after_a_small_sync_count_what_happened(live_world) -> None:
+    world: LiveWorld = live_world()
+    cls = classic_class(world)
+    # throttle Graph a little, so that 429s happen and are counted
+    world.graph_sandbox.set_knobs(world.tenant_id, throttle_share=0.5, retry_after_seconds=0)
+    student = world.microsoft.graph.create_student("Elsa", "Nyström", school_id=cls[sds.SCHOOL_ID])
+    world.wait_user(student["id"], lambda u: u["active"], "the student arrived")
+    world.graph_sandbox.set_knobs(world.tenant_id, throttle_share=0.0)
+    time.sleep(0.5)
+
+    found = wait_for(
+        lambda: (
+            (f := samples(world.stack.metrics()))
+            and f.get(("skolsynk_graph_requests_total", (("status", "429"),)), 0) > 0
+            and f
+        ),
+        what="a 429 is counted",
+    )
+
+    assert value(found, "skolsynk_state_up") == 1
+    assert value(found, "skolsynk_notifications_received_total", endpoint="notifications") > 0
+    assert value(found, "skolsynk_notifications_accepted_total") > 0
+    assert value(found, "skolsynk_sync_runs_total", kind="reconcile", outcome="ok") >= 1
+    assert value(found, "skolsynk_sync_runs_total", kind="live", outcome="ok") >= 1
+    assert value(found, "skolsynk_graph_requests_total", status="200") > 0
+    assert value(found, "skolsynk_portal_writes_total", kind="create_user") > 0
+    assert value(found, "skolsynk_run_seconds_count", kind="live") > 0
+    assert value(found, "skolsynk_queue_depth", queue="live") >= 0
+    assert value(found, "skolsynk_held_actions", tenant=world.tenant_id) == 0
+    for resource in ("/users", "/groups"):
+        expires = value(
+            found,
+            "skolsynk_subscription_expiry_timestamp_seconds",
+            tenant=world.tenant_id,
+            resource=resource,
+        )
+        assert expires > time.time() + 86400
+    assert value(found, "skolsynk_last_reconcile_ok", tenant=world.tenant_id) == 1
+    assert value(found, "skolsynk_last_reconcile_duration_seconds", tenant=world.tenant_id) > 0
