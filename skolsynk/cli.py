@@ -18,6 +18,7 @@ from common.errors import ConfigError, NeedsAttention, SkolsynkError, TransientE
 COMMAND_MODULES: tuple[str, ...] = (
     "skolsynk.tenant_cli",
     "skolsynk.sync_cli",
+    "skolsynk.subscriptions_cli",
     "skolsynk.ops_cli",
     "skolsynk.demo",
     "sandbox.cli",

@@ -1,0 +1,91 @@
+"""``skolsynk subscriptions ensure|renew|list TENANT``: Graph change notifications for a tenant."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from common.dispatch import Dispatcher
+from common.errors import ConfigError
+from common.subscriptions import SubscriptionStore, ensure_subscriptions, renew_subscriptions
+from skolsynk.context import services
+from skolsynk.output import table, to_json
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "subscriptions",
+        help="create, renew and list the Graph subscriptions of a tenant",
+        description="Graph change notifications: one /users and one /groups subscription per "
+        "tenant, delivered to SKOLSYNK_PUBLIC_URL.",
+    )
+    actions = parser.add_subparsers(dest="subscriptions_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("ensure", "create the /users and /groups subscriptions where missing"),
+        ("renew", "renew those expiring within three days; recreate lost ones and reconcile"),
+        ("list", "list the tenant's subscriptions, as Skolsynk and Graph know them"),
+    ):
+        sub = actions.add_parser(name, help=text)
+        sub.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+        sub.add_argument("--format", choices=("text", "json"), default="text")
+        sub.set_defaults(handler=_run, subscriptions_action=name)
+
+
+def _run(args: argparse.Namespace) -> int:
+    svc = services()
+    tenant = svc.registry.get(args.tenant)
+    graph = svc.graph(tenant.id)
+    store = SubscriptionStore(svc.redis, svc.config.secret_key)
+    if args.subscriptions_action == "ensure":
+        if not svc.config.public_url:
+            raise ConfigError(["SKOLSYNK_PUBLIC_URL is not set (where Graph reaches the listener)"])
+        created = ensure_subscriptions(graph, store, tenant.id, svc.config.public_url)
+        print(
+            f"Created {len(created)} subscriptions for {tenant.name}"
+            + (": " + ", ".join(s.resource for s in created) if created else " (all were there).")
+        )
+    elif args.subscriptions_action == "renew":
+        report = renew_subscriptions(graph, store, tenant.id, Dispatcher(svc.redis))
+        print(
+            f"Renewed {len(report.renewed)}, recreated {len(report.recreated)} subscriptions "
+            f"for {tenant.name}."
+            + (" A reconcile is queued to catch up." if report.reconcile_queued else "")
+        )
+    listed = {str(s.get("id", "")).lower() for s in graph.list_subscriptions()}
+    records = sorted(store.for_tenant(tenant.id), key=lambda s: s.resource)
+    rows = [
+        {
+            "id": s.id,
+            "resource": s.resource,
+            "expires_at": s.expires_at.isoformat(timespec="seconds"),
+            "days_left": round((s.expires_at - datetime.now(UTC)).total_seconds() / 86400, 1),
+            "at_graph": s.id.lower() in listed,
+        }
+        for s in records
+    ]
+    if args.format == "json":
+        print(to_json(rows))
+    elif args.subscriptions_action == "list" or rows:
+        if not rows:
+            print(
+                f"{tenant.name} has no subscriptions. "
+                "Create them with `skolsynk subscriptions ensure`."
+            )
+        else:
+            print(
+                table(
+                    ("RESOURCE", "EXPIRES", "DAYS LEFT", "AT GRAPH", "ID"),
+                    (
+                        (
+                            r["resource"],
+                            r["expires_at"],
+                            r["days_left"],
+                            "yes" if r["at_graph"] else "NO (renew recreates it)",
+                            r["id"],
+                        )
+                        for r in rows
+                    ),
+                )
+            )
+    return 0
