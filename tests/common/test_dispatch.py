@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -297,3 +298,31 @@ def test_a_finished_run_leaves_nothing_to_recover(
         assert turn
     assert client.zcard(INFLIGHT_KEY) == 0
     assert dispatcher.recover_abandoned(now=time.time() + 3600) == []
+
+
+def test_concurrent_changes_sent_together_each_get_their_own_answer(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    objects = [f"{i:08d}-0000-4000-8000-000000000000" for i in range(40)]
+    # every object twice, from 16 threads at once: one True per object, one job per object
+    work = [(kind, object_id) for object_id in objects for kind in ("user", "user")]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(
+            pool.map(lambda item: (item[1], dispatcher.enqueue_change(TENANT, *item)), work)
+        )
+    assert sorted(o for o, new in answers if new) == objects
+    assert len(jobs(client)) == len(objects)
+
+
+def test_concurrent_changes_all_fail_cleanly_when_redis_is_unreachable() -> None:
+    dispatcher = Dispatcher(connect_listener_redis(f"redis://127.0.0.1:{free_port()}/0"))
+
+    def attempt(i: int) -> str:
+        try:
+            dispatcher.enqueue_change(TENANT, "user", f"{i:08d}-0000-4000-8000-000000000000")
+        except QueueUnavailable:
+            return "unavailable"
+        return "queued"
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(attempt, range(32))) == {"unavailable"}
