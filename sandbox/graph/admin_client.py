@@ -22,6 +22,7 @@ from common import sds
 REQUEST_TIMEOUT_SECONDS = 30
 TOKEN_MARGIN_SECONDS = 60
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+THROTTLE_RETRIES = 8
 
 
 class CASession(requests.Session):
@@ -99,10 +100,19 @@ class GraphAdmin:
         return self._token
 
     def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """Send one request; a 429 is retried after its ``Retry-After`` (an administrator's
+        script waits too), a few times at most, so throttling knobs aimed at the sync do not
+        break the changes a test or the demo makes."""
         url = path if path.startswith("https://") else self.graph_url + path
         headers = {"Authorization": f"Bearer {self.token()}", **kw.pop("headers", {})}
-        response: requests.Response = self.session.request(method, url, headers=headers, **kw)
-        return response
+        for _ in range(THROTTLE_RETRIES):
+            response: requests.Response = self.session.request(method, url, headers=headers, **kw)
+            if response.status_code != 429:
+                return response
+            wait = float(response.headers.get("Retry-After") or 0.1)
+            response.close()
+            time.sleep(min(wait, 5.0))
+        return self.session.request(method, url, headers=headers, **kw)
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
