@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from common.model import Action
-from common.registry import KEY_PREFIX, redis_errors
+from common.store import KEY_PREFIX, redis_errors
 
 AUDIT_RETENTION = timedelta(days=183)
 OUTCOMES = ("applied", "held", "approved", "rejected", "failed", "skipped")

@@ -14,8 +14,8 @@ clears the marker when it starts, so a notification that arrives while it runs q
 one more run. A per-object *lock* keeps two runs for one object from
 overlapping. Full reconciles are coalesced per tenant the same way, while pending or running.
 
-Failure policy: every Redis failure is translated here, once, into ``QueueUnavailable`` (the
-listener answers 503 so Graph delivers again). Jobs retry a bounded number of times with rq's
+Failure policy: every Redis failure becomes ``QueueUnavailable`` (``common.store.redis_errors``;
+the listener answers 503 so Graph delivers again). Jobs retry a bounded number of times with rq's
 ``Retry``; a job that keeps failing ends in rq's failed registry with its exception as the
 reason. Markers and locks carry a TTL, so a crashed worker or a lost job cannot block an object
 or a tenant for longer than that.
@@ -41,6 +41,7 @@ from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from common.errors import QueueUnavailable
+from common.store import KEY_PREFIX, redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ ObjectKind = Literal["user", "group"]
 OBJECT_KINDS: Final[tuple[ObjectKind, ...]] = ("user", "group")
 _OBJECT_JOBS: Final[dict[str, str]] = {"user": SYNC_USER_JOB, "group": SYNC_GROUP_JOB}
 
-KEY_PREFIX: Final = "skolsynk:"
 
 OBJECT_JOB_TIMEOUT_SECONDS: Final = 300
 RECONCILE_TIMEOUT_SECONDS: Final = 2 * 60 * 60
@@ -129,15 +129,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-@contextmanager
-def redis_errors() -> Iterator[None]:
-    """Translate Redis client failures into ``QueueUnavailable`` (once, at this edge)."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise QueueUnavailable(f"Redis could not be reached ({type(exc).__name__})") from exc
 
 
 def connect_listener_redis(url: str) -> redis.Redis:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,22 +24,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from common.config import Secret
-from common.errors import ConfigError, NeedsAttention, QueueUnavailable, UnknownTenant
+from common.errors import ConfigError, NeedsAttention, UnknownTenant
 from common.model import Scope, Thresholds
+from common.store import KEY_PREFIX, redis_errors
 
-KEY_PREFIX = "skolsynk:"
 TENANTS_KEY = KEY_PREFIX + "tenants"
 ENVIRONMENTS = ("test", "production")
 Environment = Literal["test", "production"]
-
-
-@contextmanager
-def redis_errors() -> Iterator[None]:
-    """Translate Redis client failures into ``QueueUnavailable`` (once, at this edge)."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise QueueUnavailable(f"Redis could not be reached ({type(exc).__name__})") from exc
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from common.registry import KEY_PREFIX, redis_errors
+from common.store import KEY_PREFIX, redis_errors
 
 #: what a run ended as: applied everything / held removals / skipped removals (health gate) /
 #: some actions failed / nothing was written because the run failed

@@ -22,7 +22,7 @@ import redis
 
 from common.model import Action, MicrosoftState, PortalState, Thresholds, action_from_dict
 from common.model import action_to_dict as _action_to_dict
-from common.registry import KEY_PREFIX, redis_errors
+from common.store import KEY_PREFIX, redis_errors
 
 #: removals by real-time jobs and reconciles within this window count together
 REMOVAL_WINDOW_SECONDS = 15 * 60

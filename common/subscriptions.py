@@ -27,8 +27,9 @@ from typing import Any, Final, Literal, Protocol
 import redis
 
 from common.config import Secret
-from common.dispatch import KEY_PREFIX, Dispatcher, redis_errors
+from common.dispatch import Dispatcher
 from common.errors import NotFound
+from common.store import KEY_PREFIX, redis_errors
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import redis
 
-from common.registry import KEY_PREFIX, redis_errors
 from common.runs import RunReport
+from common.store import KEY_PREFIX, redis_errors
 
 METRICS_KEY = KEY_PREFIX + "metrics"
 SEPARATOR = "|"
