@@ -172,6 +172,15 @@ def renewal_pending_key(tenant_id: str) -> str:
     return f"{KEY_PREFIX}renewal:pending:{tenant_id}"
 
 
+def object_change(func_name: str | None, args: Sequence[Any]) -> Change | None:
+    """The object a queued job syncs, or ``None`` for other jobs."""
+    kinds = {name: kind for kind, name in _OBJECT_JOBS.items()}
+    kind = kinds.get(func_name or "")
+    if kind is None or len(args) != 2:
+        return None
+    return Change(str(args[0]), "group" if kind == "group" else "user", str(args[1]))
+
+
 def object_job_name(kind: ObjectKind) -> str:
     """The dotted name of the job that syncs one object of this kind."""
     return _OBJECT_JOBS[kind]
@@ -435,12 +444,20 @@ class Dispatcher:
                 self.redis.zrem(INFLIGHT_KEY, member)
                 self._release_lock(keys=[lock], args=[token])
 
+    def take_lease(self, change: Change) -> None:
+        """Record that a run of this object is starting (the worker calls it before the job
+        runs): if the run never ends, the lease runs out and the object is queued again."""
+        with redis_errors():
+            self.redis.zadd(
+                INFLIGHT_KEY, {_inflight_member(change): time.time() + OBJECT_LEASE_SECONDS}
+            )
+
     def _heartbeat(self, lock: str, token: str, member: str, stop: threading.Event) -> None:
         """Renew a run's lease until it ends; a worker that dies stops renewing it."""
         while not stop.wait(OBJECT_HEARTBEAT_SECONDS):
             try:
                 self._extend_lock(keys=[lock], args=[token, OBJECT_LEASE_SECONDS])
-                self.redis.zadd(INFLIGHT_KEY, {member: time.time() + OBJECT_LEASE_SECONDS}, xx=True)
+                self.redis.zadd(INFLIGHT_KEY, {member: time.time() + OBJECT_LEASE_SECONDS})
             except redis.RedisError:
                 # Redis is away: the run goes on; if the lease lapses meanwhile, a second run
                 # of the same object is harmless (runs are idempotent)
@@ -459,6 +476,9 @@ class Dispatcher:
             for raw in expired:
                 if self.redis.zrem(INFLIGHT_KEY, raw):
                     change = _inflight_change(raw)
+                    # the lost run may have died before clearing the pending marker; left in
+                    # place, it would fold this recovery into a job that no longer exists
+                    self.redis.delete(pending_key(change.tenant_id, change.kind, change.object_id))
                     self.enqueue_change(change.tenant_id, change.kind, change.object_id)
                     recovered.append(change)
         for change in recovered:

@@ -329,7 +329,7 @@ class Stack:
                     rq,
                     "worker",
                     "--worker-class",
-                    "rq.worker.SimpleWorker",
+                    "worker.runner.SkolsynkWorker",
                     "--with-scheduler",
                     "--serializer",
                     "rq.serializers.JSONSerializer",

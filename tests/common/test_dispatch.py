@@ -326,3 +326,32 @@ def test_concurrent_changes_all_fail_cleanly_when_redis_is_unreachable() -> None
 
     with ThreadPoolExecutor(8) as pool:
         assert set(pool.map(attempt, range(32))) == {"unavailable"}
+
+
+def test_a_job_lost_right_after_it_left_the_queue_is_queued_again(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    from common.dispatch import OBJECT_LEASE_SECONDS, Change, object_change
+
+    # the listener queued the job (pending marker set); the worker took it and its lease, then
+    # died before the run cleared the marker
+    assert dispatcher.enqueue_change("t1", "user", "u2")
+    Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer).empty()
+    change = object_change("worker.jobs.sync_user", ["t1", "u2"])
+    assert change == Change("t1", "user", "u2")
+    dispatcher.take_lease(change)
+
+    recovered = dispatcher.recover_abandoned(now=time.time() + OBJECT_LEASE_SECONDS + 1)
+
+    assert recovered == [change]
+    queued = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer).jobs
+    assert [(j.func_name, list(j.args)) for j in queued] == [
+        ("worker.jobs.sync_user", ["t1", "u2"])
+    ]
+
+
+def test_other_jobs_take_no_lease() -> None:
+    from common.dispatch import object_change
+
+    assert object_change("worker.jobs.full_reconcile", ["t1"]) is None
+    assert object_change("worker.jobs.recover_abandoned", []) is None

@@ -109,7 +109,9 @@ def test_a_worker_killed_mid_job_does_not_lose_the_change_nor_duplicate_it(live_
     student = world.microsoft.graph.create_student(
         "Ebba", "Lindqvist", school_id=cls[sds.SCHOOL_ID]
     )
-    wait_for(lambda: _busy_worker(stack), timeout=15, what="a worker has started the job")
+    wait_for(
+        lambda: _running(stack, student["id"]), timeout=15, what="a worker has started her job"
+    )
     for worker in list(stack.workers):
         worker.signal(signal.SIGKILL)
         assert worker.process is not None
@@ -124,13 +126,19 @@ def test_a_worker_killed_mid_job_does_not_lose_the_change_nor_duplicate_it(live_
     assert len(same) == 1
 
 
-def _busy_worker(stack: Any) -> bool:
+def _running(stack: Any, object_id: str) -> bool:
+    """Whether a worker is running the sync job of this object right now."""
     import redis
     from rq import Worker
+    from rq.serializers import JSONSerializer
 
     connection = redis.Redis.from_url(stack.redis_url)
     try:
-        return any(w.get_current_job_id() for w in Worker.all(connection=connection))
+        for worker in Worker.all(connection=connection, serializer=JSONSerializer):
+            job = worker.get_current_job()
+            if job is not None and object_id in [str(a) for a in job.args]:
+                return True
+        return False
     finally:
         connection.close()
 
