@@ -68,6 +68,10 @@ def sync_user(tenant_id: str, user_id: str) -> dict[str, Any]:
         if not turn:
             return {"outcome": "requeued", "message": "another run of this user is in progress"}
         report = engine.sync_user(svc, tenant_id, user_id, why="notification")
+    log.info(
+        "user synced",
+        extra={"outcome": report.outcome, "written": report.written, "held": report.held},
+    )
     return report.to_dict()
 
 
@@ -79,6 +83,10 @@ def sync_group(tenant_id: str, group_id: str) -> dict[str, Any]:
         if not turn:
             return {"outcome": "requeued", "message": "another run of this class is in progress"}
         report = engine.sync_group(svc, tenant_id, group_id, why="notification")
+    log.info(
+        "group synced",
+        extra={"outcome": report.outcome, "written": report.written, "held": report.held},
+    )
     return report.to_dict()
 
 

@@ -11,6 +11,8 @@ Run: ``rq worker --worker-class worker.runner.SkolsynkWorker ...`` (the Procfile
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from rq.job import Job
@@ -18,13 +20,27 @@ from rq.queue import Queue
 from rq.worker import SimpleWorker
 
 from common.dispatch import Dispatcher, object_change
+from common.logs import bind_job_context, clear_context, configure_logging
 
 
 class SkolsynkWorker(SimpleWorker):
-    """``SimpleWorker`` that leases an object job's object before running it."""
+    """``SimpleWorker`` that leases an object job's object before running it, and logs what
+    the jobs log as JSON lines with the job's id, tenant and object bound."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        configure_logging(fmt=os.environ.get("SKOLSYNK_LOG_FORMAT", "json"))
+        # rq's command line gave its loggers text handlers of their own; send them through
+        # the same JSON handler instead, so every line of a worker is one structured event
+        for name in ("rq.worker", "rq.job"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
 
     def execute_job(self, job: Job, queue: Queue) -> Any:
+        clear_context()
+        bind_job_context(job_id=job.id, job=job.func_name, queue=queue.name)
         change = object_change(job.func_name, job.args)
         if change is not None:
+            bind_job_context(tenant=change.tenant_id, kind=change.kind, object_id=change.object_id)
             Dispatcher(self.connection).take_lease(change)
         return super().execute_job(job, queue)

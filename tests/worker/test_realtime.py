@@ -3,6 +3,7 @@ delivers them to the listener under gunicorn, RQ workers apply them. No reconcil
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -72,6 +73,31 @@ def test_user_lifecycle_reaches_the_portal_through_notifications_alone(live_worl
     wait_for(lambda: world.portal_user(student["id"]) is None, what="the purged student is gone")
 
     assert world.services.runs.last(world.tenant_id) == first_run  # no reconcile ran
+    assert_structured_worker_logs(world, student["id"])
+
+
+def assert_structured_worker_logs(world: LiveWorld, object_id: str) -> None:
+    """Every worker log line is a JSON event; job lines carry job, tenant and object ids; no
+    secret, token or client state is ever written."""
+    lines = [
+        line
+        for path in sorted(world.stack.workdir.glob("worker-*.log"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    events = [json.loads(line) for line in lines]
+    synced = [
+        e for e in events if e.get("event") == "user synced" and e.get("object_id") == object_id
+    ]
+    assert synced
+    assert all(e["tenant"] == world.tenant_id and e["job_id"] for e in synced)
+    text = "\n".join(lines)
+    for secret in (
+        world.stack.env["SKOLSYNK_CLIENT_SECRET"],
+        world.stack.env["SKOLSYNK_SECRET_KEY"],
+        world.portal.token,
+    ):
+        assert secret not in text
 
 
 def test_class_membership_and_deletion_reach_the_portal_through_notifications_alone(
