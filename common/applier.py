@@ -25,9 +25,7 @@ from common.model import (
     Action,
     ActionKind,
     Plan,
-    PortalGroup,
     PortalState,
-    PortalUser,
 )
 from common.portal_client import Portal
 from common.runs import RunReport
@@ -325,7 +323,3 @@ def _fold_group_creates(actions: list[Action]) -> _Folded:
         if action.kind is ActionKind.ADD_MEMBERS and action.object_id in creates:
             members_of[creates[action.object_id].key] = action
     return _Folded(members_of, frozenset(a.key for a in members_of.values()))
-
-
-def portal_state_of(users: Iterable[PortalUser], groups: Iterable[PortalGroup]) -> PortalState:
-    return PortalState(users=tuple(users), groups=tuple(groups))

@@ -5,8 +5,6 @@ One ``Services`` per process (the CLI, each worker, the demo); it holds no per-r
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from dataclasses import dataclass, field
 
 import redis
@@ -27,29 +25,6 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
-class RequestCounter:
-    """Counts answers by service and status (the benchmarks and ``status`` read it)."""
-
-    counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def hook(self, service: str):  # type: ignore[no-untyped-def]
-        def observe(method: str, status: int, seconds: float) -> None:
-            with self.lock:
-                self.counts[(service, method, status)] += 1
-
-        return observe
-
-    def total(self, service: str, *, methods: tuple[str, ...] | None = None) -> int:
-        with self.lock:
-            return sum(
-                n
-                for (svc, method, _), n in self.counts.items()
-                if svc == service and (methods is None or method in methods)
-            )
-
-
-@dataclass
 class Services:
     """Everything a run needs, built once per process."""
 
@@ -62,7 +37,6 @@ class Services:
     graph_session: VerifyingSession
     portal_session: VerifyingSession
     tokens: MsalTokenProvider
-    requests: RequestCounter
     telemetry: Telemetry
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -72,7 +46,6 @@ class Services:
             service="Microsoft Graph",
             unavailable=GraphUnavailable,
             policy=self.retry_policy,
-            on_response=self.requests.hook("graph"),
         )
         return GraphClient(transport, self.tokens, self.config.graph_url, tenant_id)
 
@@ -83,7 +56,6 @@ class Services:
             service=f"the {tenant.environment} portal",
             unavailable=PortalUnavailable,
             policy=self.retry_policy,
-            on_response=self.requests.hook("portal"),
         )
         return ScimPortal(transport, environment.url, environment.token)
 
@@ -110,7 +82,6 @@ def build_services(config: Config, *, retry_policy: RetryPolicy | None = None) -
         tokens=MsalTokenProvider(
             config.authority, config.client_id, config.client_secret, graph_session
         ),
-        requests=RequestCounter(),
         telemetry=Telemetry(client),
         retry_policy=retry_policy or RetryPolicy(),
     )
