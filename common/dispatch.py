@@ -24,10 +24,14 @@ or a tenant for longer than that.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import secrets
 import threading
 import time
+import uuid
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -38,7 +42,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
+from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import get_call_string, utcformat
+from rq.utils import now as rq_now
 
 from common.errors import QueueUnavailable
 from common.store import KEY_PREFIX, redis_errors
@@ -99,20 +106,57 @@ COMBINED_WAIT_LIMIT_SECONDS: Final = 2.5
 LISTENER_REDIS_TIMEOUT_SECONDS: Final = 0.5
 LISTENER_REDIS_RETRIES: Final = 1
 
-#: KEYS[1] the pending marker; ARGV[1] its TTL, then each command as its word count and words
-_CLAIM_THEN_RUN = """
-if not redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+#: what rq 3.0's ``Queue.enqueue`` writes into the hash of an object job that no single job
+#: changes (``Job.to_dict`` with no callbacks, no group, nothing run yet; numbers as Redis stores
+#: them); ``test_dispatch`` holds this against a hash that rq itself wrote
+_OBJECT_JOB_CONSTANT_FIELDS: Final[tuple[tuple[str, str], ...]] = (
+    ("status", "queued"),
+    ("success_callback_name", ""),
+    ("failure_callback_name", ""),
+    ("stopped_callback_name", ""),
+    ("started_at", ""),
+    ("ended_at", ""),
+    ("last_heartbeat", ""),
+    ("worker_name", ""),
+    ("group_id", ""),
+    ("retries_left", str(len(OBJECT_RETRY_INTERVALS_SECONDS))),
+    ("retry_intervals", json.dumps(list(OBJECT_RETRY_INTERVALS_SECONDS))),
+    ("origin", LIVE_QUEUE),
+    ("timeout", str(OBJECT_JOB_TIMEOUT_SECONDS)),
+    ("result_ttl", str(RESULT_TTL_SECONDS)),
+    ("failure_ttl", str(FAILURE_TTL_SECONDS)),
+)
+
+#: Sets an object's pending marker and, only if it set it, queues its job as rq's
+#: ``Queue.enqueue`` would (register the queue, write the job hash, push the id). The constant
+#: fields are part of the script, so a request sends only what differs per job.
+#: KEYS: the marker, the job hash, the queue, rq's set of queues;
+#: ARGV: the job id, the time (created and enqueued), the job's data, its description
+_CLAIM_THEN_ENQUEUE = f"""
+if not redis.call('set', KEYS[1], '1', 'NX', 'EX', {PENDING_TTL_SECONDS}) then
     return 0
 end
-local i = 2
-while i <= #ARGV do
-    local n = tonumber(ARGV[i])
-    redis.call(unpack(ARGV, i + 1, i + n))
-    i = i + n + 1
-end
+redis.call('sadd', KEYS[4], KEYS[3])
+redis.call('hset', KEYS[2], 'created_at', ARGV[2], 'enqueued_at', ARGV[2], 'data', ARGV[3],
+    'description', ARGV[4],
+    {", ".join(f"'{name}', '{value}'" for name, value in _OBJECT_JOB_CONSTANT_FIELDS)})
+redis.call('rpush', KEYS[3], ARGV[1])
 return 1
 """
-_CLAIM_THEN_RUN_SHA = hashlib.sha1(_CLAIM_THEN_RUN.encode(), usedforsecurity=False).hexdigest()
+_CLAIM_THEN_ENQUEUE_SHA = hashlib.sha1(
+    _CLAIM_THEN_ENQUEUE.encode(), usedforsecurity=False
+).hexdigest()
+_CLAIM_KEY_COUNT: Final = 4
+_LIVE_QUEUE_KEY: Final = Queue.redis_queue_namespace_prefix + LIVE_QUEUE
+#: ``EVALSHA sha numkeys`` in RESP, ahead of a call's four keys and four arguments
+_SCRIPT_CALL_HEADER: Final = b"*11\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n%d\r\n" % (
+    _CLAIM_THEN_ENQUEUE_SHA.encode(),
+    _CLAIM_KEY_COUNT,
+)
+#: a connection that broke is tried once more (Redis restarted, a proxy closed an idle one)
+_SCRIPT_CONNECTION_RETRIES: Final = LISTENER_REDIS_RETRIES
+#: rq shortens each argument's repr in a job's description to this many characters
+_DESCRIPTION_ARG_LENGTH: Final = 75
 
 #: extends a lease only while it still holds our token
 _EXTEND_LOCK = """
@@ -205,7 +249,8 @@ class Turn:
         return self.acquired
 
 
-_Call = tuple[str, list[Any]]
+#: one call of the enqueue script: its keys, then its arguments
+_Call = list[Any]
 
 
 @dataclass
@@ -276,6 +321,78 @@ class _Combiner:
                 slot.done.set()
 
 
+class _ScriptChannel:
+    """Runs batches of the enqueue script on a connection of its own, one batch at a time (the
+    ``_Combiner`` never sends two at once).
+
+    The listener's hot path: redis-py packs commands and checks pooled connections in pure
+    Python, which cost more than everything else a notification needs, so the few words of
+    each call are packed here and written straight to the socket. The connection has the
+    client's settings (address, timeouts, TLS, password). A dropped connection is tried once
+    more, as the client would; a restarted Redis that forgot the script gets it loaded again.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._connection: Any = None
+        self._pid = 0
+
+    def run(self, calls: list[_Call]) -> list[Any]:
+        packed = b"".join(_pack_script_call(argv) for argv in calls)
+        for attempt in range(1 + _SCRIPT_CONNECTION_RETRIES):
+            try:
+                return self._run_once(packed, len(calls))
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._drop()
+                if attempt == _SCRIPT_CONNECTION_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _run_once(self, packed: bytes, count: int) -> list[Any]:
+        connection = self._connected()
+        connection.send_packed_command([packed], check_health=False)
+        replies = self._read(connection, count)
+        if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            # a restarted Redis has forgotten the script: nothing ran; load it, run again
+            connection.send_command("SCRIPT", "LOAD", _CLAIM_THEN_ENQUEUE, check_health=False)
+            connection.read_response()
+            connection.send_packed_command([packed], check_health=False)
+            replies = self._read(connection, count)
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+        return replies
+
+    @staticmethod
+    def _read(connection: Any, count: int) -> list[Any]:
+        # read every reply, errors too, so that none is left on the connection
+        replies: list[Any] = []
+        for _ in range(count):
+            try:
+                replies.append(connection.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    def _connected(self) -> Any:
+        if self._connection is None or self._pid != os.getpid():
+            # a connection made before a fork belongs to the parent: never share its socket
+            self._connection = self._pool.make_connection()
+            self._pid = os.getpid()
+        return self._connection
+
+    def _drop(self) -> None:
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.disconnect()
+        self._connection = None
+
+
+def _pack_script_call(argv: list[Any]) -> bytes:
+    """One ``EVALSHA`` of the enqueue script in Redis's wire format (RESP)."""
+    words = [word if isinstance(word, bytes) else str(word).encode() for word in argv]
+    return _SCRIPT_CALL_HEADER + b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in words)
+
+
 class Dispatcher:
     """Enqueues jobs and guards their runs; one per process, safe to share between threads."""
 
@@ -285,7 +402,7 @@ class Dispatcher:
         self.reconcile = Queue(RECONCILE_QUEUE, connection=client, serializer=JSONSerializer)
         self._release_lock = client.register_script(_RELEASE_LOCK)
         self._extend_lock = client.register_script(_EXTEND_LOCK)
-        self._combiner = _Combiner(self._claim_then_run)
+        self._combiner = _Combiner(_ScriptChannel(client).run)
 
     # -- the enqueue side -------------------------------------------------------------------
 
@@ -304,32 +421,28 @@ class Dispatcher:
         never a marker without its job. Duplicates within ``changes`` count once. Raises
         ``QueueUnavailable`` when Redis cannot be reached.
         """
-        calls: list[tuple[str, list[Any]]] = []
-        with redis_errors():  # rq asks the server's version once, outside the pipeline
-            for change in changes:
-                # rq writes the job into a pipeline that is never executed: its commands go
-                # to the script, which runs them only for the request that set the marker
-                recorder = self.redis.pipeline(transaction=False)
-                self._enqueue_object_job(change, recorder)
-                argv: list[Any] = [PENDING_TTL_SECONDS]
-                for args, _options in recorder.command_stack:
-                    argv += [len(args), *args]
-                calls.append((pending_key(change.tenant_id, change.kind, change.object_id), argv))
+        stamp = utcformat(rq_now())
+        calls = [self._object_job_call(change, stamp) for change in changes]
+        with redis_errors():
             return [bool(result) for result in self._combiner.submit(calls)]
 
-    def _claim_then_run(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        for attempt in (1, 2):
-            with self.redis.pipeline(transaction=False) as pipe:
-                for marker, argv in calls:
-                    pipe.evalsha(_CLAIM_THEN_RUN_SHA, 1, marker, *argv)
-                try:
-                    return list(pipe.execute())
-                except redis.exceptions.NoScriptError:
-                    # a restarted Redis has forgotten the script: nothing ran; load, run again
-                    if attempt == 2:
-                        raise
-                    self.redis.script_load(_CLAIM_THEN_RUN)
-        raise AssertionError("unreachable")
+    @staticmethod
+    def _object_job_call(change: Change, stamp: str) -> _Call:
+        """The enqueue script's keys (the pending marker first) and arguments for one object."""
+        job_id = str(uuid.uuid4())
+        name = object_job_name(change.kind)
+        args = (change.tenant_id, change.object_id)
+        # rq's JSON job data (function, instance, args, kwargs) and its description, made the
+        # way rq makes them, so workers, ``rq info`` and the dashboards read these jobs as theirs
+        data = zlib.compress(json.dumps((name, None, args, {})).encode())  # JSONSerializer.dumps
+        description = get_call_string(name, args, {}, max_length=_DESCRIPTION_ARG_LENGTH)
+        keys = [
+            pending_key(change.tenant_id, change.kind, change.object_id),
+            Job.redis_job_namespace_prefix + job_id,
+            _LIVE_QUEUE_KEY,
+            Queue.redis_queues_keys,
+        ]
+        return [*keys, job_id, stamp, data, description]
 
     def enqueue_reconcile(self, tenant_id: str, *, why: str) -> bool:
         """Queue a full reconcile of a tenant; False when one is already pending or running.
@@ -532,14 +645,6 @@ class Dispatcher:
                 interval=list(OBJECT_RETRY_INTERVALS_SECONDS),
             ),
         }
-
-    def _enqueue_object_job(self, change: Change, pipe: Any) -> None:
-        self.live.enqueue(
-            object_job_name(change.kind),
-            args=(change.tenant_id, change.object_id),
-            pipeline=pipe,
-            **self._object_job_options(),
-        )
 
     def _requeue_busy(self, change: Change) -> None:
         marker = pending_key(change.tenant_id, change.kind, change.object_id)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Retry
 from rq.exceptions import DeserializationError
-from rq.job import Job
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from common.dispatch import (
@@ -24,13 +27,16 @@ from common.dispatch import (
     PENDING_TTL_SECONDS,
     RECONCILE_QUEUE,
     RECONCILE_TIMEOUT_SECONDS,
+    RESULT_TTL_SECONDS,
     Change,
     Dispatcher,
     connect_listener_redis,
     pending_key,
 )
 from common.errors import QueueUnavailable
+from tests.conftest import ROOT
 from tests.fixtures.processes import free_port
+from tests.fixtures.redis import RedisServer
 from worker.cron import SCHEDULE, build_scheduler
 
 TENANT = "6c1f8a3e-2b7d-4e59-9a10-3f5c2d8e7b41"
@@ -355,3 +361,83 @@ def test_other_jobs_take_no_lease() -> None:
 
     assert object_change("worker.jobs.full_reconcile", ["t1"]) is None
     assert object_change("worker.jobs.recover_abandoned", []) is None
+
+
+def test_object_job_is_written_exactly_as_rq_enqueue_writes_it(
+    dispatcher: Dispatcher, client: redis.Redis
+) -> None:
+    assert dispatcher.enqueue_change(TENANT, "user", USER)
+    [ours] = jobs(client)
+    theirs = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer).enqueue(
+        "worker.jobs.sync_user",
+        args=(TENANT, USER),
+        job_timeout=OBJECT_JOB_TIMEOUT_SECONDS,
+        result_ttl=RESULT_TTL_SECONDS,
+        failure_ttl=FAILURE_TTL_SECONDS,
+        retry=Retry(
+            max=len(OBJECT_RETRY_INTERVALS_SECONDS), interval=list(OBJECT_RETRY_INTERVALS_SECONDS)
+        ),
+    )
+    written = {job.id: client.hgetall(f"rq:job:{job.id}") for job in (ours, theirs)}
+    stamps = {b"created_at", b"enqueued_at"}
+    assert {k: v for k, v in written[ours.id].items() if k not in stamps} == {
+        k: v for k, v in written[theirs.id].items() if k not in stamps
+    }
+    assert written[ours.id].keys() == written[theirs.id].keys()
+    ours_at = datetime.strptime(written[ours.id][b"enqueued_at"].decode(), "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert abs(ours_at.replace(tzinfo=UTC) - datetime.now(UTC)) < timedelta(seconds=30)
+    assert written[ours.id][b"created_at"] == written[ours.id][b"enqueued_at"]
+    assert client.ttl(f"rq:job:{ours.id}") == client.ttl(f"rq:job:{theirs.id}") == -1
+    assert client.lrange("rq:queue:live", 0, -1) == [ours.id.encode(), theirs.id.encode()]
+    assert client.smembers("rq:queues") == {b"rq:queue:live"}
+
+
+def test_a_real_rq_worker_runs_a_queued_change_and_retries_it_as_configured(
+    dispatcher: Dispatcher, client: redis.Redis, redis_url: str
+) -> None:
+    assert dispatcher.enqueue_change(TENANT, "user", USER)
+    [job] = jobs(client)
+    # without Skolsynk's configuration the job itself fails when it runs: that failure shows
+    # the worker read the job, imported worker.jobs.sync_user, ran it, and applied the retries
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("SKOLSYNK_") and k != "REDIS_URL"
+    }
+    rq = Path(sys.executable).with_name("rq")
+    worker = [
+        str(rq),
+        "worker",
+        "--burst",
+        "--worker-class",
+        "worker.runner.SkolsynkWorker",
+        "--serializer",
+        "rq.serializers.JSONSerializer",
+        "--url",
+        redis_url,
+        LIVE_QUEUE,
+    ]
+    done = subprocess.run(
+        worker, check=True, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT
+    )
+
+    # rq keeps no result of a run it retries; the worker's log shows the job's own failure
+    assert "in sync_user\\n" in done.stderr and "ConfigError" in done.stderr
+    ran = Job.fetch(job.id, connection=client, serializer=JSONSerializer)
+    assert ran.get_status() == JobStatus.SCHEDULED
+    assert ran.retries_left == len(OBJECT_RETRY_INTERVALS_SECONDS) - 1
+    assert job.id in ScheduledJobRegistry(LIVE_QUEUE, connection=client).get_job_ids()
+    retry_at = ScheduledJobRegistry(LIVE_QUEUE, connection=client).get_scheduled_time(job.id)
+    first_interval = timedelta(seconds=OBJECT_RETRY_INTERVALS_SECONDS[0])
+    assert datetime.now(UTC) < retry_at <= datetime.now(UTC) + first_interval
+
+
+def test_changes_are_queued_again_right_after_a_redis_restart(
+    dispatcher: Dispatcher, redis_server: RedisServer
+) -> None:
+    assert dispatcher.enqueue_change(TENANT, "user", USER)
+    # the dispatcher's connection is now stale, and the restarted Redis knows no script
+    redis_server.stop()
+    redis_server.start()
+    assert dispatcher.enqueue_change(TENANT, "group", GROUP)
+    fresh = redis_server.client()
+    assert calls(fresh) == [("worker.jobs.sync_group", [TENANT, GROUP])]
+    fresh.close()
