@@ -140,7 +140,7 @@ def run_demo(args: argparse.Namespace) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="skolsynk-demo-"))
     stack = Stack(workdir, redis_url=os.environ.get("REDIS_URL") or None)
     # Ctrl-C and SIGTERM both end in the finally below, which stops every child
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     demo: Demo | None = None
     try:
         demo = start(stack, args.users)
@@ -155,6 +155,10 @@ def run_demo(args: argparse.Namespace) -> int:
             demo.services.registry.remove(demo.tenant.id)
         stack.stop()
         print(f"Stopped every process of the demo. Logs are in {workdir}")
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def start(stack: Stack, users: int) -> Demo:

@@ -45,3 +45,51 @@ def test_demo_check_passes_and_cleans_up_its_processes(redis_server: Any, tmp_pa
         ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
     )
     assert leftover.stdout.strip() == ""
+
+
+def test_ctrl_c_stops_every_child_process_of_a_demo_kept_running(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    redis_url = redis_server.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
+    log = (tmp_path / "demo.out").open("w")
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skolsynk.cli",
+            "demo",
+            "--keep-running",
+            "--users",
+            "120",
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        env={**os.environ, "REDIS_URL": redis_url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while "Press Ctrl-C to stop." not in (tmp_path / "demo.out").read_text():
+            assert demo.poll() is None, (tmp_path / "demo.out").read_text()[-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        children = subprocess.run(
+            ["pgrep", "-P", str(demo.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) >= 6  # sandbox, portal, listener, two workers, scheduler
+
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        log.close()
+    assert "Stopped every process of the demo." in (tmp_path / "demo.out").read_text()
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert alive == []
