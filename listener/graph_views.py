@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 from flask import Blueprint, Response, abort, request
 
 from common.dispatch import Change
+from common.subscriptions import Verdict
 from listener.schemas import (
     SUBSCRIPTION_RESOURCE,
     BodyError,
@@ -28,6 +30,8 @@ from listener.schemas import (
     load_lifecycle,
 )
 from listener.state import state
+
+_Item = TypeVar("_Item", ChangeNotification, LifecycleNotification)
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +77,10 @@ def notifications() -> Response:
     handshake = _validation_answer()
     if handshake is not None:
         return handshake
-    items = _read_items()
     s = state()
-    s.metrics.received.labels("notifications").inc(len(items))
-    rejected: Counter[str] = Counter()
-    parsed: list[ChangeNotification] = []
-    for item in items:
-        try:
-            parsed.append(load_change(item))
-        except ItemError as exc:
-            rejected[exc.reason] += 1
-    verdicts = s.subscriptions.verify_many(
-        [(n.subscription_id, n.client_state, n.tenant_id) for n in parsed]
-    )
+    checked, rejected = _checked_items("notifications", load_change)
     changes: list[Change] = []
-    for notification, verdict in zip(parsed, verdicts, strict=True):
+    for notification, verdict in checked:
         if not verdict.ok or verdict.subscription is None:
             rejected[verdict.reason] += 1
         elif verdict.subscription.resource != SUBSCRIPTION_RESOURCE[notification.kind]:
@@ -117,20 +110,9 @@ def lifecycle() -> Response:
     handshake = _validation_answer()
     if handshake is not None:
         return handshake
-    items = _read_items()
     s = state()
-    s.metrics.received.labels("lifecycle").inc(len(items))
-    rejected: Counter[str] = Counter()
-    parsed: list[LifecycleNotification] = []
-    for item in items:
-        try:
-            parsed.append(load_lifecycle(item))
-        except ItemError as exc:
-            rejected[exc.reason] += 1
-    verdicts = s.subscriptions.verify_many(
-        [(n.subscription_id, n.client_state, n.tenant_id) for n in parsed]
-    )
-    for notification, verdict in zip(parsed, verdicts, strict=True):
+    checked, rejected = _checked_items("lifecycle", load_lifecycle)
+    for notification, verdict in checked:
         if not verdict.ok or verdict.subscription is None:
             rejected[verdict.reason] += 1
             continue
@@ -153,6 +135,27 @@ def lifecycle() -> Response:
         s.metrics.lifecycle.labels(label).inc()
     _count_rejections("lifecycle", rejected)
     return _accepted()
+
+
+def _checked_items(
+    endpoint: str, load: Callable[[object], _Item]
+) -> tuple[list[tuple[_Item, Verdict]], Counter[str]]:
+    """The body's items, each loaded and judged against its subscription; items that do not
+    load are counted in the returned rejections by reason (the caller adds its own)."""
+    items = _read_items()
+    s = state()
+    s.metrics.received.labels(endpoint).inc(len(items))
+    rejected: Counter[str] = Counter()
+    parsed: list[_Item] = []
+    for item in items:
+        try:
+            parsed.append(load(item))
+        except ItemError as exc:
+            rejected[exc.reason] += 1
+    verdicts = s.subscriptions.verify_many(
+        [(n.subscription_id, n.client_state, n.tenant_id) for n in parsed]
+    )
+    return list(zip(parsed, verdicts, strict=True)), rejected
 
 
 def _count_rejections(endpoint: str, rejected: Counter[str]) -> None:
