@@ -27,14 +27,17 @@ import hashlib
 import json
 import logging
 import os
+import random
 import secrets
+import socket
+import ssl
+import struct
 import threading
 import time
 import uuid
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, Literal
 
@@ -47,7 +50,6 @@ from rq.serializers import JSONSerializer
 from rq.utils import get_call_string, utcformat
 from rq.utils import now as rq_now
 
-from common.errors import QueueUnavailable
 from common.store import KEY_PREFIX, redis_errors
 
 log = logging.getLogger(__name__)
@@ -100,8 +102,6 @@ RECONCILE_LOCK_SECONDS: Final = RECONCILE_TIMEOUT_SECONDS + 5 * 60
 #: Graph repeats lifecycle events; one renewal per tenant in this window is enough
 RENEWAL_DEDUPE_SECONDS: Final = 5 * 60
 
-#: a request whose enqueue waits on another thread's round trip gives up after this
-COMBINED_WAIT_LIMIT_SECONDS: Final = 2.5
 #: the listener must answer within 3 s even when Redis hangs: a short timeout, one retry
 LISTENER_REDIS_TIMEOUT_SECONDS: Final = 0.5
 LISTENER_REDIS_RETRIES: Final = 1
@@ -155,6 +155,8 @@ _SCRIPT_CALL_HEADER: Final = b"*11\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n%d\r\n
 )
 #: a connection that broke is tried once more (Redis restarted, a proxy closed an idle one)
 _SCRIPT_CONNECTION_RETRIES: Final = LISTENER_REDIS_RETRIES
+#: the replies to one request's calls are a few bytes each
+_RECEIVE_BYTES: Final = 4096
 #: rq shortens each argument's repr in a job's description to this many characters
 _DESCRIPTION_ARG_LENGTH: Final = 75
 
@@ -253,89 +255,27 @@ class Turn:
 _Call = list[Any]
 
 
-@dataclass
-class _Slot:
-    calls: list[_Call]
-    done: threading.Event = field(default_factory=threading.Event)
-    results: list[Any] = field(default_factory=list)
-    error: BaseException | None = None
-    #: set instead of results: this thread is to send what has gathered since
-    lead: bool = False
-
-
-class _Combiner:
-    """Sends the enqueue scripts of concurrent requests in one round trip (group commit).
-
-    The first thread to arrive sends its calls at once; threads arriving while a round trip is
-    under way wait, and the next of them sends everything gathered meanwhile. Nothing waits on
-    a timer: alone, a request pays one round trip, as before; under load, one round trip (and
-    its system calls, the larger part of a request's CPU) serves many requests.
-    """
-
-    def __init__(self, send: Callable[[list[_Call]], list[Any]]) -> None:
-        self._send = send
-        self._lock = threading.Lock()
-        self._waiting: list[_Slot] = []
-        self._sending = False
-
-    def submit(self, calls: list[_Call]) -> list[Any]:
-        slot = _Slot(calls)
-        with self._lock:
-            self._waiting.append(slot)
-            slot.lead = not self._sending
-            self._sending = True
-        if not slot.lead:
-            if not slot.done.wait(COMBINED_WAIT_LIMIT_SECONDS):
-                raise QueueUnavailable("Redis did not answer in time")
-            if not slot.lead:
-                if slot.error is not None:
-                    raise slot.error
-                return slot.results
-        self._send_waiting()
-        if slot.error is not None:
-            raise slot.error
-        return slot.results
-
-    def _send_waiting(self) -> None:
-        with self._lock:
-            batch, self._waiting = self._waiting, []
-        try:
-            results = self._send([call for slot in batch for call in slot.calls])
-        except BaseException as exc:  # every waiter gets the failure, then it propagates
-            for slot in batch:
-                slot.error = exc
-        else:
-            start = 0
-            for slot in batch:
-                slot.results = results[start : start + len(slot.calls)]
-                start += len(slot.calls)
-        finally:
-            with self._lock:
-                successor = self._waiting[0] if self._waiting else None
-                self._sending = successor is not None
-            if successor is not None:
-                successor.lead = True
-                successor.done.set()
-            for slot in batch:
-                slot.lead = False
-                slot.done.set()
-
-
 class _ScriptChannel:
-    """Runs batches of the enqueue script on a connection of its own, one batch at a time (the
-    ``_Combiner`` never sends two at once).
+    """Runs the enqueue script on a connection of this thread's own.
 
-    The listener's hot path: redis-py packs commands and checks pooled connections in pure
-    Python, which cost more than everything else a notification needs, so the few words of
-    each call are packed here and written straight to the socket. The connection has the
-    client's settings (address, timeouts, TLS, password). A dropped connection is tried once
-    more, as the client would; a restarted Redis that forgot the script gets it loaded again.
+    The listener's hot path. Each request thread keeps one connection, so requests never wait
+    on each other's round trips or hand replies between threads: on a busy listener every
+    thread switch costs more CPU than the script itself. redis-py makes and sets up the
+    connection (address, TLS, password, database); the calls are packed here, written to its
+    socket and their one-line replies read back directly, which saves redis-py's per-command
+    bookkeeping. On a plain socket the timeouts are the kernel's (``SO_RCVTIMEO``), so a send
+    or a receive is one system call instead of a poll and the call.
+
+    A dropped connection is tried once more, as redis-py would; a Redis that forgot the script
+    (restarted, or ``SCRIPT FLUSH``) gets it loaded again.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._pool = client.connection_pool
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self._pool = pool
         self._connection: Any = None
+        self._sock: socket.socket | None = None
         self._pid = 0
+        self._buffer = b""
 
     def run(self, calls: list[_Call]) -> list[Any]:
         packed = b"".join(_pack_script_call(argv) for argv in calls)
@@ -349,42 +289,102 @@ class _ScriptChannel:
         raise AssertionError("unreachable")
 
     def _run_once(self, packed: bytes, count: int) -> list[Any]:
-        connection = self._connected()
-        connection.send_packed_command([packed], check_health=False)
-        replies = self._read(connection, count)
+        self._send(packed)
+        replies = self._read(count)
         if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-            # a restarted Redis has forgotten the script: nothing ran; load it, run again
-            connection.send_command("SCRIPT", "LOAD", _CLAIM_THEN_ENQUEUE, check_health=False)
-            connection.read_response()
-            connection.send_packed_command([packed], check_health=False)
-            replies = self._read(connection, count)
+            # Redis forgot the script (nothing ran): load it, run again
+            self._load_script()
+            self._send(packed)
+            replies = self._read(count)
         for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply
         return replies
 
-    @staticmethod
-    def _read(connection: Any, count: int) -> list[Any]:
-        # read every reply, errors too, so that none is left on the connection
+    def _send(self, packed: bytes) -> None:
+        sock = self._connected()
+        try:
+            sock.sendall(packed)
+        except (TimeoutError, BlockingIOError) as exc:
+            raise redis.TimeoutError("Redis did not take the command in time") from exc
+        except OSError as exc:
+            raise redis.ConnectionError(f"the connection to Redis broke: {exc}") from exc
+
+    def _read(self, count: int) -> list[Any]:
+        """The next ``count`` replies: integers, or the errors Redis answered (every reply is
+        read, errors too, so that none is left on the connection)."""
         replies: list[Any] = []
-        for _ in range(count):
-            try:
-                replies.append(connection.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
+        while len(replies) < count:
+            line = self._line()
+            kind, rest = line[:1], line[1:]
+            if kind == b":":
+                replies.append(int(rest))
+            elif kind == b"-":
+                replies.append(_response_error(rest.decode(errors="replace")))
+            else:
+                # the script answers an integer; anything else means the stream is out of step
+                raise redis.ConnectionError("Redis answered something the listener did not ask")
         return replies
 
-    def _connected(self) -> Any:
-        if self._connection is None or self._pid != os.getpid():
+    def _line(self) -> bytes:
+        while (end := self._buffer.find(b"\r\n")) < 0:
+            self._buffer += self._receive()
+        line, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+        return line
+
+    def _receive(self) -> bytes:
+        assert self._sock is not None
+        try:
+            chunk = self._sock.recv(_RECEIVE_BYTES)
+        except (TimeoutError, BlockingIOError) as exc:
+            raise redis.TimeoutError("Redis did not answer in time") from exc
+        except OSError as exc:
+            raise redis.ConnectionError(f"the connection to Redis broke: {exc}") from exc
+        if not chunk:
+            raise redis.ConnectionError("Redis closed the connection")
+        return chunk
+
+    def _connected(self) -> socket.socket:
+        if self._sock is None or self._pid != os.getpid():
             # a connection made before a fork belongs to the parent: never share its socket
             self._connection = self._pool.make_connection()
             self._pid = os.getpid()
-        return self._connection
+            self._buffer = b""
+            self._connection.connect()
+            self._load_script()
+            self._sock = _with_kernel_timeouts(self._connection._sock)
+        return self._sock
+
+    def _load_script(self) -> None:
+        self._connection.send_command("SCRIPT", "LOAD", _CLAIM_THEN_ENQUEUE, check_health=False)
+        self._connection.read_response()
 
     def _drop(self) -> None:
         if self._connection is not None and self._pid == os.getpid():
             self._connection.disconnect()
         self._connection = None
+        self._sock = None
+        self._buffer = b""
+
+
+def _response_error(message: str) -> redis.ResponseError:
+    if message.startswith("NOSCRIPT"):
+        return redis.exceptions.NoScriptError(message)
+    return redis.ResponseError(message)
+
+
+def _with_kernel_timeouts(sock: socket.socket) -> socket.socket:
+    """The socket, blocking, with its timeouts moved into the kernel where that is possible
+    (plain TCP and Unix sockets; a TLS socket keeps Python's)."""
+    timeout = sock.gettimeout()
+    if timeout is None or isinstance(sock, ssl.SSLSocket):
+        return sock
+    seconds = int(timeout)
+    limit = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+    sock.settimeout(None)
+    return sock
 
 
 def _pack_script_call(argv: list[Any]) -> bytes:
@@ -402,7 +402,7 @@ class Dispatcher:
         self.reconcile = Queue(RECONCILE_QUEUE, connection=client, serializer=JSONSerializer)
         self._release_lock = client.register_script(_RELEASE_LOCK)
         self._extend_lock = client.register_script(_EXTEND_LOCK)
-        self._combiner = _Combiner(_ScriptChannel(client).run)
+        self._channels = threading.local()
 
     # -- the enqueue side -------------------------------------------------------------------
 
@@ -424,17 +424,27 @@ class Dispatcher:
         stamp = utcformat(rq_now())
         calls = [self._object_job_call(change, stamp) for change in changes]
         with redis_errors():
-            return [bool(result) for result in self._combiner.submit(calls)]
+            return [bool(result) for result in self._channel().run(calls)]
+
+    def _channel(self) -> _ScriptChannel:
+        channel: _ScriptChannel | None = getattr(self._channels, "channel", None)
+        if channel is None:
+            channel = self._channels.channel = _ScriptChannel(self.redis.connection_pool)
+        return channel
 
     @staticmethod
     def _object_job_call(change: Change, stamp: str) -> _Call:
         """The enqueue script's keys (the pending marker first) and arguments for one object."""
-        job_id = str(uuid.uuid4())
+        # random enough to be unique, and no system call (``uuid4`` reads the OS's entropy);
+        # ``random`` is seeded again in every forked worker
+        job_id = str(uuid.UUID(int=random.getrandbits(128), version=4))
         name = object_job_name(change.kind)
         args = (change.tenant_id, change.object_id)
         # rq's JSON job data (function, instance, args, kwargs) and its description, made the
         # way rq makes them, so workers, ``rq info`` and the dashboards read these jobs as theirs
-        data = zlib.compress(json.dumps((name, None, args, {})).encode())  # JSONSerializer.dumps
+        # JSONSerializer.dumps; rq compresses job data, but reads it uncompressed too, and these
+        # are a hundred bytes
+        data = json.dumps((name, None, args, {})).encode()
         description = get_call_string(name, args, {}, max_length=_DESCRIPTION_ARG_LENGTH)
         keys = [
             pending_key(change.tenant_id, change.kind, change.object_id),

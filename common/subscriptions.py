@@ -143,7 +143,7 @@ class SubscriptionStore:
         self.redis: Any = client
         self._key = secret_key.reveal().encode()
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, dict[bytes, bytes]]] = {}
+        self._cache: dict[str, tuple[float, _Known]] = {}
 
     def digest(self, subscription_id: str, client_state: str) -> str:
         """HMAC-SHA256 of a clientState, bound to its subscription id."""
@@ -226,54 +226,69 @@ class SubscriptionStore:
 
     def verify_many(self, items: Sequence[tuple[str, str | None, str]]) -> list[Verdict]:
         """``verify`` for many (subscription id, clientState, tenant id), in one round trip."""
-        raws = self._records_by_id({subscription_id.lower() for subscription_id, _, _ in items})
-        verdicts = []
-        for subscription_id, client_state, tenant_id in items:
-            raw = raws[subscription_id.lower()]
-            verdicts.append(self._judge(subscription_id, client_state, tenant_id, raw))
-        return verdicts
+        known = self._records_by_id({subscription_id.lower() for subscription_id, _, _ in items})
+        return [
+            self._judge(subscription_id, client_state, tenant_id, known[subscription_id.lower()])
+            for subscription_id, client_state, tenant_id in items
+        ]
 
-    def _records_by_id(self, ids: set[str]) -> dict[str, dict[bytes, bytes]]:
+    def _records_by_id(self, ids: set[str]) -> dict[str, _Known]:
         now = time.monotonic()
-        raws: dict[str, dict[bytes, bytes]] = {}
+        known: dict[str, _Known] = {}
         for subscription_id in ids:
             cached = self._cache.get(subscription_id)
             if cached is not None and cached[0] > now:
-                raws[subscription_id] = cached[1]
-        missing = sorted(ids - raws.keys())
+                known[subscription_id] = cached[1]
+        missing = sorted(ids - known.keys())
         if not missing:
-            return raws
+            return known
         with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
             for subscription_id in missing:
                 pipe.hgetall(subscription_key(subscription_id))
-            fetched = dict(zip(missing, pipe.execute(), strict=True))
-        raws.update(fetched)
+            fetched = {
+                subscription_id: _Known.of(raw)
+                for subscription_id, raw in zip(missing, pipe.execute(), strict=True)
+            }
+        known.update(fetched)
         if self.cache_seconds > 0:
             if len(self._cache) > MAX_CACHED_SUBSCRIPTIONS:
                 self._cache.clear()
-            for subscription_id, raw in fetched.items():
-                if raw:
-                    self._cache[subscription_id] = (now + self.cache_seconds, raw)
-        return raws
+            for subscription_id, found in fetched.items():
+                if found.record is not None:
+                    self._cache[subscription_id] = (now + self.cache_seconds, found)
+        return known
 
     def _judge(
         self,
         subscription_id: str,
         client_state: str | None,
         tenant_id: str,
-        raw: dict[bytes, bytes],
+        known: _Known,
     ) -> Verdict:
-        record = _record(raw)
+        record = known.record
         if record is None:
             return Verdict("unknown_subscription")
-        expected = raw[b"client_state_digest"].decode()
         presented = self.digest(subscription_id, client_state or "")
         # constant time, and a missing clientState compares like a wrong one
-        if not hmac.compare_digest(expected, presented) or client_state is None:
+        if not hmac.compare_digest(known.client_state_digest, presented) or client_state is None:
             return Verdict("wrong_client_state", record)
         if tenant_id.lower() != record.tenant_id.lower():
             return Verdict("wrong_tenant", record)
         return Verdict("ok", record)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A subscription as read from Redis for verifying (no record: not ours)."""
+
+    record: StoredSubscription | None
+    client_state_digest: str
+
+    @classmethod
+    def of(cls, raw: dict[bytes, bytes]) -> _Known:
+        record = _record(raw)
+        digest = raw[b"client_state_digest"].decode() if record is not None else ""
+        return cls(record, digest)
 
 
 def _record(raw: dict[bytes, bytes]) -> StoredSubscription | None:

@@ -29,6 +29,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads connections
+# over them; on one shared socket whichever worker wakes first takes a whole burst of new
+# connections, and a listener whose connections all sit in one worker runs on one core
+reuse_port = True
 # recycle workers now and then, staggered so they never restart all at once
 max_requests = 20_000
 max_requests_jitter = 2_000

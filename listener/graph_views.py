@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Request, Response, abort, request
 
 from common.dispatch import Change
 from common.subscriptions import Verdict
@@ -29,7 +29,7 @@ from listener.schemas import (
     load_collection,
     load_lifecycle,
 )
-from listener.state import state
+from listener.state import ListenerState, state
 
 _Item = TypeVar("_Item", ChangeNotification, LifecycleNotification)
 
@@ -43,9 +43,11 @@ REAUTHORIZATION_REQUIRED: Final = "reauthorizationRequired"
 KNOWN_LIFECYCLE_EVENTS: Final = (REAUTHORIZATION_REQUIRED, "subscriptionRemoved", "missed")
 
 
-def _validation_answer() -> Response | None:
+def _validation_answer(req: Request) -> Response | None:
     """Graph's validation handshake: the decoded token back as text/plain, or None."""
-    token = request.args.get("validationToken")
+    if not req.query_string:
+        return None
+    token = req.args.get("validationToken")
     if token is None:
         return None
     if len(token) > MAX_VALIDATION_TOKEN_LENGTH:
@@ -56,16 +58,21 @@ def _validation_answer() -> Response | None:
     return response
 
 
-def _read_items() -> list[object]:
+def _read_items(req: Request) -> list[object]:
     """The raw items of the POSTed collection (415, 413 and 400 on the way)."""
-    if not request.is_json:
+    if not req.is_json:
         abort(415)
-    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413
+    body = req.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413
     try:
         document = json.loads(body)
         return load_collection(document)
     except (ValueError, RecursionError, BodyError):
         abort(400)
+
+
+def _current_request() -> Request:
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]
+    return current
 
 
 def _accepted() -> Response:
@@ -74,11 +81,13 @@ def _accepted() -> Response:
 
 @blueprint.post("/graph/notifications")
 def notifications() -> Response:
-    handshake = _validation_answer()
+    # the request and the app's state are looked up once: each lookup goes through a proxy
+    req = _current_request()
+    handshake = _validation_answer(req)
     if handshake is not None:
         return handshake
     s = state()
-    checked, rejected = _checked_items("notifications", load_change)
+    checked, rejected = _checked_items(s, req, "notifications", load_change)
     changes: list[Change] = []
     for notification, verdict in checked:
         if not verdict.ok or verdict.subscription is None:
@@ -92,11 +101,11 @@ def notifications() -> Response:
     queued = s.dispatcher.enqueue_changes(changes) if changes else []
     for change, new_job in zip(changes, queued, strict=True):
         if new_job:
-            s.metrics.enqueued.labels(change.kind).inc()
+            s.metrics.child(s.metrics.enqueued, change.kind).inc()
         else:
             s.metrics.deduplicated.inc()
     s.metrics.accepted.inc(len(changes))
-    _count_rejections("notifications", rejected)
+    _count_rejections(s, "notifications", rejected)
     if changes:
         log.debug(
             "notifications queued",
@@ -107,11 +116,12 @@ def notifications() -> Response:
 
 @blueprint.post("/graph/lifecycle")
 def lifecycle() -> Response:
-    handshake = _validation_answer()
+    req = _current_request()
+    handshake = _validation_answer(req)
     if handshake is not None:
         return handshake
     s = state()
-    checked, rejected = _checked_items("lifecycle", load_lifecycle)
+    checked, rejected = _checked_items(s, req, "lifecycle", load_lifecycle)
     for notification, verdict in checked:
         if not verdict.ok or verdict.subscription is None:
             rejected[verdict.reason] += 1
@@ -133,18 +143,17 @@ def lifecycle() -> Response:
             log.warning("lifecycle event not acted on", extra=context)
         label = notification.event if notification.event in KNOWN_LIFECYCLE_EVENTS else "other"
         s.metrics.lifecycle.labels(label).inc()
-    _count_rejections("lifecycle", rejected)
+    _count_rejections(s, "lifecycle", rejected)
     return _accepted()
 
 
 def _checked_items(
-    endpoint: str, load: Callable[[object], _Item]
+    s: ListenerState, req: Request, endpoint: str, load: Callable[[object], _Item]
 ) -> tuple[list[tuple[_Item, Verdict]], Counter[str]]:
     """The body's items, each loaded and judged against its subscription; items that do not
     load are counted in the returned rejections by reason (the caller adds its own)."""
-    items = _read_items()
-    s = state()
-    s.metrics.received.labels(endpoint).inc(len(items))
+    items = _read_items(req)
+    s.metrics.child(s.metrics.received, endpoint).inc(len(items))
     rejected: Counter[str] = Counter()
     parsed: list[_Item] = []
     for item in items:
@@ -158,10 +167,10 @@ def _checked_items(
     return list(zip(parsed, verdicts, strict=True)), rejected
 
 
-def _count_rejections(endpoint: str, rejected: Counter[str]) -> None:
+def _count_rejections(s: ListenerState, endpoint: str, rejected: Counter[str]) -> None:
     if not rejected:
         return
-    metrics = state().metrics
+    metrics = s.metrics
     for reason, count in rejected.items():
         metrics.rejected.labels(endpoint, reason).inc(count)
     log.info(

@@ -68,6 +68,7 @@ class ListenerMetrics:
 
     def __init__(self, state_collector: SyncStateCollector | None = None) -> None:
         self.state_collector = state_collector
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.received = Counter(
@@ -133,6 +134,20 @@ class ListenerMetrics:
             self.lifecycle.labels(event)
         for kind in ("user", "group", "renewal"):
             self.enqueued.labels(kind)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: ``labels`` takes a lock and builds keys
+        on every call, and the notification path counts several things per request."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children.setdefault(key, metric.labels(*labels))
+        return found
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count an answered request and the ``seconds`` it took."""
+        self.child(self.latency, endpoint).observe(seconds)
+        self.child(self.requests, endpoint, str(status)).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text format of every metric, and its content type."""
