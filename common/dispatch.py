@@ -441,10 +441,9 @@ class Dispatcher:
         name = object_job_name(change.kind)
         args = (change.tenant_id, change.object_id)
         # rq's JSON job data (function, instance, args, kwargs) and its description, made the
-        # way rq makes them, so workers, ``rq info`` and the dashboards read these jobs as theirs
-        # JSONSerializer.dumps; rq compresses job data, but reads it uncompressed too, and these
-        # are a hundred bytes
-        data = json.dumps((name, None, args, {})).encode()
+        # way rq makes them, so workers, ``rq info`` and the dashboards read these jobs as theirs.
+        # rq compresses job data and reads it uncompressed too; these are a hundred bytes
+        data = json.dumps((name, None, args, {})).encode()  # JSONSerializer.dumps
         description = get_call_string(name, args, {}, max_length=_DESCRIPTION_ARG_LENGTH)
         keys = [
             pending_key(change.tenant_id, change.kind, change.object_id),

@@ -32,10 +32,12 @@ keepalive = 5
 # each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads connections
 # over them; on one shared socket whichever worker wakes first takes a whole burst of new
 # connections, and a listener whose connections all sit in one worker runs on one core
+# (measured: half the throughput, for the listener and a bare endpoint alike)
 reuse_port = True
-# recycle workers now and then, staggered so they never restart all at once
-max_requests = 20_000
-max_requests_jitter = 2_000
+# workers are not recycled after a number of requests (gunicorn's max_requests): a worker that
+# stops closes its own socket (reuse_port, below), and the connections the kernel had queued on
+# it are reset. A deployment's restart resets a few the same way; Graph delivers those again
+max_requests = 0
 # several listeners may run on one host; nothing here uses gunicorn's control socket
 control_socket_disable = True
 accesslog = None
