@@ -9,6 +9,10 @@ only): ``listener.app:create_app()`` and ``bench.listener:bare_app()``. ``wrk`` 
 verified and queues a job: the listener's worst case. The rounds alternate between the two
 servers; the figures are min/median/max over rounds, and the ratio is taken per round.
 
+Both servers run ``deploy/gunicorn.conf.py`` as it ships (gthread, a worker per core, 4 threads
+each, a listening socket per worker); ``WEB_CONCURRENCY`` and ``GUNICORN_THREADS`` change both
+alike.
+
 Targets (DESIGN §7): at least half of the bare endpoint, above 1,000/s on 2 cores, p99 under
 100 ms, 0 errors.
 """
