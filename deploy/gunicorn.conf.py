@@ -32,7 +32,8 @@ keepalive = 5
 # each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads connections
 # over them; on one shared socket whichever worker wakes first takes a whole burst of new
 # connections, and a listener whose connections all sit in one worker runs on one core
-# (measured: half the throughput, for the listener and a bare endpoint alike)
+# (measured: half the throughput, for the listener and a bare endpoint alike). The flip side:
+# two listeners started by one user on one port share it without a word, so give each its own
 reuse_port = True
 # workers are not recycled after a number of requests (gunicorn's max_requests): a worker that
 # stops closes its own socket (reuse_port, below), and the connections the kernel had queued on
