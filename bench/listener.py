@@ -113,7 +113,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
 
 
 @contextmanager
-def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
     with log.open("ab") as out:
         child = subprocess.Popen(
             args,
@@ -124,7 +124,7 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
             start_new_session=True,
         )
     try:
-        yield
+        yield child.pid
     finally:
         child.terminate()
         try:
@@ -177,6 +177,30 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace, client_state: str)
     )
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (Linux ``/proc``)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def with_workers(pid: int) -> list[int]:
+    """A gunicorn master and its workers (its children)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return [pid, *children]
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):8.1f} {statistics.median(values):8.1f} {max(values):8.1f}"
 
@@ -209,17 +233,17 @@ def main() -> int:
     redis_args = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1"]
     redis_args += ["--save", "", "--appendonly", "no", "--dir", str(work)]
     with (
-        process(redis_args, work / "redis.log"),
+        process(redis_args, work / "redis.log") as redis_pid,
         process(
             [*gunicorn, "--bind", f"127.0.0.1:{listener_port}", "listener.app:create_app()"],
             work / "listener.log",
             {**env, "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics-listener")},
-        ),
+        ) as listener_pid,
         process(
             [*gunicorn, "--bind", f"127.0.0.1:{bare_port}", "bench.listener:bare_app()"],
             work / "bare.log",
             {**env, "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics-bare")},
-        ),
+        ) as bare_pid,
     ):
         client = redis.Redis.from_url(redis_url)
         wait_for(lambda: bool(client.ping()), "redis-server")
@@ -252,11 +276,20 @@ def main() -> int:
 
         listener_rounds: list[Round] = []
         bare_rounds: list[Round] = []
+        # CPU per answered request, in microseconds: the gunicorn processes, and Redis
+        cpu_us: dict[str, list[float]] = {"listener": [], "redis": [], "bare": []}
         queued_ok = True
         for number in range(1, args.rounds + 1):
+            bare_before = cpu_seconds(bare_workers := with_workers(bare_pid))
             bare = run_wrk(bare_url, script, args, client_state)
+            cpu_us["bare"].append(1e6 * (cpu_seconds(bare_workers) - bare_before) / bare.requests)
             fresh()
+            listener_workers = with_workers(listener_pid)
+            before = cpu_seconds(listener_workers), cpu_seconds([redis_pid])
             listener = run_wrk(listener_url, script, args, client_state)
+            used = cpu_seconds(listener_workers) - before[0], cpu_seconds([redis_pid]) - before[1]
+            cpu_us["listener"].append(1e6 * used[0] / listener.requests)
+            cpu_us["redis"].append(1e6 * used[1] / listener.requests)
             jobs = int(client.llen("rq:queue:live"))
             # wrk stops counting with requests in flight, which the listener may still queue
             answered = listener.requests - listener.errors
@@ -285,6 +318,9 @@ def main() -> int:
     print(f"listener p50 ms                {spread([r.p50_ms for r in listener_rounds])}")
     print(f"listener p99 ms                {spread([r.p99_ms for r in listener_rounds])}")
     print(f"bare p99 ms                    {spread([r.p99_ms for r in bare_rounds])}")
+    print(f"listener CPU us/request        {spread(cpu_us['listener'])}")
+    print(f"  + its Redis CPU us/request   {spread(cpu_us['redis'])}")
+    print(f"bare CPU us/request            {spread(cpu_us['bare'])}")
     errors = sum(r.errors for r in listener_rounds)
     print(f"listener errors                {errors}")
     print(f"every accepted request queued  {'yes' if queued_ok else 'NO'}")
