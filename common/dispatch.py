@@ -458,27 +458,22 @@ class Dispatcher:
 
         Raises ``QueueUnavailable`` when Redis cannot be reached.
         """
-        marker = reconcile_pending_key(tenant_id)
-        with redis_errors():
-            if not self.redis.set(marker, b"queued", nx=True, ex=RECONCILE_PENDING_SECONDS):
-                log.info("reconcile already pending", extra={"tenant": tenant_id, "why": why})
-                return False
-            try:
-                self.reconcile.enqueue(
-                    FULL_RECONCILE_JOB,
-                    args=(tenant_id,),
-                    job_timeout=RECONCILE_TIMEOUT_SECONDS,
-                    result_ttl=RESULT_TTL_SECONDS,
-                    failure_ttl=FAILURE_TTL_SECONDS,
-                    retry=Retry(max=2, interval=list(RECONCILE_RETRY_INTERVALS_SECONDS)),
-                    meta={"why": why},
-                    description=f"full reconcile of {tenant_id} ({why})",
-                )
-            except redis.RedisError:
-                self._give_back([marker])
-                raise
-        log.info("reconcile queued", extra={"tenant": tenant_id, "why": why})
-        return True
+        queued = self._enqueue_once(
+            reconcile_pending_key(tenant_id),
+            RECONCILE_PENDING_SECONDS,
+            FULL_RECONCILE_JOB,
+            args=(tenant_id,),
+            job_timeout=RECONCILE_TIMEOUT_SECONDS,
+            retry=Retry(
+                max=len(RECONCILE_RETRY_INTERVALS_SECONDS),
+                interval=list(RECONCILE_RETRY_INTERVALS_SECONDS),
+            ),
+            meta={"why": why},
+            description=f"full reconcile of {tenant_id} ({why})",
+        )
+        context = {"tenant": tenant_id, "why": why}
+        log.info("reconcile queued" if queued else "reconcile already pending", extra=context)
+        return queued
 
     def enqueue_renewal(self, tenant_id: str, *, why: str) -> bool:
         """Queue a renewal of a tenant's subscriptions; False when one was queued in the last
@@ -486,29 +481,38 @@ class Dispatcher:
 
         Raises ``QueueUnavailable`` when Redis cannot be reached.
         """
-        marker = renewal_pending_key(tenant_id)
+        queued = self._enqueue_once(
+            renewal_pending_key(tenant_id),
+            RENEWAL_DEDUPE_SECONDS,
+            RENEW_SUBSCRIPTIONS_JOB,
+            args=(tenant_id,),
+            job_timeout=RENEWAL_TIMEOUT_SECONDS,
+            retry=Retry(
+                max=len(RENEWAL_RETRY_INTERVALS_SECONDS),
+                interval=list(RENEWAL_RETRY_INTERVALS_SECONDS),
+            ),
+            meta={"why": why},
+            # before queued reconciles: an unrenewed subscription loses notifications
+            at_front=True,
+        )
+        if queued:
+            log.info("subscription renewal queued", extra={"tenant": tenant_id, "why": why})
+        return queued
+
+    def _enqueue_once(self, marker: str, marker_seconds: int, job: str, **options: Any) -> bool:
+        """Queue ``job`` on the reconcile queue only if ``marker`` was not set yet, and set it
+        for ``marker_seconds``; False when it was. A failed enqueue gives the marker back, so
+        the next request is not turned away for a job that never was."""
         with redis_errors():
-            if not self.redis.set(marker, b"1", nx=True, ex=RENEWAL_DEDUPE_SECONDS):
+            if not self.redis.set(marker, b"queued", nx=True, ex=marker_seconds):
                 return False
             try:
                 self.reconcile.enqueue(
-                    RENEW_SUBSCRIPTIONS_JOB,
-                    args=(tenant_id,),
-                    job_timeout=RENEWAL_TIMEOUT_SECONDS,
-                    result_ttl=RESULT_TTL_SECONDS,
-                    failure_ttl=FAILURE_TTL_SECONDS,
-                    retry=Retry(
-                        max=len(RENEWAL_RETRY_INTERVALS_SECONDS),
-                        interval=list(RENEWAL_RETRY_INTERVALS_SECONDS),
-                    ),
-                    meta={"why": why},
-                    # before queued reconciles: an unrenewed subscription loses notifications
-                    at_front=True,
+                    job, result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS, **options
                 )
             except redis.RedisError:
                 self._give_back([marker])
                 raise
-        log.info("subscription renewal queued", extra={"tenant": tenant_id, "why": why})
         return True
 
     def queue_depths(self) -> dict[str, int]:

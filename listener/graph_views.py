@@ -172,7 +172,7 @@ def _count_rejections(s: ListenerState, endpoint: str, rejected: Counter[str]) -
         return
     metrics = s.metrics
     for reason, count in rejected.items():
-        metrics.rejected.labels(endpoint, reason).inc(count)
+        metrics.child(metrics.rejected, endpoint, reason).inc(count)
     log.info(
         "notification items dropped",
         extra={"rejected": dict(rejected)},
