@@ -200,16 +200,12 @@ class Database:
     def organisations(self) -> list[Organisation]:
         with self.connection() as conn:
             rows = conn.execute("SELECT * FROM organisations ORDER BY id").fetchall()
-        return [Organisation(r["id"], r["name"], r["token"], r["created"]) for r in rows]
+        return [_organisation(row) for row in rows]
 
     def organisation(self, name: str) -> Organisation | None:
         with self.connection() as conn:
             row = conn.execute("SELECT * FROM organisations WHERE name = ?", (name,)).fetchone()
-        return (
-            None
-            if row is None
-            else Organisation(row["id"], row["name"], row["token"], row["created"])
-        )
+        return None if row is None else _organisation(row)
 
     def create_organisation(self, name: str, token: str | None = None) -> Organisation:
         """A new organisation; ``ValueError`` for a bad name, ``KeyError`` when it exists."""
@@ -217,15 +213,13 @@ class Database:
         with self.write() as conn:
             if conn.execute("SELECT 1 FROM organisations WHERE name = ?", (name,)).fetchone():
                 raise KeyError(name)
-            created = now()
+            org_token, created = token or new_token(), now()
             cursor = conn.execute(
                 "INSERT INTO organisations(name, token, created) VALUES (?, ?, ?)",
-                (name, token or new_token(), created),
+                (name, org_token, created),
             )
-            org_id = int(cursor.lastrowid or 0)
-        org = self.organisation(name)
-        assert org is not None and org.id == org_id
-        return org
+        assert cursor.lastrowid is not None
+        return Organisation(cursor.lastrowid, name, org_token, created)
 
     def ensure_organisation(self, name: str, token: str | None = None) -> Organisation:
         """The organisation ``name``, created if missing; ``token`` replaces the kept token."""
@@ -237,6 +231,10 @@ class Database:
                 conn.execute("UPDATE organisations SET token = ? WHERE id = ?", (token, org.id))
             org = Organisation(org.id, org.name, token, org.created)
         return org
+
+
+def _organisation(row: sqlite3.Row) -> Organisation:
+    return Organisation(row["id"], row["name"], row["token"], row["created"])
 
 
 def check_org_name(name: str) -> None:

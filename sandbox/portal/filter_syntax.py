@@ -119,17 +119,24 @@ class Parser:
             raise self.error(f"expected {text!r} at position {token.pos}, found {token.text!r}")
 
     def parse_or(self, in_value_path: bool) -> Node:
-        node = self.parse_and(in_value_path)
-        while (token := self.peek()) is not None and token.is_word("or"):
-            self.pos += 1
-            node = Or(node, self.parse_and(in_value_path))
-        return node
+        return self._parse_chain("or", Or, self.parse_and, in_value_path)
 
     def parse_and(self, in_value_path: bool) -> Node:
-        node = self.parse_not(in_value_path)
-        while (token := self.peek()) is not None and token.is_word("and"):
+        return self._parse_chain("and", And, self.parse_not, in_value_path)
+
+    def _parse_chain(
+        self,
+        word: str,
+        join: Callable[[Node, Node], Node],
+        operand: Callable[[bool], Node],
+        in_value_path: bool,
+    ) -> Node:
+        """``operand (word operand)*`` joined from the left: ``and`` and ``or`` differ only in
+        their keyword, node and the tighter level below them."""
+        node = operand(in_value_path)
+        while (token := self.peek()) is not None and token.is_word(word):
             self.pos += 1
-            node = And(node, self.parse_not(in_value_path))
+            node = join(node, operand(in_value_path))
         return node
 
     def parse_not(self, in_value_path: bool) -> Node:

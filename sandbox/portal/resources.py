@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.portal.errors import invalid_syntax, invalid_value
 from sandbox.portal.filters import parse_datetime, resolve
-from sandbox.portal.schemas import Attr, ResourceKind
+from sandbox.portal.schemas import Attr, ResourceKind, Schema
 
 TRUE_WORDS = {"true": True, "false": False}
 
@@ -53,33 +54,63 @@ def normalise_resource(kind: ResourceKind, body: Any) -> dict[str, Any]:
                 raise invalid_value(f"{key} is not an extension of {kind.name} on this server")
             if value is None:
                 continue
-            if not isinstance(value, dict):
-                raise invalid_value(f"{key} must be a JSON object of its attributes")
-            ext: dict[str, Any] = {}
-            for name, item in value.items():
-                if name.lower() == "schemas":
-                    continue
-                attr = schema.attr(name)
-                if attr is None:
-                    raise invalid_value(f"{name!r} is not an attribute of {schema.id}")
-                if attr.read_only:
-                    continue
-                normalised = normalise_value(attr, item, f"{schema.id}:{attr.name}")
-                if normalised is not None:
-                    ext[attr.name] = normalised
+            ext = _normalise_extension(schema, key, value)
             if ext:
                 doc[schema.id] = ext
             continue
-        attr = kind.core.attr(key)
-        if attr is None:
-            raise invalid_value(f"{key!r} is not an attribute of {kind.name}")
-        if attr.read_only:
-            continue
-        normalised = normalise_value(attr, value, attr.name)
-        if normalised is not None:
-            doc[attr.name] = normalised
+        _keep_writable(
+            doc,
+            kind.core.attr(key),
+            value,
+            prefix="",
+            unknown=f"{key!r} is not an attribute of {kind.name}",
+            normalise=normalise_value,
+        )
     check_required(kind, doc)
     return doc
+
+
+def _normalise_extension(schema: Schema, key: str, value: Any) -> dict[str, Any]:
+    """The attributes of one extension object; its own ``schemas`` member is ignored."""
+    if not isinstance(value, dict):
+        raise invalid_value(f"{key} must be a JSON object of its attributes")
+    ext: dict[str, Any] = {}
+    for name, item in value.items():
+        if name.lower() == "schemas":
+            continue
+        _keep_writable(
+            ext,
+            schema.attr(name),
+            item,
+            prefix=f"{schema.id}:",
+            unknown=f"{name!r} is not an attribute of {schema.id}",
+            normalise=normalise_value,
+        )
+    return ext
+
+
+def _keep_writable(
+    out: dict[str, Any],
+    attr: Attr | None,
+    value: Any,
+    *,
+    prefix: str,
+    unknown: str,
+    normalise: Callable[[Attr, Any, str], Any],
+) -> None:
+    """Put ``value`` under ``attr``'s canonical name in ``out``.
+
+    Top-level, extension and sub-attributes follow the same rules: an unknown name is
+    ``invalidValue`` (the ``unknown`` sentence), a read-only one is ignored (RFC 7643 §2.2) and a
+    value that unassigns is left out. ``prefix`` + the name is the path errors quote.
+    """
+    if attr is None:
+        raise invalid_value(unknown)
+    if attr.read_only:
+        return
+    normalised = normalise(attr, value, prefix + attr.name)
+    if normalised is not None:
+        out[attr.name] = normalised
 
 
 def check_required(kind: ResourceKind, doc: dict[str, Any]) -> None:
@@ -126,14 +157,14 @@ def normalise_single(attr: Attr, value: Any, path: str) -> Any:
             raise invalid_value(f"{path} is complex: send a JSON object")
         out: dict[str, Any] = {}
         for name, item in value.items():
-            sub = attr.sub_attr(name)
-            if sub is None:
-                raise invalid_value(f"{name!r} is not a sub-attribute of {path}")
-            if sub.read_only:
-                continue
-            normalised = normalise_single(sub, item, f"{path}.{sub.name}")
-            if normalised is not None:
-                out[sub.name] = normalised
+            _keep_writable(
+                out,
+                attr.sub_attr(name),
+                item,
+                prefix=f"{path}.",
+                unknown=f"{name!r} is not a sub-attribute of {path}",
+                normalise=normalise_single,
+            )
         if attr.multi and attr.sub_attr("value") is not None and "value" not in out:
             raise invalid_value(f"each value of {path} needs a 'value'")
         return out or None

@@ -159,84 +159,61 @@ def check_unique(conn: sqlite3.Connection, org: Organisation, stored: Stored) ->
         raise uniqueness(f"userName {stored.doc['userName']!r} is already taken")
 
 
-def insert_row(conn: sqlite3.Connection, org: Organisation, stored: Stored) -> None:
+def _doc_columns(stored: Stored) -> dict[str, Any]:
+    """The columns that follow from the document: INSERT and UPDATE must write the same ones."""
     doc = stored.doc
     if stored.kind is USERS:
-        conn.execute(
-            "INSERT INTO users(org_id, id, user_name_key, external_id, display_name, doc, "
-            "version, created, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                org.id,
-                stored.id,
-                doc["userName"].casefold(),
-                doc.get("externalId"),
-                user_display_name(doc),
-                json.dumps(doc),
-                stored.version,
-                stored.created,
-                stored.last_modified,
-            ),
-        )
-        index_emails(conn, org, stored.id, doc)
+        derived = {
+            "user_name_key": doc["userName"].casefold(),
+            "external_id": doc.get("externalId"),
+            "display_name": user_display_name(doc),
+        }
     else:
-        conn.execute(
-            "INSERT INTO groups(org_id, id, display_name, display_name_key, external_id, doc, "
-            "version, created, last_modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                org.id,
-                stored.id,
-                doc["displayName"],
-                doc["displayName"].casefold(),
-                doc.get("externalId"),
-                json.dumps(doc),
-                stored.version,
-                stored.created,
-                stored.last_modified,
-            ),
-        )
+        derived = {
+            "display_name": doc["displayName"],
+            "display_name_key": doc["displayName"].casefold(),
+            "external_id": doc.get("externalId"),
+        }
+    return {
+        **derived,
+        "doc": json.dumps(doc),
+        "version": stored.version,
+        "last_modified": stored.last_modified,
+    }
+
+
+def insert_row(conn: sqlite3.Connection, org: Organisation, stored: Stored) -> None:
+    columns: dict[str, Any] = {"org_id": org.id, "id": stored.id, "created": stored.created}
+    columns.update(_doc_columns(stored))
+    names = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    # only fixed column and table names are formatted into the statement
+    conn.execute(
+        f"INSERT INTO {TABLE[stored.kind.name]}({names}) VALUES ({marks})",  # noqa: S608
+        list(columns.values()),
+    )
+    if stored.kind is USERS:
+        index_emails(conn, org, stored.id, stored.doc)
 
 
 def update_row(conn: sqlite3.Connection, org: Organisation, stored: Stored) -> None:
-    doc = stored.doc
+    columns = _doc_columns(stored)
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    conn.execute(
+        f"UPDATE {TABLE[stored.kind.name]} SET {assignments} WHERE id = ?",  # noqa: S608
+        [*columns.values(), stored.id],
+    )
     if stored.kind is USERS:
-        conn.execute(
-            "UPDATE users SET user_name_key = ?, external_id = ?, display_name = ?, doc = ?, "
-            "version = ?, last_modified = ? WHERE id = ?",
-            (
-                doc["userName"].casefold(),
-                doc.get("externalId"),
-                user_display_name(doc),
-                json.dumps(doc),
-                stored.version,
-                stored.last_modified,
-                stored.id,
-            ),
-        )
         conn.execute("DELETE FROM user_emails WHERE user_id = ?", (stored.id,))
-        index_emails(conn, org, stored.id, doc)
-    else:
-        conn.execute(
-            "UPDATE groups SET display_name = ?, display_name_key = ?, external_id = ?, "
-            "doc = ?, version = ?, last_modified = ? WHERE id = ?",
-            (
-                doc["displayName"],
-                doc["displayName"].casefold(),
-                doc.get("externalId"),
-                json.dumps(doc),
-                stored.version,
-                stored.last_modified,
-                stored.id,
-            ),
-        )
+        index_emails(conn, org, stored.id, stored.doc)
 
 
 def set_members(conn: sqlite3.Connection, group_id: str, old: list[str], new: list[str]) -> None:
-    removed = set(old) - set(new)
+    old_set = set(old)
     conn.executemany(
         "DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
-        [(group_id, u) for u in removed],
+        [(group_id, u) for u in old_set - set(new)],
     )
-    old_set = set(old)
     conn.executemany(
         "INSERT INTO group_members(group_id, user_id) VALUES (?, ?)",
         [(group_id, u) for u in new if u not in old_set],

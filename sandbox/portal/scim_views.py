@@ -10,7 +10,8 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from flask import Blueprint, Response, g, request
 
@@ -80,14 +81,15 @@ def _count(response: Response) -> Response:
     if org is None:
         return response
     portal = current()
-    share = portal.knobs.effective(org.name)["lost_answer_share"]
+    knobs = portal.knobs.effective(org.name)
+    share = knobs["lost_answer_share"]
     if (
         share > 0
         and request.method in WRITE_METHODS
         and response.status_code < 300
         and portal.knobs.draw() < share
     ):
-        status = int(portal.knobs.effective(org.name)["error_status"])
+        status = int(knobs["error_status"])
         response = error_response(ScimError(status, "the portal failed after the change"))
     portal.counters.count_request(org.name, request.method, response.status_code)
     return response
@@ -163,32 +165,47 @@ def service_provider_config_view() -> Response:
     return scim_response(service_provider_config(base_url()))
 
 
+class _Discoverable(Protocol):
+    def to_scim(self, base_url: str) -> dict[str, Any]: ...
+
+
+#: discovery entries by their id in lower case (ids and names are matched case-insensitively)
+_SCHEMAS_BY_ID: dict[str, _Discoverable] = {s.id.lower(): s for s in ALL_SCHEMAS}
+_KINDS_BY_NAME: dict[str, _Discoverable] = {k.name.lower(): k for k in KINDS}
+
+
 @bp.get("/Schemas")
 def schemas_view() -> Response:
-    resources = [s.to_scim(base_url()) for s in ALL_SCHEMAS]
-    return scim_response(list_response(resources, len(resources), 1))
+    return _discovery_list(ALL_SCHEMAS)
 
 
 @bp.get("/Schemas/<schema_id>")
 def schema_view(schema_id: str) -> Response:
-    for schema in ALL_SCHEMAS:
-        if schema.id.lower() == schema_id.lower():
-            return scim_response(schema.to_scim(base_url()))
-    raise not_found(f"no schema {schema_id!r}")
+    return _discovery_entry(_SCHEMAS_BY_ID, schema_id, f"no schema {schema_id!r}")
 
 
 @bp.get("/ResourceTypes")
 def resource_types_view() -> Response:
-    resources = [k.to_scim(base_url()) for k in KINDS]
-    return scim_response(list_response(resources, len(resources), 1))
+    return _discovery_list(KINDS)
 
 
 @bp.get("/ResourceTypes/<name>")
 def resource_type_view(name: str) -> Response:
-    for kind in KINDS:
-        if kind.name.lower() == name.lower():
-            return scim_response(kind.to_scim(base_url()))
-    raise not_found(f"no resource type {name!r}")
+    return _discovery_entry(_KINDS_BY_NAME, name, f"no resource type {name!r}")
+
+
+def _discovery_list(entries: Iterable[_Discoverable]) -> Response:
+    """``/Schemas`` and ``/ResourceTypes``: every entry in one unpaged list answer."""
+    resources = [e.to_scim(base_url()) for e in entries]
+    return scim_response(list_response(resources, len(resources), 1))
+
+
+def _discovery_entry(index: dict[str, _Discoverable], wanted: str, missing: str) -> Response:
+    """One schema or resource type, or 404 with the ``missing`` sentence."""
+    entry = index.get(wanted.lower())
+    if entry is None:
+        raise not_found(missing)
+    return scim_response(entry.to_scim(base_url()))
 
 
 def list_response(resources: list[Any], total: int, start_index: int) -> dict[str, Any]:
