@@ -65,11 +65,13 @@ def list_objects(call: GraphCall, kind: str) -> Reply:
     return paging.by_ordinal(
         call,
         lambda after: call.tenant.live(kind, after=after),
-        known=_known(kind),
-        entity=schema.type_name(kind),
-        context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
-        render=schema.project,
-        getter=getter,
+        paging.Listing(
+            known=_known(kind),
+            entity=schema.type_name(kind),
+            context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
+            render=schema.project,
+            getter=getter,
+        ),
     )
 
 
@@ -92,11 +94,13 @@ def list_links(call: GraphCall, group_id: str, *, owners: bool) -> Reply:
     return paging.by_position(
         call,
         linked,
-        known=[*schema.USER_PROPERTIES, *schema.GROUP_PROPERTIES],
-        entity="microsoft.graph.directoryObject",
-        context=f"{call.base_url}/$metadata#directoryObjects",
-        render=_with_type,
-        getter=getter,
+        paging.Listing(
+            known=[*schema.USER_PROPERTIES, *schema.GROUP_PROPERTIES],
+            entity="microsoft.graph.directoryObject",
+            context=f"{call.base_url}/$metadata#directoryObjects",
+            render=_with_type,
+            getter=getter,
+        ),
     )
 
 
@@ -247,11 +251,13 @@ def list_deleted(call: GraphCall, kind: str) -> Reply:
     return paging.by_ordinal(
         call,
         deleted,
-        known=_known(kind),
-        entity=schema.type_name(kind),
-        context=f"{call.base_url}/$metadata#directory/deletedItems/{schema.type_name(kind)}",
-        render=_deleted_view,
-        getter=getter,
+        paging.Listing(
+            known=_known(kind),
+            entity=schema.type_name(kind),
+            context=f"{call.base_url}/$metadata#directory/deletedItems/{schema.type_name(kind)}",
+            render=_deleted_view,
+            getter=getter,
+        ),
     )
 
 

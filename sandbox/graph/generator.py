@@ -19,7 +19,7 @@ from typing import Any
 
 from sandbox.graph import names
 from sandbox.graph.sds_objects import STUDENT, TEACHER, add_class, add_person, add_school, enroll
-from sandbox.graph.store import DirObject, Tenant
+from sandbox.graph.store import DirObject, School, Tenant
 
 STUDENT_SHARE, TEACHER_SHARE, STAFF_SHARE, GUEST_SHARE = 0.91, 0.05, 0.03, 0.01
 USERS_PER_SCHOOL = 1500
@@ -127,6 +127,36 @@ def _staff(tenant: Tenant, people: _People, title: str, department: str) -> DirO
     )
 
 
+def _sds_person(
+    tenant: Tenant,
+    people: _People,
+    sis_ids: dict[str, int],
+    role: str,
+    school: School,
+    *,
+    classic: bool,
+    grade: str | None = None,
+) -> DirObject:
+    """A student or teacher of ``school``; its SIS id, the next of its role, is its number too."""
+    given, family = people.name()
+    username = people.username(given, family)
+    sis_ids[role] += 1
+    sis_id = str(sis_ids[role])
+    return add_person(
+        tenant,
+        role=role,
+        sis_id=sis_id,
+        schools=[school],
+        username=username,
+        given=given,
+        family=family,
+        mail=people.mail(username, given, family),
+        grade=grade,
+        number=sis_id,
+        classic=classic,
+    )
+
+
 def _guest(tenant: Tenant, people: _People, rng: random.Random) -> DirObject:
     given, family = people.name()
     username = people.username(given, family)
@@ -159,7 +189,7 @@ def generate(tenant: Tenant, size: int, *, seed: int) -> dict[str, int]:
     place_offset = rng.randrange(len(names.PLACES))
     municipality = tenant.name
     employees: list[DirObject] = []
-    counters = {"student": 200_000, "teacher": 500_000}
+    sis_ids = {STUDENT: 200_000, TEACHER: 500_000}
     class_count = 0
     for index, (students_here, teachers_here, staff_here) in enumerate(
         zip(
@@ -190,25 +220,10 @@ def generate(tenant: Tenant, size: int, *, seed: int) -> dict[str, int]:
                 "street": None,
             },
         )
-        teachers = []
-        for _ in range(max(1, teachers_here)):
-            given, family = people.name()
-            username = people.username(given, family)
-            counters["teacher"] += 1
-            teachers.append(
-                add_person(
-                    tenant,
-                    role=TEACHER,
-                    sis_id=str(counters["teacher"]),
-                    schools=[school],
-                    username=username,
-                    given=given,
-                    family=family,
-                    mail=people.mail(username, given, family),
-                    number=str(counters["teacher"]),
-                    classic=classic,
-                )
-            )
+        teachers = [
+            _sds_person(tenant, people, sis_ids, TEACHER, school, classic=classic)
+            for _ in range(max(1, teachers_here))
+        ]
         school_staff = [
             _staff(tenant, people, rng.choice(names.STAFF_TITLES), school_name)
             for _ in range(staff_here)
@@ -217,26 +232,10 @@ def generate(tenant: Tenant, size: int, *, seed: int) -> dict[str, int]:
         for grade, in_grade in zip(grades, _spread(students_here, len(grades)), strict=True):
             if in_grade == 0:
                 continue
-            students = []
-            for _ in range(in_grade):
-                given, family = people.name()
-                username = people.username(given, family)
-                counters["student"] += 1
-                students.append(
-                    add_person(
-                        tenant,
-                        role=STUDENT,
-                        sis_id=str(counters["student"]),
-                        schools=[school],
-                        username=username,
-                        given=given,
-                        family=family,
-                        mail=people.mail(username, given, family),
-                        grade=grade,
-                        number=str(counters["student"]),
-                        classic=classic,
-                    )
-                )
+            students = [
+                _sds_person(tenant, people, sis_ids, STUDENT, school, classic=classic, grade=grade)
+                for _ in range(in_grade)
+            ]
             students_of_school += students
             groups_in_grade = max(1, round(in_grade / CLASS_SIZE))
             for letter, members in zip(

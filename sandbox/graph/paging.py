@@ -10,6 +10,7 @@ Failure policy: a skiptoken not made here for this path answers 400.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.graph import odata, schema
@@ -70,68 +71,72 @@ def _next_link(call: GraphCall, position: int) -> str:
     return odata.link(call.base_url, call.path, call.args, skiptoken=token)
 
 
-def by_ordinal(
-    call: GraphCall,
-    objects: Callable[[int], Iterator[Any]],
-    *,
-    known: Iterable[str],
-    entity: str,
-    context: str,
-    render: Render,
-    getter: Callable[[Any], odata.Getter],
-) -> Reply:
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one list endpoint pages, the same for its ordinal and its positional paging.
+
+    ``known`` and ``entity`` check ``$select`` and ``$filter``; ``render`` shows an object,
+    ``getter`` reads it for ``$filter``.
+    """
+
+    known: Iterable[str]
+    entity: str
+    context: str
+    render: Render
+    getter: Callable[[Any], odata.Getter]
+
+
+def _keep(predicate: odata.Predicate | None, listing: Listing) -> Callable[[Any], bool]:
+    """Whether an object passes ``$filter`` (all do without one)."""
+    if predicate is None:
+        return lambda _obj: True
+    getter = listing.getter
+    return lambda obj: predicate(getter(obj))
+
+
+def _count(keep: Callable[[Any], bool], objects: Iterable[Any]) -> dict[str, Any]:
+    """``@odata.count``: every object that passes the filter, not only this page's."""
+    return {"@odata.count": sum(1 for obj in objects if keep(obj))}
+
+
+def by_ordinal(call: GraphCall, objects: Callable[[int], Iterator[Any]], listing: Listing) -> Reply:
     """A page of objects that carry an ``ordinal`` (users, groups), in creation order."""
-    select, predicate, top = prepare(call, known, entity)
+    select, predicate, top = prepare(call, listing.known, listing.entity)
     counting = wants_count(call)
     after = _skip_position(call)
+    keep = _keep(predicate, listing)
     items: list[dict[str, Any]] = []
     last = after
     more = False
-    extra: dict[str, Any] = {}
     with call.tenant.lock:
         for obj in objects(after):
-            if predicate is not None and not predicate(getter(obj)):
+            if not keep(obj):
                 continue
             if len(items) == top:
                 more = True
                 break
-            items.append(render(obj, select))
+            items.append(listing.render(obj, select))
             last = obj.ordinal
-        if counting:
-            extra["@odata.count"] = sum(
-                1 for obj in objects(0) if predicate is None or predicate(getter(obj))
-            )
-    return collection(context, items, _next_link(call, last) if more else None, **extra)
+        extra = _count(keep, objects(0)) if counting else {}
+    return collection(listing.context, items, _next_link(call, last) if more else None, **extra)
 
 
-def by_position(
-    call: GraphCall,
-    entries: list[Any],
-    *,
-    known: Iterable[str],
-    entity: str,
-    context: str,
-    render: Render,
-    getter: Callable[[Any], odata.Getter],
-) -> Reply:
+def by_position(call: GraphCall, entries: list[Any], listing: Listing) -> Reply:
     """A page of a list computed for this request (members, schools...)."""
-    select, predicate, top = prepare(call, known, entity)
+    select, predicate, top = prepare(call, listing.known, listing.entity)
     counting = wants_count(call)
     start = _skip_position(call)
+    keep = _keep(predicate, listing)
     items: list[dict[str, Any]] = []
     more = False
     position = start
     for position in range(start, len(entries)):
         entry = entries[position]
-        if predicate is not None and not predicate(getter(entry)):
+        if not keep(entry):
             continue
         if len(items) == top:
             more = True
             break
-        items.append(render(entry, select))
-    extra: dict[str, Any] = {}
-    if counting:
-        extra["@odata.count"] = sum(
-            1 for entry in entries if predicate is None or predicate(getter(entry))
-        )
-    return collection(context, items, _next_link(call, position) if more else None, **extra)
+        items.append(listing.render(entry, select))
+    extra = _count(keep, entries) if counting else {}
+    return collection(listing.context, items, _next_link(call, position) if more else None, **extra)

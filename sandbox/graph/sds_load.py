@@ -21,6 +21,7 @@ names an unknown class or person is skipped, as SDS reports and skips it.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ from sandbox.graph.store import DirObject, School, Tenant
 SCHOOL_ORG_TYPES = frozenset({"school", "college", "department"})
 TEACHER_ROLES = frozenset({"teacher", "professor"})
 STUDENT_ROLES = frozenset({"student"})
+TERM_COLUMNS = {
+    "externalId": "Term SIS ID",
+    "displayName": "Term Name",
+    "startDate": "Term StartDate",
+    "endDate": "Term EndDate",
+}
+COURSE_COLUMNS = {
+    "externalId": "Course SIS ID",
+    "displayName": "Course Name",
+    "courseNumber": "Course Number",
+    "description": "Course Description",
+    "subject": "Course Subject",
+}
 
 
 def _rows(
@@ -50,6 +64,40 @@ def _rows(
 
 def _opt(row: dict[str, str], column: str) -> str | None:
     return row.get(column) or None
+
+
+def _section_part(row: dict[str, str], columns: dict[str, str]) -> dict[str, Any] | None:
+    """A classic section's term or course; none when the row names neither its id nor its name."""
+    part = {key: _opt(row, column) for key, column in columns.items()}
+    return part if part["externalId"] or part["displayName"] else None
+
+
+def _enroll_and_count(
+    tenant: Tenant,
+    schools: dict[str, School],
+    people: dict[str, DirObject],
+    classes: dict[str, DirObject],
+    enrollments: Iterable[tuple[DirObject | None, DirObject | None, bool | None]],
+) -> dict[str, int]:
+    """Enroll each (class, person, as teacher) and count what was loaded.
+
+    An enrollment with an unknown class or person, or a role that is neither (``None``), is
+    skipped, as SDS reports and skips it.
+    """
+    enrolled = skipped = 0
+    for group, person, teacher in enrollments:
+        if group is None or person is None or teacher is None:
+            skipped += 1
+            continue
+        enroll(tenant, group, person, teacher=teacher)
+        enrolled += 1
+    return {
+        "schools": len(schools),
+        "people": len(people),
+        "classes": len(classes),
+        "enrollments": enrolled,
+        "skipped": skipped,
+    }
 
 
 def load_classic(tenant: Tenant, folder: Path) -> dict[str, int]:
@@ -91,54 +139,26 @@ def load_classic(tenant: Tenant, folder: Path) -> dict[str, int]:
             )
     classes: dict[str, DirObject] = {}
     for row in _rows(folder, "Section.csv", ("SIS ID", "School SIS ID", "Section Name")):
-        term = (
-            {
-                "externalId": _opt(row, "Term SIS ID"),
-                "displayName": _opt(row, "Term Name"),
-                "startDate": _opt(row, "Term StartDate"),
-                "endDate": _opt(row, "Term EndDate"),
-            }
-            if _opt(row, "Term SIS ID") or _opt(row, "Term Name")
-            else None
-        )
-        course = (
-            {
-                "externalId": _opt(row, "Course SIS ID"),
-                "displayName": _opt(row, "Course Name"),
-                "courseNumber": _opt(row, "Course Number"),
-                "description": _opt(row, "Course Description"),
-                "subject": _opt(row, "Course Subject"),
-            }
-            if _opt(row, "Course SIS ID") or _opt(row, "Course Name")
-            else None
-        )
         classes[row["SIS ID"]] = add_class(
             tenant,
             sis_id=row["SIS ID"],
             school=schools.get(row["School SIS ID"]),
             name=row["Section Name"],
             number=_opt(row, "Section Number"),
-            term=term,
-            course=course,
+            term=_section_part(row, TERM_COLUMNS),
+            course=_section_part(row, COURSE_COLUMNS),
             classic=True,
         )
-    enrolled = skipped = 0
-    for file, role in (("StudentEnrollment.csv", STUDENT), ("TeacherRoster.csv", TEACHER)):
-        for row in _rows(folder, file, ("Section SIS ID", "SIS ID")):
-            group = classes.get(row["Section SIS ID"])
-            person = people.get(f"{role}:{row['SIS ID']}")
-            if group is None or person is None:
-                skipped += 1
-                continue
-            enroll(tenant, group, person, teacher=role == TEACHER)
-            enrolled += 1
-    return {
-        "schools": len(schools),
-        "people": len(people),
-        "classes": len(classes),
-        "enrollments": enrolled,
-        "skipped": skipped,
-    }
+    enrollments = (
+        (
+            classes.get(row["Section SIS ID"]),
+            people.get(f"{role}:{row['SIS ID']}"),
+            role == TEACHER,
+        )
+        for file, role in (("StudentEnrollment.csv", STUDENT), ("TeacherRoster.csv", TEACHER))
+        for row in _rows(folder, file, ("Section SIS ID", "SIS ID"))
+    )
+    return _enroll_and_count(tenant, schools, people, classes, enrollments)
 
 
 def _primary(roles: list[dict[str, str]]) -> dict[str, str]:
@@ -146,6 +166,13 @@ def _primary(roles: list[dict[str, str]]) -> dict[str, str]:
         if row.get("isPrimary", "").upper() == "TRUE":
             return row
     return roles[0]
+
+
+def _as_teacher(role: str) -> bool | None:
+    """Whether a v2.1 enrollment role makes an owner; ``None`` for one that is not enrolled."""
+    if role in TEACHER_ROLES:
+        return True
+    return False if role in STUDENT_ROLES else None
 
 
 def load_v21(tenant: Tenant, folder: Path) -> dict[str, int]:
@@ -222,22 +249,15 @@ def load_v21(tenant: Tenant, folder: Path) -> dict[str, int]:
             grade=_opt(course_row, "grade") if course_row else None,
             classic=False,
         )
-    enrolled = skipped = 0
-    for row in _rows(folder, "enrollments.csv", ("classSourcedId", "userSourcedId", "role")):
-        group = classes.get(row["classSourcedId"])
-        person = people.get(row["userSourcedId"])
-        if group is None or person is None or row["role"] not in STUDENT_ROLES | TEACHER_ROLES:
-            skipped += 1
-            continue
-        enroll(tenant, group, person, teacher=row["role"] in TEACHER_ROLES)
-        enrolled += 1
-    return {
-        "schools": len(schools),
-        "people": len(people),
-        "classes": len(classes),
-        "enrollments": enrolled,
-        "skipped": skipped,
-    }
+    enrollments = (
+        (
+            classes.get(row["classSourcedId"]),
+            people.get(row["userSourcedId"]),
+            _as_teacher(row["role"]),
+        )
+        for row in _rows(folder, "enrollments.csv", ("classSourcedId", "userSourcedId", "role"))
+    )
+    return _enroll_and_count(tenant, schools, people, classes, enrollments)
 
 
 def load(tenant: Tenant, fmt: str, folder: Path) -> dict[str, int]:

@@ -12,6 +12,7 @@ again updates the object instead of adding another, as SDS does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from common import sds
@@ -40,6 +41,26 @@ def _upn(tenant: Tenant, username: str) -> str:
         tenant.add_domain(username.rpartition("@")[2])
         return username
     return f"{username}@{tenant.domain}"
+
+
+def _upsert(
+    tenant: Tenant,
+    props: dict[str, Any],
+    edu: dict[str, Any],
+    *,
+    anchor: str,
+    existing_id: str | None,
+    add: Callable[..., DirObject],
+) -> DirObject:
+    """Update the object synced before (SDS re-syncs in place), else add one under ``anchor``."""
+    existing = tenant.objects.get(existing_id) if existing_id else None
+    if existing is not None:
+        tenant.update(existing, props)
+        existing.edu = edu
+        return existing
+    obj = add(props, edu=edu)
+    tenant.sis_index[anchor] = obj.id
+    return obj
 
 
 def add_person(
@@ -113,14 +134,7 @@ def add_person(
         "schools": [s.id for s in schools],
     }
     existing_id = tenant.sis_index.get(anchor) or tenant.upns.get(upn.lower())
-    existing = tenant.objects.get(existing_id) if existing_id else None
-    if existing is not None:
-        tenant.update(existing, props)
-        existing.edu = edu
-        return existing
-    user = tenant.add_user(props, edu=edu)
-    tenant.sis_index[anchor] = user.id
-    return user
+    return _upsert(tenant, props, edu, anchor=anchor, existing_id=existing_id, add=tenant.add_user)
 
 
 def add_class(
@@ -137,12 +151,12 @@ def add_class(
     extra_extensions: dict[str, str] | None = None,
 ) -> DirObject:
     """Create (or update) an SDS class: a Microsoft 365 group and its education class."""
-    nickname = f"Section_{sis_id}"
-    address = f"{nickname}@{tenant.domain}"
+    anchor = f"Section_{sis_id}"
+    address = f"{anchor}@{tenant.domain}"
     props: dict[str, Any] = {
         "displayName": name,
         "description": name,
-        "mailNickname": nickname,
+        "mailNickname": anchor,
         "mail": address,
         "proxyAddresses": [f"SMTP:{address}"],
         "groupTypes": ["Unified"],
@@ -156,7 +170,7 @@ def add_class(
         props[sds.OBJECT_TYPE] = sds.OBJECT_TYPE_SECTION
         props[sds.SECTION_ID] = sis_id
         props[sds.SECTION_NAME] = name
-        props[sds.ANCHOR_ID] = f"Section_{sis_id}"
+        props[sds.ANCHOR_ID] = anchor
         if school is not None:
             props[sds.SCHOOL_ID] = school.sis_id
         if course and course.get("courseNumber"):
@@ -176,15 +190,8 @@ def add_class(
         "term": term,
         "schools": [school.id] if school is not None else [],
     }
-    existing_id = tenant.sis_index.get(f"Section_{sis_id}")
-    existing = tenant.objects.get(existing_id) if existing_id else None
-    if existing is not None:
-        tenant.update(existing, props)
-        existing.edu = edu
-        return existing
-    group = tenant.add_group(props, edu=edu)
-    tenant.sis_index[f"Section_{sis_id}"] = group.id
-    return group
+    existing_id = tenant.sis_index.get(anchor)
+    return _upsert(tenant, props, edu, anchor=anchor, existing_id=existing_id, add=tenant.add_group)
 
 
 def enroll(tenant: Tenant, group: DirObject, person: DirObject, *, teacher: bool) -> None:

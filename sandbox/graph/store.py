@@ -124,20 +124,15 @@ class Tenant:
 
     def live(self, kind: str, *, after: int = 0) -> Iterator[DirObject]:
         """Live objects of ``kind`` in creation order, from the one after ordinal ``after``."""
-        ordinals, ids = self._order[kind]
-        start = bisect.bisect_right(ordinals, after)
-        objects = self.objects
-        for index in range(start, len(ids)):
-            obj = objects.get(ids[index])
-            if obj is not None and obj.deleted is None:
-                yield obj
+        return (obj for obj in self.all_of(kind, after=after) if obj.deleted is None)
 
     def all_of(self, kind: str, *, after: int = 0) -> Iterator[DirObject]:
         """Live and soft-deleted objects of ``kind`` in creation order."""
         ordinals, ids = self._order[kind]
         start = bisect.bisect_right(ordinals, after)
+        objects = self.objects
         for index in range(start, len(ids)):
-            obj = self.objects.get(ids[index])
+            obj = objects.get(ids[index])
             if obj is not None:
                 yield obj
 
@@ -294,6 +289,14 @@ class Tenant:
                 other.member_of.discard(group.id)
         self._changed(GROUP, group.id)
 
+    def _changed_with_groups(
+        self, obj: DirObject, groups: list[str], change_type: str = "updated"
+    ) -> None:
+        """Report ``obj`` and then each group whose membership it changed, once each."""
+        self._changed(obj.kind, obj.id, change_type)
+        for group_id in dict.fromkeys(groups):
+            self._changed(GROUP, group_id)
+
     def _touch_memberships(self, obj: DirObject, seq: int) -> list[str]:
         """Mark ``obj``'s memberships changed (it left or came back); the groups touched."""
         touched = []
@@ -317,9 +320,7 @@ class Tenant:
             if obj.kind == USER:
                 self.upns.pop(str(obj.props.get("userPrincipalName")).lower(), None)
             touched = self._touch_memberships(obj, obj.seq)
-        self._changed(obj.kind, obj.id)
-        for group_id in touched:
-            self._changed(GROUP, group_id)
+        self._changed_with_groups(obj, touched)
 
     def restore(self, obj: DirObject) -> None:
         with self.lock:
@@ -331,9 +332,7 @@ class Tenant:
             obj.deleted = None
             obj.seq = self._bump()
             touched = self._touch_memberships(obj, obj.seq)
-        self._changed(obj.kind, obj.id)
-        for group_id in touched:
-            self._changed(GROUP, group_id)
+        self._changed_with_groups(obj, touched)
 
     def purge(self, obj: DirObject) -> None:
         """Delete for good: the object, its memberships and (for groups) its links."""
@@ -365,9 +364,7 @@ class Tenant:
                 other = self.objects.get(other_id)
                 if other is not None:
                     other.owner_of.discard(obj.id)
-        self._changed(obj.kind, obj.id, "deleted")
-        for group_id in dict.fromkeys(touched):
-            self._changed(GROUP, group_id)
+        self._changed_with_groups(obj, touched, "deleted")
 
     # --- summary -------------------------------------------------------------------------------
 
