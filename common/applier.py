@@ -155,31 +155,14 @@ class Applier:
             portal_id = self._write(action, ids, folded)
         except RejectedError as exc:
             report_failed(report, action, str(exc))
-            self.audit.record(
-                ctx.tenant_id,
-                action,
-                outcome="failed",
-                why=ctx.why,
-                run_id=ctx.run_id,
-                detail=str(exc),
-            )
+            self._audit(ctx, action, "failed", detail=str(exc))
             return
         with ids.lock:
-            report.applied[action.kind.value] = report.applied.get(action.kind.value, 0) + 1
+            _count_applied(report, action)
             report.portal_writes += 1
             if action.key in folded.members_of:
-                member_action = folded.members_of[action.key]
-                report.applied[member_action.kind.value] = (
-                    report.applied.get(member_action.kind.value, 0) + 1
-                )
-        self.audit.record(
-            ctx.tenant_id,
-            action,
-            outcome="applied",
-            why=ctx.why,
-            run_id=ctx.run_id,
-            portal_id=portal_id,
-        )
+                _count_applied(report, folded.members_of[action.key])
+        self._audit(ctx, action, "applied", portal_id=portal_id)
 
     def _write(self, action: Action, ids: _IdMap, folded: _Folded) -> str | None:
         kind = action.kind
@@ -250,6 +233,26 @@ class Applier:
             return action.portal_id
         raise AssertionError(f"unknown action kind {kind}")
 
+    def _audit(
+        self,
+        ctx: RunContext,
+        action: Action,
+        outcome: str,
+        *,
+        detail: str = "",
+        portal_id: str | None = None,
+    ) -> None:
+        """One action's entry in the audit log, under this run's tenant, reason and id."""
+        self.audit.record(
+            ctx.tenant_id,
+            action,
+            outcome=outcome,
+            why=ctx.why,
+            run_id=ctx.run_id,
+            detail=detail,
+            portal_id=portal_id,
+        )
+
     def _audit_each(
         self, ctx: RunContext, actions: Iterable[Action], outcome: str, detail: str
     ) -> None:
@@ -270,6 +273,11 @@ def report_failed(report: RunReport, action: Action, message: str) -> None:
             "error": message,
         }
     )
+
+
+def _count_applied(report: RunReport, action: Action) -> None:
+    """Count one more applied action of its kind (a folded member addition counts as its own)."""
+    report.applied[action.kind.value] = report.applied.get(action.kind.value, 0) + 1
 
 
 class _IdMap:

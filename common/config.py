@@ -63,6 +63,12 @@ class Config:
         """Each setting as a person may see it (secrets as ``***``)."""
         return {f.name: str(getattr(self, f.name)) for f in fields(self)}
 
+    def require_public_url(self) -> str:
+        """``public_url``, which only subscriptions need: Graph must know where to notify."""
+        if not self.public_url:
+            raise ConfigError(["SKOLSYNK_PUBLIC_URL is not set (where Graph reaches the listener)"])
+        return self.public_url
+
 
 def _check_url(name: str, value: str, problems: list[str], *, schemes: tuple[str, ...]) -> str:
     parts = urlsplit(value)

@@ -160,10 +160,9 @@ class _Planner:
     portal: PortalState
     actions: list[Action] = field(default_factory=list)
     collisions: list[Collision] = field(default_factory=list)
-    #: portal user id -> the Entra id it will carry once the plan has run
+    #: portal user id -> the Entra id it will carry once the plan has run; the portal users
+    #: taken by this plan (matched, adopted or taken over) are its keys
     linked: dict[str, str] = field(default_factory=dict)
-    #: portal users taken by this plan (matched, adopted or taken over)
-    claimed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         # deterministic: the first portal object by id wins where the portal holds duplicates
@@ -229,7 +228,6 @@ class _Planner:
         for user in ms_users:
             linked = self.by_external_id.get(user.id)
             if linked is not None:
-                self.claimed.add(linked.id)
                 self.linked[linked.id] = user.id
         created: list[MsUser] = []
         for user in ms_users:
@@ -301,10 +299,9 @@ class _Planner:
         )
 
     def _free(self, accounts: Iterable[PortalUser]) -> PortalUser | None:
-        return next((a for a in accounts if a.id not in self.claimed), None)
+        return next((a for a in accounts if a.id not in self.linked), None)
 
     def adopt(self, user: MsUser, account: PortalUser, reason: str) -> None:
-        self.claimed.add(account.id)
         self.linked[account.id] = user.id
         changes = differences(desired_user(user), current_user(account))
         # a deactivation is a removal: it passes the safety gates on its own
@@ -322,7 +319,7 @@ class _Planner:
             return
         mine = {_email_key(user.email), _email_key(user.user_principal_name)}
         for account in self.unmanaged_by_name.get(name, ()):
-            if account.id in self.claimed:
+            if account.id in self.linked:
                 continue
             if {_email_key(account.email), _email_key(account.user_name)} & mine:
                 continue
@@ -365,7 +362,7 @@ class _Planner:
     def plan_gone_users(self) -> None:
         ms = self.microsoft
         for entra_id, account in sorted(self.by_external_id.items()):
-            if entra_id in ms.users or account.id in self.claimed:
+            if entra_id in ms.users or account.id in self.linked:
                 continue
             if not self.speaks_for_user(entra_id):
                 continue

@@ -16,7 +16,8 @@ SCIM ``detail`` and ``scimType``. Bodies and tokens never go into messages or lo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -394,6 +395,21 @@ def _remove_member(portal_id: str) -> dict[str, Any]:
     return {"op": "remove", "path": f"members[value eq {_filter_value(portal_id)}]"}
 
 
+def _external_id_is(value: str) -> str:
+    return f"externalId eq {_filter_value(value)}"
+
+
+def _email_is(value: str) -> str:
+    """The address as an e-mail or as the userName: an account may carry it in either."""
+    return f"emails[value eq {_filter_value(value)}] or userName eq {_filter_value(value)}"
+
+
+def _any_of(values: Iterable[str], term: Callable[[str], str]) -> Iterator[str]:
+    """Filters that match any of ``values`` (once each), a few values per filter: short URLs."""
+    for chunk in _chunks(list(dict.fromkeys(values)), FILTER_VALUES_PER_QUERY):
+        yield " or ".join(term(v) for v in chunk)
+
+
 def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -436,18 +452,8 @@ class ScimPortal:
         """Users whose ``externalId`` is one of ``external_ids`` or whose e-mail or userName is
         one of ``emails`` (the server compares e-mails case-insensitively, RFC 7643 §4.1)."""
         found: dict[str, PortalUser] = {}
-        ids = list(dict.fromkeys(external_ids))
-        for chunk in _chunks(ids, FILTER_VALUES_PER_QUERY):
-            query = " or ".join(f"externalId eq {_filter_value(v)}" for v in chunk)
-            for resource in self._list("Users", query):
-                user = parse_user(resource)
-                found.setdefault(user.id, user)
-        addresses = list(dict.fromkeys(emails))
-        for chunk in _chunks(addresses, FILTER_VALUES_PER_QUERY):
-            query = " or ".join(
-                f"emails[value eq {_filter_value(v)}] or userName eq {_filter_value(v)}"
-                for v in chunk
-            )
+        queries = chain(_any_of(external_ids, _external_id_is), _any_of(emails, _email_is))
+        for query in queries:
             for resource in self._list("Users", query):
                 user = parse_user(resource)
                 found.setdefault(user.id, user)
@@ -536,17 +542,20 @@ class ScimPortal:
         request with ``noTarget`` (RFC 7644 §3.5.2.2): the others are then removed one by one.
         """
         for chunk in _chunks(list(dict.fromkeys(portal_user_ids)), MEMBERS_PER_PATCH):
-            try:
-                self._patch_members(group_id, [_remove_member(v) for v in chunk])
-            except PortalRequestError as exc:
-                if exc.code != "noTarget":
-                    raise
-                for member in chunk if len(chunk) > 1 else ():
-                    try:
-                        self._patch_members(group_id, [_remove_member(member)])
-                    except PortalRequestError as inner:
-                        if inner.code != "noTarget":
-                            raise
+            if not self._remove_members_at_once(group_id, chunk) and len(chunk) > 1:
+                for member in chunk:
+                    self._remove_members_at_once(group_id, [member])
+
+    def _remove_members_at_once(self, group_id: str, portal_user_ids: Sequence[str]) -> bool:
+        """One request removing these members; ``False`` when the server answered ``noTarget``
+        (one of them is no longer a member, and the server then removes none)."""
+        try:
+            self._patch_members(group_id, [_remove_member(v) for v in portal_user_ids])
+        except PortalRequestError as exc:
+            if exc.code != "noTarget":
+                raise
+            return False
+        return True
 
     def delete_group(self, group_id: str) -> None:
         """Delete the group (its members stay); one that is already gone counts as deleted."""
@@ -629,8 +638,13 @@ class ScimPortal:
         return {_KNOWN_NAMES.get(str(k).lower(), str(k)): v for k, v in data.items()}
 
     def _get(self, endpoint: str, portal_id: str) -> dict[str, Any]:
-        what = f"reading {endpoint[:-1].lower()} {portal_id}"
-        response = self._send("GET", self._url(endpoint, portal_id), what=what)
+        return self._read(
+            self._url(endpoint, portal_id), f"reading {endpoint[:-1].lower()} {portal_id}"
+        )
+
+    def _read(self, url: str, what: str) -> dict[str, Any]:
+        """GET one resource, versioned by its ETag where the body says no version."""
+        response = self._send("GET", url, what=what)
         return self._with_version(self._json(response, what), response)
 
     @staticmethod
@@ -654,9 +668,7 @@ class ScimPortal:
                 f"the portal created a {endpoint[:-1].lower()} but did not say where",
                 status=response.status_code,
             )
-        what = f"reading the new {endpoint[:-1].lower()}"
-        fetched = self._send("GET", location, what=what)
-        return self._with_version(self._json(fetched, what), fetched)
+        return self._read(location, f"reading the new {endpoint[:-1].lower()}")
 
     def _patch(
         self,

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from common import sds
@@ -44,8 +44,11 @@ from common.graph_schemas import (
     EducationUser,
     GraphGroup,
     GraphUser,
+    Loader,
 )
 from common.model import MicrosoftState, MsClass, MsUser, Scope
+
+T = TypeVar("T")
 
 USER_FIELDS = (
     "id",
@@ -289,6 +292,15 @@ class _Answers:
 
         self.batcher.listing(path, done, params=params, missing_ok=True)
 
+    def education(self, path: str, fields: Iterable[str]) -> None:
+        """Ask for the object's education view at ``path`` and its schools (scope is by school)."""
+        self.get("education", path, _select(*fields))
+        self.listing("schools", f"{path}/schools", _listing(*SCHOOL_FIELDS))
+
+    def recycle_bin(self, key: str) -> None:
+        """Ask for the object in the recycle bin, which tells a soft-deleted one from a purged."""
+        self.get("deleted", f"/directory/deletedItems/{key}", _select("id"))
+
     def run(self) -> None:
         self.batcher.run()
 
@@ -301,6 +313,23 @@ class _Answers:
             raise translate(status, body, f"GET {url}", self.client.tenant_id)
         return body
 
+    def found_as(self, name: str, loader: Loader[T]) -> T | None:
+        """The object answered, read by ``loader``; ``None`` on 404."""
+        raw = self.found(name)
+        return loader.one(raw) if raw is not None else None
+
+    def in_recycle_bin(self) -> bool:
+        """Whether a missing object is soft-deleted (restorable) rather than purged."""
+        return self.found("deleted") is not None
+
+    def listed(self, name: str) -> list[dict[str, Any]]:
+        """A listing's items; none where it was not found."""
+        return self.lists.get(name) or []
+
+    def school_ids(self) -> Iterator[str]:
+        """The SIS ids of the object's education schools (the ids a scope names)."""
+        return (s.external_id or s.id for s in EDUCATION_SCHOOLS.many(self.listed("schools")))
+
 
 def read_user(client: GraphClient, scope: Scope, user_id: str) -> MicrosoftState:
     """One user as the sync sees it, in a single ``$batch`` call.
@@ -311,21 +340,16 @@ def read_user(client: GraphClient, scope: Scope, user_id: str) -> MicrosoftState
     key = quote(user_id)
     answers = _Answers(client)
     answers.get("user", f"/users/{key}", _select(*USER_FIELDS))
-    answers.get("education", f"/education/users/{key}", _select(*EDUCATION_USER_FIELDS))
-    answers.listing("schools", f"/education/users/{key}/schools", _listing(*SCHOOL_FIELDS))
-    answers.get("deleted", f"/directory/deletedItems/{key}", _select("id"))
+    answers.education(f"/education/users/{key}", EDUCATION_USER_FIELDS)
+    answers.recycle_bin(key)
     answers.run()
     state = _Single(users={}, scope_user_ids=frozenset({user_id}))
-    raw = answers.found("user")
-    if raw is None:
-        if answers.found("deleted") is not None:
+    user = answers.found_as("user", USERS)
+    if user is None:
+        if answers.in_recycle_bin():
             state.soft_deleted_user_ids.add(user_id)
         return state.freeze()
-    user = USERS.one(raw)
-    education_raw = answers.found("education")
-    education = EDUCATION_USERS.one(education_raw) if education_raw is not None else None
-    schools = EDUCATION_SCHOOLS.many(answers.lists.get("schools") or [])
-    ms = make_user(user, education, (s.external_id or s.id for s in schools))
+    ms = make_user(user, answers.found_as("education", EDUCATION_USERS), answers.school_ids())
     if ms is not None and user_in_scope(ms, scope):
         state.users[ms.id] = ms
     else:
@@ -347,27 +371,21 @@ def read_class(client: GraphClient, scope: Scope, group_id: str) -> MicrosoftSta
     roles = _listing("id", "primaryRole")
     answers = _Answers(client)
     answers.get("group", f"/groups/{key}", _select(*GROUP_FIELDS))
-    answers.get("education", f"/education/classes/{key}", _select(*EDUCATION_CLASS_FIELDS))
-    answers.listing("schools", f"/education/classes/{key}/schools", _listing(*SCHOOL_FIELDS))
+    answers.education(f"/education/classes/{key}", EDUCATION_CLASS_FIELDS)
     answers.listing("members", f"/groups/{key}/members", people)
     answers.listing("owners", f"/groups/{key}/owners", people)
     answers.listing("students", f"/education/classes/{key}/members", roles)
     answers.listing("teachers", f"/education/classes/{key}/teachers", roles)
-    answers.get("deleted", f"/directory/deletedItems/{key}", _select("id"))
+    answers.recycle_bin(key)
     answers.run()
     state = _Single(classes={}, scope_class_ids=frozenset({group_id}))
-    raw = answers.found("group")
-    if raw is None:
-        if answers.found("deleted") is not None:
+    group = answers.found_as("group", GROUPS)
+    if group is None:
+        if answers.in_recycle_bin():
             state.out_of_scope_class_ids.add(group_id)
         return state.freeze()
-    group = GROUPS.one(raw)
-    education_raw = answers.found("education")
-    education = EDUCATION_CLASSES.one(education_raw) if education_raw is not None else None
-    schools = EDUCATION_SCHOOLS.many(answers.lists.get("schools") or [])
-    cls = make_class(
-        group, education, (s.external_id or s.id for s in schools), _students_and_teachers(answers)
-    )
+    education = answers.found_as("education", EDUCATION_CLASSES)
+    cls = make_class(group, education, answers.school_ids(), _students_and_teachers(answers))
     if cls is not None and class_in_scope(cls, scope):
         state.classes[cls.id] = cls
     else:
@@ -380,11 +398,9 @@ def _students_and_teachers(answers: _Answers) -> set[str]:
     education = {
         u.id: u.primary_role
         for name in ("students", "teachers")
-        for u in EDUCATION_USERS.many(answers.lists.get(name) or [])
+        for u in EDUCATION_USERS.many(answers.listed(name))
     }
-    members = GROUP_MEMBERS.many(
-        [*(answers.lists.get("members") or []), *(answers.lists.get("owners") or [])]
-    )
+    members = GROUP_MEMBERS.many([*answers.listed("members"), *answers.listed("owners")])
     return {
         m.id
         for m in members

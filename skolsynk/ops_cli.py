@@ -9,7 +9,7 @@ from typing import Any
 from common.dispatch import Dispatcher
 from common.errors import NeedsAttention
 from common.subscriptions import SubscriptionStore
-from skolsynk.context import services
+from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import table, to_csv, to_json
 
 AUDIT_COLUMNS = (
@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     status.set_defaults(handler=_status)
 
     audit = subparsers.add_parser("audit", help="export the audit log of a tenant")
-    audit.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+    add_tenant_argument(audit)
     audit.add_argument(
         "--since",
         metavar="WHEN",

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.dispatch import Dispatcher
-from common.errors import ConfigError
 from common.subscriptions import SubscriptionStore, ensure_subscriptions, renew_subscriptions
-from skolsynk.context import services
+from skolsynk.context import add_tenant_actions, services
 from skolsynk.output import table, to_json
 
 
@@ -20,16 +19,19 @@ def register(subparsers: Any) -> None:
         description="Graph change notifications: one /users and one /groups subscription per "
         "tenant, delivered to SKOLSYNK_PUBLIC_URL.",
     )
-    actions = parser.add_subparsers(dest="subscriptions_command", metavar="ACTION", required=True)
-    for name, text in (
-        ("ensure", "create the /users and /groups subscriptions where missing"),
-        ("renew", "renew those expiring within three days; recreate lost ones and reconcile"),
-        ("list", "list the tenant's subscriptions, as Skolsynk and Graph know them"),
-    ):
-        sub = actions.add_parser(name, help=text)
-        sub.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+    actions = add_tenant_actions(
+        parser,
+        (
+            ("ensure", "create the /users and /groups subscriptions where missing"),
+            ("renew", "renew those expiring within three days; recreate lost ones and reconcile"),
+            ("list", "list the tenant's subscriptions, as Skolsynk and Graph know them"),
+        ),
+        handler=_run,
+        dest="subscriptions_command",
+        action_key="subscriptions_action",
+    )
+    for sub in actions.values():
         sub.add_argument("--format", choices=("text", "json"), default="text")
-        sub.set_defaults(handler=_run, subscriptions_action=name)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -38,9 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     graph = svc.graph(tenant.id)
     store = SubscriptionStore(svc.redis, svc.config.secret_key)
     if args.subscriptions_action == "ensure":
-        if not svc.config.public_url:
-            raise ConfigError(["SKOLSYNK_PUBLIC_URL is not set (where Graph reaches the listener)"])
-        created = ensure_subscriptions(graph, store, tenant.id, svc.config.public_url)
+        created = ensure_subscriptions(graph, store, tenant.id, svc.config.require_public_url())
         print(
             f"Created {len(created)} subscriptions for {tenant.name}"
             + (": " + ", ".join(s.resource for s in created) if created else " (all were there).")

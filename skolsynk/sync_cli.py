@@ -9,7 +9,7 @@ from typing import Any
 from common import engine
 from common.model import Action, ActionKind
 from common.runs import RunReport
-from skolsynk.context import services
+from skolsynk.context import add_tenant_actions, add_tenant_argument, services
 from skolsynk.output import ProgressBar, table, to_csv, to_json
 
 #: how people read each kind of action, in the order the preview lists them
@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
         description="Read Microsoft 365 and the portal and show the exact plan, the classes that "
         "would sync and collisions (portal accounts that would get a twin).",
     )
-    preview.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+    add_tenant_argument(preview)
     preview.add_argument("--format", choices=("text", "json", "csv"), default="text")
     preview.add_argument(
         "--all",
@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
         help="make the portal match Microsoft 365 now",
         description="Run a full reconcile of one tenant.",
     )
-    reconcile.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+    add_tenant_argument(reconcile)
     reconcile.add_argument("--dry-run", action="store_true", help="plan only; write nothing")
     reconcile.add_argument("--format", choices=("text", "json"), default="text")
     reconcile.set_defaults(handler=_reconcile)
@@ -58,19 +58,22 @@ def register(subparsers: Any) -> None:
     held = subparsers.add_parser(
         "held", help="list, approve or reject removals held by the mass-change guard"
     )
-    actions = held.add_subparsers(dest="held_command", metavar="ACTION", required=True)
-    for name, text in (
-        ("list", "list held removals"),
-        ("approve", "apply held removals (all, or the ids given)"),
-        ("reject", "drop held removals (all, or the ids given)"),
-    ):
-        sub = actions.add_parser(name, help=text)
-        sub.add_argument("tenant", metavar="TENANT", help="tenant id or name")
-        if name != "list":
-            sub.add_argument("ids", metavar="IDS", nargs="*", help="held action ids (default: all)")
-        else:
-            sub.add_argument("--format", choices=("text", "json"), default="text")
-        sub.set_defaults(handler=_held, held_action=name)
+    actions = add_tenant_actions(
+        held,
+        (
+            ("list", "list held removals"),
+            ("approve", "apply held removals (all, or the ids given)"),
+            ("reject", "drop held removals (all, or the ids given)"),
+        ),
+        handler=_held,
+        dest="held_command",
+        action_key="held_action",
+    )
+    actions["list"].add_argument("--format", choices=("text", "json"), default="text")
+    for name in ("approve", "reject"):
+        actions[name].add_argument(
+            "ids", metavar="IDS", nargs="*", help="held action ids (default: all)"
+        )
 
 
 # --- preview ------------------------------------------------------------------------------

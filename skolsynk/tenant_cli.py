@@ -9,7 +9,7 @@ from typing import Any
 from common.config import Secret
 from common.model import Scope, Thresholds
 from common.registry import ENVIRONMENTS, PortalEnvironment, Tenant
-from skolsynk.context import services
+from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import table, to_json
 
 
@@ -33,19 +33,19 @@ def register(subparsers: Any) -> None:
     show_all.set_defaults(handler=_list)
 
     show = commands.add_parser("show", help="show one tenant's settings (tokens hidden)")
-    show.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+    add_tenant_argument(show)
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.set_defaults(handler=_show)
 
     change = commands.add_parser("set", help="change a tenant's settings")
-    change.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+    add_tenant_argument(change)
     change.add_argument("--name")
     _portal_options(change)
     _settings_options(change)
     change.set_defaults(handler=_set)
 
     remove = commands.add_parser("remove", help="forget a tenant (the portal is not changed)")
-    remove.add_argument("tenant", metavar="TENANT", help="tenant id or name")
+    add_tenant_argument(remove)
     remove.set_defaults(handler=_remove)
 
 

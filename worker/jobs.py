@@ -12,12 +12,13 @@ and then keeps the job in its failed registry with the error's sentence as the r
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from common import engine
 from common.config import load_config
-from common.dispatch import Dispatcher
+from common.dispatch import Dispatcher, ObjectKind
 from common.logs import bind_job_context, get_logger
+from common.runs import RunReport
 from common.services import Services, build_services
 from common.subscriptions import SubscriptionStore, ensure_subscriptions
 from common.subscriptions import renew_subscriptions as renew_tenant_subscriptions
@@ -42,11 +43,7 @@ def full_reconcile(tenant_id: str) -> dict[str, Any]:
         if not turn:
             return {"outcome": "skipped", "message": "a reconcile of this tenant is running"}
         report = engine.reconcile_tenant(svc, tenant_id, why="reconcile")
-    log.info(
-        "reconcile finished",
-        extra={"outcome": report.outcome, "written": report.written, "held": report.held},
-    )
-    return report.to_dict()
+    return _finished("reconcile finished", report)
 
 
 def reconcile_all() -> list[str]:
@@ -62,29 +59,37 @@ def reconcile_all() -> list[str]:
 
 def sync_user(tenant_id: str, user_id: str) -> dict[str, Any]:
     """Apply the current state of one Microsoft user to the portal (after a notification)."""
-    svc = _services()
-    bind_job_context(tenant=tenant_id, job="sync_user", object_id=user_id)
-    with _dispatcher(svc).object_job(tenant_id, "user", user_id) as turn:
-        if not turn:
-            return {"outcome": "requeued", "message": "another run of this user is in progress"}
-        report = engine.sync_user(svc, tenant_id, user_id, why="notification")
-    log.info(
-        "user synced",
-        extra={"outcome": report.outcome, "written": report.written, "held": report.held},
-    )
-    return report.to_dict()
+    return _sync_object(tenant_id, "user", user_id, engine.sync_user, noun="user")
 
 
 def sync_group(tenant_id: str, group_id: str) -> dict[str, Any]:
     """Apply the current state of one class (name, school, members) to the portal."""
+    return _sync_object(tenant_id, "group", group_id, engine.sync_group, noun="class")
+
+
+class _ObjectSync(Protocol):
+    def __call__(
+        self, services: Services, tenant_id: str, object_id: str, /, *, why: str
+    ) -> RunReport: ...
+
+
+def _sync_object(
+    tenant_id: str, kind: ObjectKind, object_id: str, sync: _ObjectSync, *, noun: str
+) -> dict[str, Any]:
+    """One real-time run of an object; while another run of it holds the object, requeued."""
     svc = _services()
-    bind_job_context(tenant=tenant_id, job="sync_group", object_id=group_id)
-    with _dispatcher(svc).object_job(tenant_id, "group", group_id) as turn:
+    bind_job_context(tenant=tenant_id, job=f"sync_{kind}", object_id=object_id)
+    with _dispatcher(svc).object_job(tenant_id, kind, object_id) as turn:
         if not turn:
-            return {"outcome": "requeued", "message": "another run of this class is in progress"}
-        report = engine.sync_group(svc, tenant_id, group_id, why="notification")
+            return {"outcome": "requeued", "message": f"another run of this {noun} is in progress"}
+        report = sync(svc, tenant_id, object_id, why="notification")
+    return _finished(f"{kind} synced", report)
+
+
+def _finished(event: str, report: RunReport) -> dict[str, Any]:
+    """Log how the run ended; its report is the job's result, which RQ keeps."""
     log.info(
-        "group synced",
+        event,
         extra={"outcome": report.outcome, "written": report.written, "held": report.held},
     )
     return report.to_dict()
@@ -100,7 +105,7 @@ def ensure_tenant_subscriptions(tenant_id: str) -> list[str]:
     svc = _services()
     tenant = svc.registry.get(tenant_id)
     created = ensure_subscriptions(
-        svc.graph(tenant.id), _subscription_store(svc), tenant.id, _public_url(svc)
+        svc.graph(tenant.id), _subscription_store(svc), tenant.id, svc.config.require_public_url()
     )
     return [s.id for s in created]
 
@@ -127,11 +132,3 @@ def renew_all_subscriptions() -> list[str]:
 
 def _subscription_store(svc: Services) -> SubscriptionStore:
     return SubscriptionStore(svc.redis, svc.config.secret_key)
-
-
-def _public_url(svc: Services) -> str:
-    from common.errors import ConfigError
-
-    if not svc.config.public_url:
-        raise ConfigError(["SKOLSYNK_PUBLIC_URL is not set (where Graph reaches the listener)"])
-    return svc.config.public_url
