@@ -4,7 +4,6 @@ tests are in ``tests/listener/test_with_graph_sandbox.py``)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,15 +76,8 @@ class GraphSubscriptions:
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(redis_url)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def store(client: redis.Redis) -> SubscriptionStore:
-    return SubscriptionStore(client, Secret("subscription-tests-secret-key-42"))
+def store(redis_client: redis.Redis) -> SubscriptionStore:
+    return SubscriptionStore(redis_client, Secret("subscription-tests-secret-key-42"))
 
 
 @pytest.fixture
@@ -151,19 +143,19 @@ def test_client_state_of_one_subscription_does_not_pass_for_another(
 
 
 def test_client_state_itself_is_stored_nowhere(
-    store: SubscriptionStore, client: redis.Redis
+    store: SubscriptionStore, redis_client: redis.Redis
 ) -> None:
     add(store, client_state="the-secret-client-state")
-    for key in client.keys("*"):
-        dumped = repr(client.dump(key))
+    for key in redis_client.keys("*"):
+        dumped = repr(redis_client.dump(key))
         assert "the-secret-client-state" not in dumped
-        if client.type(key) == b"hash":
-            assert b"the-secret-client-state" not in b"".join(client.hgetall(key).values())
+        if redis_client.type(key) == b"hash":
+            assert b"the-secret-client-state" not in b"".join(redis_client.hgetall(key).values())
 
 
-def test_digest_depends_on_the_secret_key(client: redis.Redis) -> None:
-    one = SubscriptionStore(client, Secret("first-secret-key-0123456789"))
-    two = SubscriptionStore(client, Secret("second-secret-key-012345678"))
+def test_digest_depends_on_the_secret_key(redis_client: redis.Redis) -> None:
+    one = SubscriptionStore(redis_client, Secret("first-secret-key-0123456789"))
+    two = SubscriptionStore(redis_client, Secret("second-secret-key-012345678"))
     assert one.digest("sub", "state") != two.digest("sub", "state")
 
 
@@ -214,52 +206,52 @@ def test_ensure_replaces_a_subscription_graph_no_longer_has(
 
 
 def test_ensure_deletes_a_subscription_to_our_url_whose_client_state_we_lost(
-    graph: GraphSubscriptions, store: SubscriptionStore, client: redis.Redis
+    graph: GraphSubscriptions, store: SubscriptionStore, redis_client: redis.Redis
 ) -> None:
     ensure_subscriptions(graph, store, TENANT, PUBLIC_URL, now=NOW)
     lost = set(graph.items)
-    client.flushdb()  # our records are gone, Graph's subscriptions are not
+    redis_client.flushdb()  # our records are gone, Graph's subscriptions are not
     ensure_subscriptions(graph, store, TENANT, PUBLIC_URL, now=NOW)
     assert not lost & set(graph.items)
     assert len(graph.items) == 2
 
 
 def test_renew_renews_only_subscriptions_expiring_within_three_days(
-    graph: GraphSubscriptions, store: SubscriptionStore, client: redis.Redis
+    graph: GraphSubscriptions, store: SubscriptionStore, redis_client: redis.Redis
 ) -> None:
     ensure_subscriptions(graph, store, TENANT, PUBLIC_URL, now=NOW)
     far_off = NOW + MAX_SUBSCRIPTION_LIFETIME - RENEW_BEFORE_EXPIRY - timedelta(hours=3)
-    report = renew_subscriptions(graph, store, TENANT, Dispatcher(client), now=far_off)
+    report = renew_subscriptions(graph, store, TENANT, Dispatcher(redis_client), now=far_off)
     assert report.renewed == ()
     soon = NOW + MAX_SUBSCRIPTION_LIFETIME - RENEW_BEFORE_EXPIRY
-    report = renew_subscriptions(graph, store, TENANT, Dispatcher(client), now=soon)
+    report = renew_subscriptions(graph, store, TENANT, Dispatcher(redis_client), now=soon)
     assert len(report.renewed) == 2
     for record in store.for_tenant(TENANT):
         assert record.expires_at == soon + MAX_SUBSCRIPTION_LIFETIME - EXPIRY_MARGIN
-    assert reconciles(client) == []
+    assert reconciles(redis_client) == []
 
 
 def test_renew_reauthorizes_a_flagged_subscription_whatever_its_expiry(
-    graph: GraphSubscriptions, store: SubscriptionStore, client: redis.Redis
+    graph: GraphSubscriptions, store: SubscriptionStore, redis_client: redis.Redis
 ) -> None:
     created = ensure_subscriptions(graph, store, TENANT, PUBLIC_URL, now=NOW)
     store.mark_reauthorization_required(created[0].id)
-    report = renew_subscriptions(graph, store, TENANT, Dispatcher(client), now=NOW)
+    report = renew_subscriptions(graph, store, TENANT, Dispatcher(redis_client), now=NOW)
     assert [s.id for s in report.renewed] == [created[0].id]
     assert not any(s.reauthorize for s in store.for_tenant(TENANT))
 
 
 def test_renew_recreates_a_subscription_graph_lost_and_queues_a_reconcile(
-    graph: GraphSubscriptions, store: SubscriptionStore, client: redis.Redis
+    graph: GraphSubscriptions, store: SubscriptionStore, redis_client: redis.Redis
 ) -> None:
     created = ensure_subscriptions(graph, store, TENANT, PUBLIC_URL, now=NOW)
     for record in created:
         del graph.items[record.id]
     soon = NOW + MAX_SUBSCRIPTION_LIFETIME - timedelta(days=1)
-    report = renew_subscriptions(graph, store, TENANT, Dispatcher(client), now=soon)
+    report = renew_subscriptions(graph, store, TENANT, Dispatcher(redis_client), now=soon)
     assert sorted(s.resource for s in report.recreated) == ["/groups", "/users"]
     assert report.reconcile_queued
-    assert reconciles(client) == [("worker.jobs.full_reconcile", [TENANT])]
+    assert reconciles(redis_client) == [("worker.jobs.full_reconcile", [TENANT])]
     assert {s.id for s in store.for_tenant(TENANT)} == set(graph.items)
     for record in report.recreated:
         assert record.notification_url == PUBLIC_URL + "/graph/notifications"

@@ -87,13 +87,6 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def store(redis_client: redis.Redis) -> SubscriptionStore:
     return SubscriptionStore(redis_client, Secret(SECRET_KEY))
 

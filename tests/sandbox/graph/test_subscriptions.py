@@ -183,120 +183,43 @@ def test_every_kind_of_change_notifies_as_graph_does(
         )
 
     (item,) = _next_items(receiver, 0, 1)
-    _check_item(
-        item,
-        sub=users_sub,
-        tenant=graph_tenant,
-        kind="User",
-        obj_id=student["id"],
-        change="updated",
-    )
+    about_student(item, "updated")
 
     graph.rename_user(student["id"], "Selma", "Björk")
     (item,) = _next_items(receiver, 1, 1)
-    _check_item(
-        item,
-        sub=users_sub,
-        tenant=graph_tenant,
-        kind="User",
-        obj_id=student["id"],
-        change="updated",
-    )
+    about_student(item, "updated")
 
     klass.update(graph.create_class("3A", school_id="S1"))
     (item,) = _next_items(receiver, 2, 1)
-    _check_item(
-        item,
-        sub=groups_sub,
-        tenant=graph_tenant,
-        kind="Group",
-        obj_id=klass["id"],
-        change="updated",
-    )
+    about_class(item, "updated")
 
     graph.add_member(klass["id"], student["id"])  # a membership change notifies the group
     (item,) = _next_items(receiver, 3, 1)
-    _check_item(
-        item,
-        sub=groups_sub,
-        tenant=graph_tenant,
-        kind="Group",
-        obj_id=klass["id"],
-        change="updated",
-    )
+    about_class(item, "updated")
 
     graph.remove_member(klass["id"], student["id"])
     (item,) = _next_items(receiver, 4, 1)
-    _check_item(
-        item,
-        sub=groups_sub,
-        tenant=graph_tenant,
-        kind="Group",
-        obj_id=klass["id"],
-        change="updated",
-    )
+    about_class(item, "updated")
 
     graph.delete_user(student["id"])  # soft delete arrives as updated
     (item,) = _next_items(receiver, 5, 1)
-    _check_item(
-        item,
-        sub=users_sub,
-        tenant=graph_tenant,
-        kind="User",
-        obj_id=student["id"],
-        change="updated",
-    )
+    about_student(item, "updated")
 
     graph.restore(student["id"])
     (item,) = _next_items(receiver, 6, 1)
-    _check_item(
-        item,
-        sub=users_sub,
-        tenant=graph_tenant,
-        kind="User",
-        obj_id=student["id"],
-        change="updated",
-    )
+    about_student(item, "updated")
 
     graph.delete_user(student["id"])
     graph.purge(student["id"])  # only a purge is deleted
     first, second = _next_items(receiver, 7, 2)
-    _check_item(
-        first,
-        sub=users_sub,
-        tenant=graph_tenant,
-        kind="User",
-        obj_id=student["id"],
-        change="updated",
-    )
-    _check_item(
-        second,
-        sub=users_sub,
-        tenant=graph_tenant,
-        kind="User",
-        obj_id=student["id"],
-        change="deleted",
-    )
+    about_student(first, "updated")
+    about_student(second, "deleted")
 
     graph.delete_group(klass["id"])
     graph.purge(klass["id"])
     first, second = _next_items(receiver, 9, 2)
-    _check_item(
-        first,
-        sub=groups_sub,
-        tenant=graph_tenant,
-        kind="Group",
-        obj_id=klass["id"],
-        change="updated",
-    )
-    _check_item(
-        second,
-        sub=groups_sub,
-        tenant=graph_tenant,
-        kind="Group",
-        obj_id=klass["id"],
-        change="deleted",
-    )
+    about_class(first, "updated")
+    about_class(second, "deleted")
     assert all(d.content_type.startswith("application/json") for d in receiver.deliveries)
 
 

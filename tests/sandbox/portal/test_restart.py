@@ -75,14 +75,19 @@ def test_show_tokens_prints_them(tmp_path: Path) -> None:
         server.close()
 
 
-def test_more_tokens_than_organisations_is_refused(tmp_path: Path) -> None:
-    done = subprocess.run(
-        skolsynk_command("sandbox", "portal", "--db", str(tmp_path / "p.sqlite3"), "--token", "t1"),
+def run_portal(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``skolsynk sandbox portal ARGS`` with its database in ``tmp_path``, to its end."""
+    return subprocess.run(
+        skolsynk_command("sandbox", "portal", "--db", str(tmp_path / "p.sqlite3"), *args),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_more_tokens_than_organisations_is_refused(tmp_path: Path) -> None:
+    done = run_portal(tmp_path, "--token", "t1")
 
     assert done.returncode != 0
     assert "--token" in done.stderr
@@ -90,13 +95,7 @@ def test_more_tokens_than_organisations_is_refused(tmp_path: Path) -> None:
 
 
 def test_bad_organisation_name_is_refused(tmp_path: Path) -> None:
-    done = subprocess.run(
-        skolsynk_command("sandbox", "portal", "--db", str(tmp_path / "p.sqlite3"), "--org", "Ä B"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_portal(tmp_path, "--org", "Ä B")
 
     assert done.returncode != 0
     assert "cannot name an organisation" in done.stderr
