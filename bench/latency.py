@@ -27,10 +27,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import engine, sds
 from common.config import Secret, load_config
-from common.registry import PortalEnvironment, Tenant
-from common.subscriptions import SubscriptionStore, ensure_subscriptions
+from common.graph import sds
+from common.state.registry import PortalEnvironment, Tenant
+from common.state.subscriptions import SubscriptionStore, ensure_subscriptions
+from common.sync import engine
 from sandbox.graph.admin_client import GraphAdmin
 from skolsynk.stack import Stack
 
@@ -124,7 +125,7 @@ def main() -> None:
         portal_info = stack.start_portal()
         listener = stack.start_listener()
         stack.start_workers(args.workers)
-        services = __import__("common.services", fromlist=["build_services"]).build_services(
+        services = __import__("common.sync.services", fromlist=["build_services"]).build_services(
             load_config(stack.env())
         )
         tenant_info = graph_info["tenants"][0]

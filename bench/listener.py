@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from common.config import Secret  # noqa: E402
-from common.subscriptions import SubscriptionStore  # noqa: E402
+from common.state.subscriptions import SubscriptionStore  # noqa: E402
 
 TENANT = "6c1f8a3e-2b7d-4e59-9a10-3f5c2d8e7b41"
 SUBSCRIPTION = "7e0c2a44-1b3d-4c5e-8f6a-9b0c1d2e3f40"

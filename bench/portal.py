@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from common.scim import SCHOOL_USER_SCHEMA, SCIM_MEDIA_TYPE, USER_SCHEMA
+from common.portal.scim import SCHOOL_USER_SCHEMA, SCIM_MEDIA_TYPE, USER_SCHEMA
 
 BATCH = 1000
 GIVEN = ["Åsa", "Björn", "Elin", "Göran", "Linnéa", "Märta", "Oskar", "Sofia", "Ture", "Ylva"]

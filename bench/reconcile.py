@@ -3,7 +3,7 @@
 For each size: a generated municipality in the sandbox tenant (Graph latency 30 ms), an empty
 organisation in the reference portal (latency 10 ms), then ``skolsynk reconcile`` twice as a
 child process. Prints wall time, Graph requests beside the least possible for that tenant (as
-Graph's throttling counts them, ``common.source.least_requests``), portal writes and the peak
+Graph's throttling counts them, ``common.graph.source.least_requests``), portal writes and the peak
 memory of the reconcile process. Targets (DESIGN §7): Graph requests at most 1.1 times the
 least possible, peak memory under 500 MB, 0 writes on the second run, time linear in size.
 
@@ -27,7 +27,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.source import least_requests
+from common.graph.source import least_requests
 from skolsynk.stack import Stack
 
 

@@ -18,10 +18,10 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from common.config import Config, load_config
-from common.dispatch import Dispatcher, connect_listener_redis
 from common.errors import QueueUnavailable
 from common.logs import bind_job_context, clear_context
-from common.subscriptions import VERIFICATION_CACHE_SECONDS, SubscriptionStore
+from common.state.dispatch import Dispatcher, connect_listener_redis
+from common.state.subscriptions import VERIFICATION_CACHE_SECONDS, SubscriptionStore
 from listener import graph_views, ops_views
 from listener.metrics import ListenerMetrics, SyncStateCollector
 from listener.state import EXTENSION, ListenerState, state

@@ -17,8 +17,8 @@ from typing import Final, TypeVar
 
 from flask import Blueprint, Request, Response, abort, request
 
-from common.dispatch import Change
-from common.subscriptions import Verdict
+from common.state.dispatch import Change
+from common.state.subscriptions import Verdict
 from listener.schemas import (
     SUBSCRIPTION_RESOURCE,
     BodyError,

@@ -24,13 +24,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from common.config import Secret
-from common.dispatch import Dispatcher
 from common.errors import SkolsynkError
-from common.registry import TenantRegistry
-from common.runs import RunStore
-from common.safety import SafetyState
-from common.subscriptions import REJECTION_REASONS, SubscriptionStore
-from common.telemetry import Telemetry
+from common.state.dispatch import Dispatcher
+from common.state.registry import TenantRegistry
+from common.state.runs import RunStore
+from common.state.subscriptions import REJECTION_REASONS, SubscriptionStore
+from common.state.telemetry import Telemetry
+from common.sync.safety import SafetyState
 
 ENDPOINTS: Final = ("notifications", "lifecycle")
 #: why an item of a POST was dropped: the subscription checks, and our own
@@ -166,7 +166,8 @@ class ListenerMetrics:
 
 class SyncStateCollector:
     """Metrics of the sync as a whole, read from Redis at each scrape: what every worker and
-    command counted (``common.telemetry``), queue depths, held actions, subscription expiry and
+    command counted (``common.state.telemetry``),
+    queue depths, held actions, subscription expiry and
     each tenant's last reconcile. A scrape while Redis is away reports ``skolsynk_state_up 0``
     instead of failing."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from common.errors import QueueUnavailable
-from common.store import redis_errors
+from common.state.store import redis_errors
 from listener.state import state
 
 blueprint = Blueprint("ops", __name__)

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from common.dispatch import ObjectKind
+from common.state.dispatch import ObjectKind
 
 #: Graph caps clientState at 255 characters; longer cannot be ours
 MAX_CLIENT_STATE_LENGTH: Final = 255

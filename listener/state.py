@@ -9,8 +9,8 @@ import redis
 from flask import current_app
 
 from common.config import Config
-from common.dispatch import Dispatcher
-from common.subscriptions import SubscriptionStore
+from common.state.dispatch import Dispatcher
+from common.state.subscriptions import SubscriptionStore
 from listener.metrics import ListenerMetrics
 
 EXTENSION: Final = "skolsynk"

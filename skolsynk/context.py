@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from functools import cache
 
 from common.config import load_config
-from common.services import Services, build_services
+from common.sync.services import Services, build_services
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import engine, sds
 from common.config import Secret, load_config
-from common.registry import PortalEnvironment, Tenant
-from common.services import Services, build_services
-from common.subscriptions import SubscriptionStore, ensure_subscriptions
+from common.graph import sds
+from common.state.registry import PortalEnvironment, Tenant
+from common.state.subscriptions import SubscriptionStore, ensure_subscriptions
+from common.sync import engine
+from common.sync.services import Services, build_services
 from sandbox.graph.admin_client import GraphAdmin
 from skolsynk.output import ProgressBar, table
 from skolsynk.stack import Stack, StackError

@@ -6,9 +6,9 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.dispatch import Dispatcher
 from common.errors import NeedsAttention
-from common.subscriptions import SubscriptionStore
+from common.state.dispatch import Dispatcher
+from common.state.subscriptions import SubscriptionStore
 from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import table, to_csv, to_json
 

@@ -6,8 +6,8 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from common.dispatch import Dispatcher
-from common.subscriptions import SubscriptionStore, ensure_subscriptions, renew_subscriptions
+from common.state.dispatch import Dispatcher
+from common.state.subscriptions import SubscriptionStore, ensure_subscriptions, renew_subscriptions
 from skolsynk.context import add_tenant_actions, services
 from skolsynk.output import table, to_json
 

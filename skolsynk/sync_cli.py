@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from common import engine
 from common.model import Action, ActionKind
-from common.runs import RunReport
+from common.state.runs import RunReport
+from common.sync import engine
 from skolsynk.context import add_tenant_actions, add_tenant_argument, services
 from skolsynk.output import ProgressBar, table, to_csv, to_json
 

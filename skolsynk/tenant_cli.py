@@ -8,7 +8,7 @@ from typing import Any
 
 from common.config import Secret
 from common.model import Scope, Thresholds
-from common.registry import ENVIRONMENTS, PortalEnvironment, Tenant
+from common.state.registry import ENVIRONMENTS, PortalEnvironment, Tenant
 from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import table, to_json
 

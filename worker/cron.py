@@ -6,7 +6,8 @@ tenant, but wasteful).
 
 Why not ``rq cron worker.cron``: rq 3.0's ``rq cron`` enqueues every job with rq's default
 (pickle) serializer, and neither its config file hook (``rq.cron.register``) nor its command
-line takes another. Our workers read JSON only (``common.dispatch``), so such jobs would fail to
+line takes another. Our workers read JSON only
+(``common.state.dispatch``), so such jobs would fail to
 deserialize. This module runs rq's own ``CronScheduler`` (its loop, heartbeat and registry,
 visible to rq's monitoring) with cron jobs that enqueue JSON jobs by dotted name: the same
 jobs ``rq enqueue --serializer json`` makes.
@@ -26,7 +27,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from common.config import load_config
-from common.dispatch import (
+from common.logs import configure_logging
+from common.state.dispatch import (
     FAILURE_TTL_SECONDS,
     LIVE_QUEUE,
     OBJECT_LEASE_SECONDS,
@@ -36,7 +38,6 @@ from common.dispatch import (
     RENEW_ALL_SUBSCRIPTIONS_JOB,
     RESULT_TTL_SECONDS,
 )
-from common.logs import configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Protocol
 
-from common import engine
 from common.config import load_config
-from common.dispatch import Dispatcher, ObjectKind
 from common.logs import bind_job_context, get_logger
-from common.runs import RunReport
-from common.services import Services, build_services
-from common.subscriptions import SubscriptionStore, ensure_subscriptions
-from common.subscriptions import renew_subscriptions as renew_tenant_subscriptions
+from common.state.dispatch import Dispatcher, ObjectKind
+from common.state.runs import RunReport
+from common.state.subscriptions import SubscriptionStore, ensure_subscriptions
+from common.state.subscriptions import renew_subscriptions as renew_tenant_subscriptions
+from common.sync import engine
+from common.sync.services import Services, build_services
 
 log = get_logger(__name__)
 

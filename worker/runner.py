@@ -19,8 +19,8 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import SimpleWorker
 
-from common.dispatch import Dispatcher, object_change
 from common.logs import bind_job_context, clear_context, configure_logging
+from common.state.dispatch import Dispatcher, object_change
 
 
 class SkolsynkWorker(SimpleWorker):

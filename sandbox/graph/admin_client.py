@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from common import sds
+from common.graph import sds
 
 REQUEST_TIMEOUT_SECONDS = 30
 TOKEN_MARGIN_SECONDS = 60

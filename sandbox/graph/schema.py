@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from common import sds
+from common.graph import sds
 from sandbox.graph.errors import GraphError, bad_request
 from sandbox.graph.store import USER, DirObject, School
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from common import sds
+from common.graph import sds
 from sandbox.graph.store import DirObject, School, Tenant
 
 EXTERNAL_SOURCE_DETAIL = "School Data Sync"

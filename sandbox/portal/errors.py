@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.scim import ERROR
+from common.portal.scim import ERROR
 
 
 class ScimError(Exception):

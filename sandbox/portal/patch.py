@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from common.scim import PATCH_OP
+from common.portal.scim import PATCH_OP
 from sandbox.portal.errors import (
     invalid_path,
     invalid_syntax,

@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from common.scim import GROUP_SCHEMA, SCHOOL_GROUP_SCHEMA, SCHOOL_USER_SCHEMA, USER_SCHEMA
+from common.portal.scim import GROUP_SCHEMA, SCHOOL_GROUP_SCHEMA, SCHOOL_USER_SCHEMA, USER_SCHEMA
 from sandbox.portal.db import Database, Organisation, now
 from sandbox.portal.errors import ApiError, ScimError
 from sandbox.portal.resources import normalise_resource

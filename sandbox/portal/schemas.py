@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.scim import (
+from common.portal.scim import (
     ENTERPRISE_USER_SCHEMA,
     GROUP_SCHEMA,
     SCHOOL_GROUP_SCHEMA,

@@ -19,8 +19,8 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from common.config import Config, Secret
-from common.dispatch import LIVE_QUEUE, RECONCILE_QUEUE, Dispatcher
-from common.subscriptions import SubscriptionStore
+from common.state.dispatch import LIVE_QUEUE, RECONCILE_QUEUE, Dispatcher
+from common.state.subscriptions import SubscriptionStore
 from listener.app import create_app
 from tests.conftest import ROOT
 from tests.fixtures.processes import ServiceProcess, free_port

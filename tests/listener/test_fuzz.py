@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.config import Secret
-from common.subscriptions import SubscriptionStore
+from common.state.subscriptions import SubscriptionStore
 from tests.listener.conftest import SECRET_KEY, Registered, queued, register, renewals
 from tests.listener.graph_payloads import OTHER_TENANT, TENANT
 

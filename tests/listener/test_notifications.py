@@ -13,8 +13,8 @@ import redis
 from flask.testing import FlaskClient
 
 from common.config import Secret
-from common.dispatch import Dispatcher
-from common.subscriptions import SubscriptionStore
+from common.state.dispatch import Dispatcher
+from common.state.subscriptions import SubscriptionStore
 from tests.fixtures.redis import RedisServer
 from tests.listener.conftest import SECRET_KEY, Registered, metric, queued, register, renewals
 from tests.listener.graph_payloads import GROUP_ID, OTHER_TENANT, TENANT, USER_ID, change

@@ -9,7 +9,7 @@ import redis
 import requests
 
 from common.config import Secret
-from common.subscriptions import SubscriptionStore
+from common.state.subscriptions import SubscriptionStore
 from tests.fixtures.processes import ServiceProcess
 from tests.listener.conftest import SECRET_KEY, Registered, metric, queued, register
 from tests.listener.graph_payloads import GROUP_ID, TENANT, USER_ID, change, collection

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from common.dispatch import Dispatcher
-from common.graph_client import GraphClient
-from common.subscriptions import SubscriptionStore, ensure_subscriptions, renew_subscriptions
+from common.graph.client import GraphClient
+from common.state.dispatch import Dispatcher
+from common.state.subscriptions import SubscriptionStore, ensure_subscriptions, renew_subscriptions
 from tests.fixtures.graph import GraphSandbox, SandboxTenant
 from tests.fixtures.graph_client import (  # noqa: F401 - fixtures used by name
     GraphClients,

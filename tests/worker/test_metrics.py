@@ -6,7 +6,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from common import sds
+from common.graph import sds
 from tests.fixtures.live import LiveWorld, wait_for
 from tests.worker.test_realtime import classic_class
 

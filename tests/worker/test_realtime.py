@@ -13,8 +13,8 @@ from typing import Any
 
 import requests
 
-from common import sds
-from common.dispatch import Dispatcher
+from common.graph import sds
+from common.state.dispatch import Dispatcher
 from tests.fixtures.live import LiveWorld, wait_for
 
 

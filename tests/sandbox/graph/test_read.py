@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from common import sds
+from common.graph import sds
 from tests.fixtures.graph import SandboxTenant
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from common import sds
+from common.graph import sds
 from tests.conftest import SDS_SAMPLES
 from tests.fixtures.graph import GraphClient, GraphSandbox, SandboxTenant
 

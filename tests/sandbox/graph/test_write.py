@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from common import sds
+from common.graph import sds
 from tests.fixtures.graph import SandboxTenant
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.scim import (
+from common.portal.scim import (
     ENTERPRISE_USER_SCHEMA,
     GROUP_SCHEMA,
     PATCH_OP,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from common.scim import SCHOOL_GROUP_SCHEMA, SCHOOL_USER_SCHEMA
+from common.portal.scim import SCHOOL_GROUP_SCHEMA, SCHOOL_USER_SCHEMA
 from tests.fixtures.portal import PortalOrg, PortalServer
 from tests.sandbox.portal.bodies import create_group, create_user, patch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from common.scim import SCHOOL_USER_SCHEMA
+from common.portal.scim import SCHOOL_USER_SCHEMA
 from tests.fixtures.portal import PortalOrg, PortalServer
 from tests.sandbox.portal.bodies import create_group, create_user, patch, query
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.scim import (
+from common.portal.scim import (
     ENTERPRISE_USER_SCHEMA,
     GROUP_SCHEMA,
     LIST_RESPONSE,

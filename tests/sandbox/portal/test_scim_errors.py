@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from common.scim import ERROR, USER_SCHEMA
+from common.portal.scim import ERROR, USER_SCHEMA
 from tests.fixtures.portal import PortalOrg, PortalServer
 from tests.sandbox.portal.bodies import user_body
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from common.scim import ENTERPRISE_USER_SCHEMA, SCHOOL_USER_SCHEMA
+from common.portal.scim import ENTERPRISE_USER_SCHEMA, SCHOOL_USER_SCHEMA
 from tests.fixtures.portal import PortalOrg
 from tests.sandbox.portal.bodies import create_group, create_user, ids, query
 

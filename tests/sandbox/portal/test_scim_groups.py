@@ -3,7 +3,7 @@ it from every group; deleting a group leaves its members."""
 
 from __future__ import annotations
 
-from common.scim import GROUP_SCHEMA, PATCH_OP
+from common.portal.scim import GROUP_SCHEMA, PATCH_OP
 from tests.fixtures.portal import PortalOrg, PortalServer
 from tests.sandbox.portal.bodies import create_group, create_user
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.scim import LIST_RESPONSE, SCHOOL_USER_SCHEMA
+from common.portal.scim import LIST_RESPONSE, SCHOOL_USER_SCHEMA
 from tests.fixtures.portal import PortalOrg
 from tests.sandbox.portal.bodies import create_group, create_user, query
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.scim import ERROR, SCHOOL_USER_SCHEMA, USER_SCHEMA
+from common.portal.scim import ERROR, SCHOOL_USER_SCHEMA, USER_SCHEMA
 from tests.fixtures.portal import PortalOrg
 from tests.sandbox.portal.bodies import create_user, user_body
 

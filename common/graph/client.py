@@ -1,0 +1,587 @@
+"""Microsoft Graph for one tenant: reads, paging, JSON batching, delta, subscriptions, writes.
+
+Failure policy (answers are translated here, once): 401 forgets the token and retries once, then
+``GraphAuthError``; 403 ``GraphAuthError`` (with Graph's reason, which may name the permission);
+404 ``NotFound``; 400 ``syncStateNotFound`` or 410 ``DeltaExpired``; any other 4xx
+``GraphRequestError`` with Graph's error code and message, never the payload. 429, 5xx and
+network failures are retried by the ``Transport`` (the one retry layer); answers inside a
+``$batch`` are retried here with the same ``RetryPolicy`` numbers and the same ``sleep``, and
+raise ``Throttled`` or ``GraphUnavailable`` when they outlast it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from common.config import Secret
+from common.errors import (
+    DeltaExpired,
+    GraphAuthError,
+    GraphRequestError,
+    GraphUnavailable,
+    NotFound,
+    Throttled,
+)
+from common.graph.schemas import SUBSCRIPTIONS, GraphDataError, Subscription, load_error
+from common.http import Transport
+
+#: Graph takes at most this many requests in one ``$batch``
+BATCH_LIMIT = 20
+#: the largest page size directory listings accept
+MAX_PAGE_SIZE = 999
+MAX_ERROR_MESSAGE_CHARS = 300
+_DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
+_QUERY_SAFE = "$,()'/:@*"
+
+Params = Mapping[str, str | int]
+#: one answer inside a batch: status, headers, body (``None`` when there is none)
+BatchAnswer = tuple[int, Mapping[str, str], Any]
+
+
+class TokenProvider(Protocol):
+    """Where the client gets its bearer tokens (``common.graph.auth.MsalTokenProvider``)."""
+
+    def token(self, tenant_id: str) -> str: ...
+
+    def invalidate(self, tenant_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeltaItem:
+    """One object's net change in a delta round, merged across pages.
+
+    ``removed`` is ``None`` for a created or changed object, ``"changed"`` when it went to the
+    recycle bin (restorable) and ``"deleted"`` when it is gone for good. ``members_added`` and
+    ``members_removed`` come from ``members@delta`` (last word per member wins).
+    """
+
+    id: str
+    removed: str | None
+    properties: Mapping[str, Any]
+    members_added: frozenset[str] = frozenset()
+    members_removed: frozenset[str] = frozenset()
+
+
+def query_string(params: Params | None) -> str:
+    """OData query options as Graph reads them (``$`` kept, spaces as ``%20``)."""
+    if not params:
+        return ""
+    return "&".join(f"{k}={quote(str(v), safe=_QUERY_SAFE)}" for k, v in params.items())
+
+
+def graph_time(moment: datetime) -> str:
+    """A timestamp as Graph writes them: UTC, ``Z``, no fractions."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GraphClient:
+    """Graph for one tenant over a ``Transport``; see the module docstring for failures.
+
+    The client adds its counting to the transport's ``on_response`` hook (keeping a hook that
+    was there). ``request_count`` counts HTTP answers (retries and ``$batch`` calls included,
+    each batch once) and ``status_counts`` them by status (0 when no answer came);
+    ``inner_request_count`` and ``inner_status_counts`` do the same for the requests inside
+    batches. ``graph_requests`` counts as Graph's throttling does: each request inside a batch,
+    and each outside one.
+    """
+
+    def __init__(
+        self, transport: Transport, tokens: TokenProvider, base_url: str, tenant_id: str
+    ) -> None:
+        self.transport = transport
+        self.tokens = tokens
+        self.base_url = base_url.rstrip("/")
+        self.tenant_id = tenant_id
+        self.request_count = 0
+        self.inner_request_count = 0
+        self.batch_count = 0
+        self.status_counts: Counter[int] = Counter()
+        self.inner_status_counts: Counter[int] = Counter()
+        self._count_lock = threading.Lock()
+        base = urlsplit(self.base_url)
+        self._origin = f"{base.scheme}://{base.netloc}"
+        previous = transport.on_response
+
+        def observe(method: str, status: int, seconds: float) -> None:
+            with self._count_lock:
+                self.request_count += 1
+                self.status_counts[status] += 1
+            if previous is not None:
+                previous(method, status, seconds)
+
+        transport.on_response = observe
+
+    @property
+    def graph_requests(self) -> int:
+        """Requests as Graph's throttling counts them (``$batch`` envelopes not included)."""
+        with self._count_lock:
+            return self.request_count - self.batch_count + self.inner_request_count
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def get(self, path_or_url: str, params: Params | None = None) -> dict[str, Any]:
+        """The JSON body of a GET."""
+        return self._json("GET", path_or_url, params=params)
+
+    def iter_pages(self, path: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
+        """Each page of a collection, following ``@odata.nextLink`` to the end."""
+        page = self.get(path, params)
+        while True:
+            yield page
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return
+            page = self.get(str(next_link))
+
+    def list_all(self, path: str, params: Params | None = None) -> list[dict[str, Any]]:
+        """Every item of a collection, all pages read."""
+        items: list[dict[str, Any]] = []
+        for page in self.iter_pages(path, params):
+            items.extend(_page_items(page, path))
+        return items
+
+    # --- batches ---------------------------------------------------------------------------------
+
+    def batch(self, requests_: Sequence[tuple[str, str, str]]) -> dict[str, tuple[int, Any]]:
+        """Send ``(id, method, url)`` requests in ``$batch`` calls of at most 20.
+
+        Returns id -> (status, body) for every request; inner 429 and 5xx are retried (see the
+        module docstring), any other status is returned as it came.
+        """
+        results: dict[str, tuple[int, Any]] = {}
+        batcher = self.batcher()
+        for request_id, method, url in requests_:
+
+            def done(status: int, body: Any, request_id: str = request_id) -> None:
+                results[request_id] = (status, body)
+
+            batcher.request(url, done, method=method)
+        batcher.run()
+        return results
+
+    def batcher(self) -> Batcher:
+        """A queue of requests and listings sent together in ``$batch`` calls."""
+        return Batcher(self)
+
+    def send_batch(self, requests_: Sequence[tuple[str, str, str]]) -> dict[str, BatchAnswer]:
+        """One ``$batch`` call of at most 20 requests, inner answers as they came, by id."""
+        if len(requests_) > BATCH_LIMIT:
+            raise ValueError(f"a $batch takes at most {BATCH_LIMIT} requests")
+        body = {
+            "requests": [
+                {"id": request_id, "method": method, "url": self.relative(url)}
+                for request_id, method, url in requests_
+            ]
+        }
+        with self._count_lock:
+            self.inner_request_count += len(requests_)
+            self.batch_count += 1
+        answer = self._json("POST", "/$batch", json=body)
+        responses = answer.get("responses")
+        if not isinstance(responses, list):
+            raise GraphDataError("Microsoft Graph answered a $batch without responses.")
+        results: dict[str, BatchAnswer] = {}
+        statuses: Counter[int] = Counter()
+        for item in responses:
+            if not isinstance(item, Mapping) or not isinstance(item.get("status"), int):
+                raise GraphDataError("Microsoft Graph answered a $batch with a malformed response.")
+            headers = item.get("headers")
+            headers = headers if isinstance(headers, Mapping) else {}
+            results[str(item.get("id"))] = (
+                int(item["status"]),
+                {str(k).lower(): str(v) for k, v in headers.items()},
+                item.get("body"),
+            )
+            statuses[int(item["status"])] += 1
+        with self._count_lock:
+            self.inner_status_counts.update(statuses)
+        return results
+
+    # --- delta -----------------------------------------------------------------------------------
+
+    def delta(
+        self, path: str, params_or_delta_link: Params | str | None = None
+    ) -> tuple[list[DeltaItem], str]:
+        """One delta round: every changed object (merged by id across pages) and the next link.
+
+        ``params_or_delta_link`` is the query of a first round (no ``$top``, no ``$expand``) or
+        the ``@odata.deltaLink`` of the last one. Raises ``DeltaExpired`` when the link is no
+        longer valid.
+        """
+        if isinstance(params_or_delta_link, str):
+            url, params = params_or_delta_link, None
+        else:
+            url, params = path, params_or_delta_link
+        merged: dict[str, _DeltaMerge] = {}
+        while True:
+            page = self._json("GET", url, params=params, delta=True)
+            for raw in _page_items(page, path):
+                object_id = raw.get("id")
+                if not isinstance(object_id, str):
+                    raise GraphDataError("Microsoft Graph answered a delta item without an id.")
+                merged.setdefault(object_id, _DeltaMerge(object_id)).add(raw)
+            next_link = page.get("@odata.nextLink")
+            if next_link:
+                url, params = str(next_link), None
+                continue
+            delta_link = page.get("@odata.deltaLink")
+            if not delta_link:
+                raise GraphDataError("Microsoft Graph ended a delta round without a deltaLink.")
+            return [m.freeze() for m in merged.values()], str(delta_link)
+
+    # --- subscriptions ---------------------------------------------------------------------------
+
+    def create_subscription(  # noqa: PLR0917 (the positional order of common.state.subscriptions)
+        self,
+        resource: str,
+        change_type: str,
+        notification_url: str,
+        lifecycle_url: str | None,
+        expiration: datetime,
+        client_state: Secret | str,
+    ) -> dict[str, Any]:
+        """Subscribe to changes; Graph validates the notification URL before it answers.
+
+        Returns Graph's subscription object (checked against ``SubscriptionSchema``; keys as
+        Graph spells them, ``clientState`` removed).
+        """
+        state = client_state.reveal() if isinstance(client_state, Secret) else client_state
+        body: dict[str, Any] = {
+            "changeType": change_type,
+            "notificationUrl": notification_url,
+            "resource": resource,
+            "expirationDateTime": graph_time(expiration),
+            "clientState": state,
+        }
+        if lifecycle_url:
+            body["lifecycleNotificationUrl"] = lifecycle_url
+        return _subscription(self._json("POST", "/subscriptions", json=body))
+
+    def renew_subscription(self, subscription_id: str, expiration: datetime) -> dict[str, Any]:
+        """Move a subscription's expiry; ``NotFound`` when Graph no longer has it."""
+        body = {"expirationDateTime": graph_time(expiration)}
+        return _subscription(
+            self._json("PATCH", f"/subscriptions/{quote(subscription_id)}", json=body)
+        )
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        """Remove a subscription; ``NotFound`` when Graph no longer has it."""
+        self._json("DELETE", f"/subscriptions/{quote(subscription_id)}")
+
+    def list_subscriptions(self) -> list[dict[str, Any]]:
+        """The application's subscriptions in this tenant (as ``create_subscription`` returns)."""
+        return [_subscription(item) for item in self.list_all("/subscriptions")]
+
+    def subscriptions(self) -> list[Subscription]:
+        """The application's subscriptions in this tenant, typed."""
+        return SUBSCRIPTIONS.many(self.list_all("/subscriptions"))
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def post(self, path: str, json: Any = None) -> dict[str, Any]:
+        return self._json("POST", path, json=json)
+
+    def patch(self, path: str, json: Any) -> dict[str, Any]:
+        return self._json("PATCH", path, json=json)
+
+    def delete(self, path: str) -> None:
+        self._json("DELETE", path)
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def url(self, path_or_url: str, params: Params | None = None) -> str:
+        """An absolute Graph URL; refuses one on another host (our token goes with it)."""
+        if path_or_url.startswith(("https://", "http://")):
+            parts = urlsplit(path_or_url)
+            if f"{parts.scheme}://{parts.netloc}" != self._origin:
+                raise GraphDataError("Microsoft Graph pointed to a link on another host.")
+            url = path_or_url
+        else:
+            url = self.base_url + "/" + path_or_url.lstrip("/")
+        query = query_string(params)
+        if query:
+            url += ("&" if "?" in url else "?") + query
+        return url
+
+    def relative(self, path_or_url: str) -> str:
+        """A URL as a ``$batch`` request names it: relative to the version root."""
+        if path_or_url.startswith(self.base_url + "/"):
+            return path_or_url[len(self.base_url) :]
+        if path_or_url.startswith(("https://", "http://")):
+            raise GraphDataError("Microsoft Graph pointed to a link outside its version root.")
+        return "/" + path_or_url.lstrip("/")
+
+    def _json(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        delta: bool = False,
+    ) -> dict[str, Any]:
+        url = self.url(path_or_url, params)
+        what = describe(method, url)
+        response = self._send(method, url, json=json)
+        try:
+            status = response.status_code
+            if status >= 400:
+                raise translate(status, _body(response), what, self.tenant_id, delta=delta)
+            if status == 204 or not response.content:
+                return {}
+            body = _body(response)
+            if not isinstance(body, dict):
+                raise GraphDataError(f"Microsoft Graph answered {what} with no JSON object.")
+            return body
+        finally:
+            response.close()
+
+    def _send(self, method: str, url: str, *, json: Any = None) -> requests.Response:
+        for attempt in (1, 2):
+            headers = {
+                "Authorization": f"Bearer {self.tokens.token(self.tenant_id)}",
+                "Accept": "application/json",
+            }
+            response = self.transport.request(method, url, headers=headers, json=json)
+            if response.status_code == 401 and attempt == 1:
+                # a token revoked or rotated early: one fresh token, then give up
+                response.close()
+                self.tokens.invalidate(self.tenant_id)
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Batcher:
+    """Requests and paged listings sent through ``$batch`` calls of at most 20, as they come.
+
+    ``request()`` queues one request whose final (status, body) goes to its callback;
+    ``listing()`` queues a paged GET whose items (all pages, continuation links sent in later
+    batches) go to its callback, ``None`` when the collection answered 404 and ``missing_ok``.
+    Callbacks may queue more work; ``run()`` sends until the queue is empty. Inner 429 and 5xx
+    are retried after the longest wait the round asked for; any other error of a listing raises
+    the translated error.
+    """
+
+    def __init__(self, client: GraphClient) -> None:
+        self.client = client
+        self._queue: deque[_Job] = deque()
+
+    def request(
+        self, url: str, on_done: Callable[[int, Any], None], *, method: str = "GET"
+    ) -> None:
+        self._queue.append(_Job(url, method, on_answer=on_done))
+
+    def listing(
+        self,
+        url: str,
+        on_done: Callable[[list[dict[str, Any]] | None], None],
+        *,
+        params: Params | None = None,
+        missing_ok: bool = False,
+        on_page: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        """Queue a paged GET; with ``on_page`` each page's items go there as they come (and
+        ``on_done`` gets an empty list), which keeps large listings out of memory."""
+        full = self.client.url(url, params)
+        self._queue.append(
+            _Job(full, "GET", on_items=on_done, on_page=on_page, missing_ok=missing_ok)
+        )
+
+    def run(self) -> None:
+        policy = self.client.transport.policy
+        while self._queue:
+            chunk = [self._queue.popleft() for _ in range(min(BATCH_LIMIT, len(self._queue)))]
+            answers = self.client.send_batch(
+                [(str(i), job.method, job.url) for i, job in enumerate(chunk)]
+            )
+            retry: list[_Job] = []
+            waits: list[float] = []
+            for i, job in enumerate(chunk):
+                status, headers, body = answers.get(str(i), (0, {}, None))
+                if status == 429 or status >= 500 or status == 0:
+                    job.failures += 1
+                    wait = _retry_after(headers)
+                    self._give_up_if_spent(job, status, wait)
+                    waits.append(wait if wait is not None else policy.backoff(job.failures))
+                    retry.append(job)
+                    continue
+                job.failures = 0
+                self._settle(job, status, body)
+            if retry:
+                self._queue.extendleft(reversed(retry))
+                self.client.transport.sleep(max(waits))
+
+    def _give_up_if_spent(self, job: _Job, status: int, wait: float | None) -> None:
+        policy = self.client.transport.policy
+        what = describe(job.method, job.url)
+        if status == 429:
+            if job.failures >= policy.attempts or (
+                wait is not None and wait > policy.max_retry_after_seconds
+            ):
+                raise Throttled(
+                    f"Microsoft Graph kept throttling {what} in a batch (429) after "
+                    f"{job.failures} attempts",
+                    retry_after=wait,
+                )
+        elif job.failures >= policy.attempts:
+            raise GraphUnavailable(
+                f"Microsoft Graph answered {what} in a batch with "
+                f"{status or 'no answer'} after {job.failures} attempts"
+            )
+
+    def _settle(self, job: _Job, status: int, body: Any) -> None:
+        if job.on_answer is not None:
+            job.on_answer(status, body)
+            return
+        assert job.on_items is not None
+        if status == 404 and job.missing_ok:
+            job.on_items(None)
+            return
+        what = describe(job.method, job.url)
+        if status >= 400:
+            raise translate(status, body, what, self.client.tenant_id)
+        if not isinstance(body, Mapping):
+            raise GraphDataError(f"Microsoft Graph answered {what} in a batch with no JSON.")
+        items = _page_items(body, what)
+        if job.on_page is not None:
+            job.on_page(items)
+        else:
+            job.items.extend(items)
+        next_link = body.get("@odata.nextLink")
+        if next_link:
+            # the rest of a listing goes first: its pages form the longest chain
+            job.url = self.client.url(str(next_link))
+            self._queue.appendleft(job)
+        else:
+            job.on_items(job.items)
+
+
+@dataclass
+class _Job:
+    url: str
+    method: str
+    on_answer: Callable[[int, Any], None] | None = None
+    on_items: Callable[[list[dict[str, Any]] | None], None] | None = None
+    on_page: Callable[[list[dict[str, Any]]], None] | None = None
+    missing_ok: bool = False
+    items: list[dict[str, Any]] = field(default_factory=list)
+    failures: int = 0
+
+
+@dataclass
+class _DeltaMerge:
+    id: str
+    removed: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    members: dict[str, bool] = field(default_factory=dict)
+
+    def add(self, raw: Mapping[str, Any]) -> None:
+        changes = {
+            k: v
+            for k, v in raw.items()
+            if k not in ("id", "@removed", "members@delta") and not k.startswith("@odata.")
+        }
+        if "@removed" in raw:
+            reason = raw["@removed"].get("reason") if isinstance(raw["@removed"], Mapping) else None
+            self.removed = str(reason or "deleted")
+        elif changes:
+            self.removed = None
+        self.properties.update(changes)
+        for member in raw.get("members@delta") or ():
+            if isinstance(member, Mapping) and isinstance(member.get("id"), str):
+                self.members[member["id"]] = "@removed" not in member
+
+    def freeze(self) -> DeltaItem:
+        return DeltaItem(
+            self.id,
+            self.removed,
+            dict(self.properties),
+            frozenset(m for m, present in self.members.items() if present),
+            frozenset(m for m, present in self.members.items() if not present),
+        )
+
+
+def _subscription(raw: Mapping[str, Any]) -> dict[str, Any]:
+    SUBSCRIPTIONS.one(raw)  # raises GraphDataError when a property we rely on is missing
+    return {k: v for k, v in raw.items() if k != "clientState"}
+
+
+def describe(method: str, url: str) -> str:
+    """``GET /users``: what a request was, for messages (no host, no query)."""
+    path = urlsplit(url).path
+    version_root = path.split("/", 2)
+    if len(version_root) == 3 and version_root[1] in ("v1.0", "beta"):
+        path = "/" + version_root[2]
+    return f"{method} {path}"
+
+
+def translate(
+    status: int, body: Any, what: str, tenant_id: str, *, delta: bool = False
+) -> Exception:
+    """The error for a Graph error answer (see the module docstring)."""
+    info = load_error(body)
+    code = info.code or ""
+    message = " ".join((info.message or "").split())[:MAX_ERROR_MESSAGE_CHARS].rstrip(".")
+    said = f" ({status}{' ' + code if code else ''}){': ' + message if message else ''}"
+    if status == 401:
+        return GraphAuthError(
+            f"Microsoft Graph did not accept the application's token for tenant {tenant_id} "
+            f"on {what}{said}."
+        )
+    if status == 403:
+        return GraphAuthError(
+            f"Microsoft Graph denied {what} in tenant {tenant_id}{said}. The application lacks "
+            "a permission or the administrator's consent to it (it needs User.Read.All, "
+            "Group.Read.All and EduRoster.Read.All)."
+        )
+    if status == 404:
+        return NotFound(f"Microsoft Graph has no {what}{said}.", status=status, code=code or None)
+    if status == 410 or (delta and status == 400 and code.lower() in _DELTA_EXPIRED_CODES):
+        return DeltaExpired(
+            f"Microsoft Graph no longer accepts the delta link of {what}{said}; start a full "
+            "round.",
+            status=status,
+            code=code or None,
+        )
+    if status == 429:
+        return Throttled(f"Microsoft Graph kept throttling {what}{said}.")
+    if status >= 500:
+        return GraphUnavailable(f"Microsoft Graph failed {what}{said}.")
+    return GraphRequestError(
+        f"Microsoft Graph refused {what}{said}.", status=status, code=code or None
+    )
+
+
+def _body(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _page_items(page: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
+    value = page.get("value")
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise GraphDataError(f"Microsoft Graph answered {what} without a list of objects.")
+    return value
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None

@@ -1,0 +1,374 @@
+"""The sync engine: read both sides, plan, guard, apply. One code path for a whole tenant (the
+full reconcile and its preview) and for one object (the real-time jobs and approvals).
+
+Failure policy: a failed read raises before anything is planned, so nothing is written from a
+partial view; the failure is stored as the tenant's last run with a sentence saying why. Errors
+are the ones of ``common.errors``; nothing here catches ``requests`` or ``redis`` errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from common.errors import SkolsynkError
+from common.graph import source
+from common.graph.client import GraphClient
+from common.model import (
+    REMOVAL_KINDS,
+    ActionKind,
+    MicrosoftState,
+    Plan,
+    PortalState,
+    PortalUser,
+    Scope,
+)
+from common.portal.client import Portal
+from common.state.registry import Tenant
+from common.state.runs import RunReport, new_run_id, now_iso
+from common.state.telemetry import graph_statuses
+from common.sync.applier import Applier, Progress, RunContext
+from common.sync.planner import make_plan
+from common.sync.safety import HeldAction
+from common.sync.services import Services
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a run would do, for a person or a tool to read before anything is written."""
+
+    tenant: Tenant
+    plan: Plan
+    microsoft: MicrosoftState
+    portal: PortalState
+    #: why removals would be skipped (source-health gate), if they would
+    gate: str | None
+    #: whether removals would be held (mass-change guard)
+    would_hold: bool
+    #: Graph requests the read took, as Graph's throttling counts them
+    graph_requests: int = 0
+    #: the Graph client that read (its counters feed the metrics)
+    graph: GraphClient | None = None
+
+
+#: reading progress: a sentence (the applier reports its own progress)
+Status = Callable[[str], None]
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Preview:
+    """Read both sides of a tenant and plan, writing nothing."""
+    tenant = services.registry.get(tenant_id)
+    status(f"Reading Microsoft 365 tenant {tenant.name}")
+    graph = services.graph(tenant.id)
+    microsoft = source.read_tenant(graph, tenant.scope)
+    status(
+        f"Read {len(microsoft.users)} students and teachers and {len(microsoft.classes)} "
+        f"classes in scope; reading the {tenant.environment} portal"
+    )
+    portal = services.portal(tenant)
+    state = PortalState(users=tuple(portal.list_users()), groups=tuple(portal.list_groups()))
+    plan = make_plan(microsoft, state)
+    gate = services.safety.health_problem(tenant.id, microsoft, state, tenant.thresholds)
+    managed = _managed(state)
+    would_hold = services.safety.must_hold(
+        tenant.id, len(plan.removals), managed, tenant.thresholds
+    )
+    return Preview(tenant, plan, microsoft, state, gate, would_hold, graph.graph_requests, graph)
+
+
+def reconcile_tenant(
+    services: Services,
+    tenant_id: str,
+    *,
+    dry_run: bool = False,
+    why: str = "reconcile",
+    status: Status = _noop,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Make the tenant's portal match Microsoft 365 (or, with ``dry_run``, say what would)."""
+    tenant = services.registry.get(tenant_id)
+    report = RunReport(new_run_id(), tenant.id, why, now_iso(), dry_run=dry_run)
+    started = time.monotonic()
+    view: Preview | None = None
+    try:
+        view = preview(services, tenant.id, status=status)
+        _fill_counts(report, view)
+        if dry_run:
+            report.outcome = "preview"
+        else:
+            status(f"Applying {len(view.plan.actions)} changes")
+            applier = Applier(
+                services.portal(tenant),
+                audit=services.audit,
+                safety=services.safety,
+                progress=progress,
+            )
+            applier.apply(
+                view.plan,
+                view.portal,
+                report,
+                RunContext(tenant.id, report.run_id, why),
+                gate=view.gate,
+                hold_removals=view.would_hold,
+            )
+            if view.gate is None:
+                services.safety.remember_good(tenant.id, view.microsoft, _managed(view.portal))
+    except SkolsynkError as exc:
+        report.outcome = "failed"
+        report.message = str(exc)
+        raise
+    finally:
+        report.finished_at = now_iso()
+        report.seconds = round(time.monotonic() - started, 3)
+        if not dry_run:
+            services.runs.save(report)
+            services.telemetry.record_run(
+                report,
+                kind="reconcile",
+                graph_statuses=graph_statuses(view.graph) if view and view.graph else None,
+            )
+    return report
+
+
+def sync_user(services: Services, tenant_id: str, user_id: str, *, why: str) -> RunReport:
+    """Bring one Microsoft user's portal account in line (a real-time job)."""
+    tenant = services.registry.get(tenant_id)
+    graph = services.graph(tenant.id)
+    microsoft = read_user_settled(graph, tenant.scope, user_id)
+    portal = services.portal(tenant)
+    users = _lookup_users(portal, microsoft, [user_id])
+    # a managed account holding this e-mail whose Microsoft object is gone may be taken over:
+    # let the planner see whether that object still exists
+    for holder in list(users):
+        if holder.external_id and holder.external_id != user_id:
+            microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, holder.external_id))
+    state = PortalState(users=tuple(users), groups=())
+    return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
+
+
+def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -> RunReport:
+    """Bring one class (its name, school and members) in line (a real-time job).
+
+    Members that already have a managed portal account are trusted as they are (their own
+    jobs keep them right); members without one are read from Graph so that they are created or
+    adopted in the same run, before they are added.
+    """
+    tenant = services.registry.get(tenant_id)
+    graph = services.graph(tenant.id)
+    microsoft = read_class_settled(graph, tenant.scope, group_id)
+    portal = services.portal(tenant)
+    group = portal.find_group(group_id)
+    cls = microsoft.classes.get(group_id)
+    member_ids = sorted(cls.member_ids) if cls is not None else []
+    users = portal.find_users(external_ids=member_ids) if member_ids else []
+    linked = {u.external_id for u in users}
+    for member_id in member_ids:
+        if member_id not in linked:
+            microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, member_id))
+    newcomers = [m for m in member_ids if m not in linked]
+    if newcomers:
+        known = {u.id for u in users}
+        users += [u for u in _lookup_users(portal, microsoft, newcomers) if u.id not in known]
+    if group is not None:
+        known = {u.id for u in users}
+        users += [portal.get_user(pid) for pid in sorted(group.member_ids - known)]
+    state = PortalState(users=tuple(users), groups=(group,) if group is not None else ())
+    return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
+
+
+#: a 404 right after a change can be replication lag: look again after these pauses
+SETTLE_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0)
+
+
+def read_user_settled(graph: GraphClient, scope: Scope, user_id: str) -> MicrosoftState:
+    """``read_user``, looking again a few times before believing a user is purged."""
+    return _settled(lambda: source.read_user(graph, scope, user_id), user_id)
+
+
+def read_class_settled(graph: GraphClient, scope: Scope, group_id: str) -> MicrosoftState:
+    """``read_class``, looking again a few times before believing a class is purged."""
+    return _settled(lambda: source.read_class(graph, scope, group_id), group_id)
+
+
+def _settled(read: Callable[[], MicrosoftState], object_id: str) -> MicrosoftState:
+    state = read()
+    for delay in SETTLE_DELAYS_SECONDS:
+        if _known(state, object_id):
+            break
+        time.sleep(delay)
+        state = read()
+    return state
+
+
+def _known(state: MicrosoftState, object_id: str) -> bool:
+    return (
+        object_id in state.users
+        or object_id in state.classes
+        or object_id
+        in (
+            state.out_of_scope_user_ids | state.soft_deleted_user_ids | state.out_of_scope_class_ids
+        )
+    )
+
+
+def approve_held(
+    services: Services, tenant_id: str, keys: list[str] | None = None
+) -> tuple[list[HeldAction], RunReport]:
+    """Apply held removals a person approved, after checking each object is still gone."""
+    tenant = services.registry.get(tenant_id)
+    taken = services.safety.take(tenant.id, keys)
+    report = RunReport(new_run_id(), tenant.id, "approval", now_iso())
+    graph = services.graph(tenant.id)
+    portal = services.portal(tenant)
+    user_ids = [h.action.object_id for h in taken if h.action.kind is not ActionKind.DELETE_GROUP]
+    class_ids = [h.action.object_id for h in taken if h.action.kind is ActionKind.DELETE_GROUP]
+    microsoft = MicrosoftState(
+        users={}, classes={}, scope_user_ids=frozenset(), scope_class_ids=frozenset()
+    )
+    for uid in user_ids:
+        microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, uid))
+    for cid in class_ids:
+        microsoft = _merge(microsoft, source.read_class(graph, tenant.scope, cid))
+    users = portal.find_users(external_ids=user_ids) if user_ids else []
+    groups = [g for g in (portal.find_group(cid) for cid in class_ids) if g is not None]
+    plan = make_plan(microsoft, PortalState(users=tuple(users), groups=tuple(groups)))
+    # only the approved removals (and what undoes them, if the object came back) are applied
+    approved = {h.action.key for h in taken}
+    plan = replace(
+        plan,
+        actions=tuple(a for a in plan.actions if a.kind not in REMOVAL_KINDS or a.key in approved),
+    )
+    _run_applier(services, tenant, plan, PortalState(tuple(users), tuple(groups)), report)
+    services.audit.record_many(
+        tenant.id,
+        [(h.action, "approved", "", h.action.portal_id) for h in taken],
+        why="approval",
+        run_id=report.run_id,
+    )
+    return taken, report
+
+
+def reject_held(
+    services: Services, tenant_id: str, keys: list[str] | None = None
+) -> list[HeldAction]:
+    """Drop held removals; a later run that finds the same difference holds them again."""
+    tenant = services.registry.get(tenant_id)
+    taken = services.safety.take(tenant.id, keys)
+    services.audit.record_many(
+        tenant.id,
+        [(h.action, "rejected", "", h.action.portal_id) for h in taken],
+        why="approval",
+        run_id=new_run_id(),
+    )
+    return taken
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _apply_small(
+    services: Services,
+    tenant: Tenant,
+    microsoft: MicrosoftState,
+    state: PortalState,
+    *,
+    why: str,
+    graph: GraphClient,
+) -> RunReport:
+    started = time.monotonic()
+    report = RunReport(new_run_id(), tenant.id, why, now_iso())
+    plan = make_plan(microsoft, state)
+    _fill_counts(report, None, plan=plan)
+    hold = services.safety.must_hold(
+        tenant.id,
+        len(plan.removals),
+        services.safety.managed_count(tenant.id),
+        tenant.thresholds,
+    )
+    _run_applier(services, tenant, plan, state, report, hold=hold)
+    report.seconds = round(time.monotonic() - started, 3)
+    report.graph_requests = graph.graph_requests
+    if plan.actions:
+        services.runs.save(report, kind="live")
+    services.telemetry.record_run(report, kind="live", graph_statuses=graph_statuses(graph))
+    return report
+
+
+def _run_applier(
+    services: Services,
+    tenant: Tenant,
+    plan: Plan,
+    state: PortalState,
+    report: RunReport,
+    *,
+    hold: bool = False,
+) -> None:
+    applier = Applier(services.portal(tenant), audit=services.audit, safety=services.safety)
+    applier.apply(
+        plan,
+        state,
+        report,
+        RunContext(tenant.id, report.run_id, report.why),
+        gate=None,
+        hold_removals=hold,
+    )
+    report.finished_at = now_iso()
+
+
+def _lookup_users(
+    portal: Portal, microsoft: MicrosoftState, entra_ids: Iterable[str]
+) -> list[PortalUser]:
+    """Portal users linked to these Microsoft users, or holding their e-mail addresses."""
+    ids = list(dict.fromkeys(entra_ids))
+    found = portal.find_users(external_ids=ids) if ids else []
+    linked = {u.external_id for u in found}
+    emails: list[str] = []
+    for entra_id in ids:
+        user = microsoft.users.get(entra_id)
+        if user is not None and entra_id not in linked:
+            emails.extend(e for e in (user.mail, user.user_principal_name) if e)
+    if emails:
+        seen = {u.id for u in found}
+        found += [
+            u for u in portal.find_users(emails=list(dict.fromkeys(emails))) if u.id not in seen
+        ]
+    return found
+
+
+def _merge(a: MicrosoftState, b: MicrosoftState) -> MicrosoftState:
+    def union(x: frozenset[str] | None, y: frozenset[str] | None) -> frozenset[str] | None:
+        if x is None or y is None:
+            return None
+        return x | y
+
+    return MicrosoftState(
+        users={**a.users, **b.users},
+        classes={**a.classes, **b.classes},
+        out_of_scope_user_ids=a.out_of_scope_user_ids | b.out_of_scope_user_ids,
+        soft_deleted_user_ids=a.soft_deleted_user_ids | b.soft_deleted_user_ids,
+        out_of_scope_class_ids=a.out_of_scope_class_ids | b.out_of_scope_class_ids,
+        scope_user_ids=union(a.scope_user_ids, b.scope_user_ids),
+        scope_class_ids=union(a.scope_class_ids, b.scope_class_ids),
+        complete=a.complete and b.complete,
+    )
+
+
+def _managed(state: PortalState) -> int:
+    return sum(1 for u in state.users if u.managed) + sum(1 for g in state.groups if g.managed)
+
+
+def _fill_counts(report: RunReport, view: Preview | None, *, plan: Plan | None = None) -> None:
+    plan = plan or (view.plan if view else None)
+    assert plan is not None
+    report.planned = {k: n for k, n in plan.counts().items() if n}
+    if view is not None:
+        report.graph_requests = view.graph_requests
+    report.collisions = len(plan.collisions)
+    if view is not None:
+        report.microsoft_users = len(view.microsoft.users)
+        report.microsoft_classes = len(view.microsoft.classes)

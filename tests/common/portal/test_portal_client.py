@@ -1,0 +1,524 @@
+"""The SCIM portal client against real servers: the reference portal (``sandbox/portal``) and an
+independent one (``scim2-server`` from PyPI, serving our school extension from its schema file).
+
+Tests that take ``target`` run against both; what they check on the server they read with a
+plain HTTP session of their own, never through the client under test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+import requests
+
+from common.errors import (
+    ConflictError,
+    NotFound,
+    PortalAuthError,
+    PortalRequestError,
+    PortalUnavailable,
+    Throttled,
+)
+from common.http import RetryPolicy, Transport, build_session
+from common.model import Role
+from common.portal.client import (
+    FILTER_VALUES_PER_QUERY,
+    PRECONDITION_RETRIES,
+    USER_PATHS,
+    Portal,
+    ScimPortal,
+    parse_group,
+    parse_user,
+    patch_operations,
+)
+from common.portal.scim import PATCH_OP, SCHOOL_GROUP_SCHEMA, SCHOOL_USER_SCHEMA, USER_SCHEMA
+from tests.fixtures.portal import PortalServer
+from tests.fixtures.scim_server import SCIM_SERVER_MAX_RESULTS
+
+FAST_RETRIES = RetryPolicy(attempts=25, base_delay_seconds=0.001, max_delay_seconds=0.005)
+
+ANNA = {
+    "userName": "Anna.Berg@Skola.se",
+    "email": "Anna.Berg@Skola.se",
+    "givenName": "Anna",
+    "familyName": "Berg",
+    "displayName": "Anna Berg",
+    "active": True,
+    "role": "student",
+    "schools": ("s2", "s1"),
+    "grade": "7",
+    "externalId": "0b7c5e6a-entra-anna",
+}
+
+
+def client(scim_url: str, token: str, policy: RetryPolicy = FAST_RETRIES) -> ScimPortal:
+    transport = Transport(
+        build_session(), service="the test portal", unavailable=PortalUnavailable, policy=policy
+    )
+    return ScimPortal(transport, scim_url, token)
+
+
+@dataclass
+class Target:
+    """A SCIM server under test: its base URL, token, and a plain session to look at it."""
+
+    server: str
+    scim_url: str
+    token: str
+    raw: requests.Session
+
+    def read(self, path: str) -> dict[str, Any]:
+        response = self.raw.get(f"{self.scim_url}{path}", timeout=10)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def raw_patch(self, path: str, operations: list[dict[str, Any]]) -> None:
+        body = {"schemas": [PATCH_OP], "Operations": operations}
+        response = self.raw.patch(
+            f"{self.scim_url}{path}",
+            data=json.dumps(body),
+            headers={"Content-Type": "application/scim+json"},
+            timeout=10,
+        )
+        assert response.status_code in (200, 204), response.text
+
+    def raw_create_user(self, body: dict[str, Any]) -> str:
+        response = self.raw.post(
+            f"{self.scim_url}/Users",
+            data=json.dumps({"schemas": [USER_SCHEMA], **body}),
+            headers={"Content-Type": "application/scim+json"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+
+@pytest.fixture(params=["sandbox-portal", "scim2-server"])
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    if request.param == "sandbox-portal":
+        org = request.getfixturevalue("portal_org")
+        scim_url, token = org.scim_url, org.token
+    else:
+        tenant = request.getfixturevalue("scim_tenant")
+        scim_url, token = tenant.scim_url, tenant.token
+    raw = requests.Session()
+    raw.headers["Authorization"] = f"Bearer {token}"
+    raw.headers["Accept"] = "application/scim+json"
+    yield Target(request.param, scim_url, token, raw)
+    raw.close()
+
+
+@pytest.fixture
+def portal(target: Target) -> ScimPortal:
+    return client(target.scim_url, target.token)
+
+
+# --- reading and writing every attribute ------------------------------------------------------
+
+
+def test_scim_portal_is_a_portal(portal: ScimPortal) -> None:
+    seam: Portal = portal
+    assert seam is portal
+
+
+def test_round_trips_every_user_attribute(portal: ScimPortal, target: Target) -> None:
+    created = portal.create_user(ANNA)
+
+    expected = {
+        "user_name": "Anna.Berg@Skola.se",
+        "email": "Anna.Berg@Skola.se",
+        "given_name": "Anna",
+        "family_name": "Berg",
+        "display_name": "Anna Berg",
+        "active": True,
+        "role": Role.STUDENT,
+        "school_ids": ("s1", "s2"),
+        "grade": "7",
+        "external_id": ANNA["externalId"],
+    }
+    for user in (created, portal.get_user(created.id), *portal.list_users()):
+        assert {k: getattr(user, k) for k in expected} == expected
+        assert user.id == created.id
+        assert user.version
+    stored = target.read(f"/Users/{created.id}")
+    assert stored["emails"][0]["value"] == "Anna.Berg@Skola.se"
+    assert stored["emails"][0]["primary"] is True
+    assert stored["active"] is True
+    assert stored[SCHOOL_USER_SCHEMA]["role"] == "student"
+    assert sorted(stored[SCHOOL_USER_SCHEMA]["schools"]) == ["s1", "s2"]
+
+
+def test_round_trips_every_group_attribute_and_its_members(portal: ScimPortal) -> None:
+    anna = portal.create_user(ANNA)
+    bo = portal.create_user({"userName": "bo@skola.se", "email": "bo@skola.se"})
+
+    created = portal.create_group(
+        {"displayName": "7A", "externalId": "entra-7a", "school": "s1", "members": [anna.id, bo.id]}
+    )
+
+    for group in (created, portal.get_group(created.id), *portal.list_groups()):
+        assert group.id == created.id
+        assert group.display_name == "7A"
+        assert group.external_id == "entra-7a"
+        assert group.school_id == "s1"
+        assert group.member_ids == {anna.id, bo.id}
+
+
+def test_lists_every_user_across_pages(portal: ScimPortal, target: Target) -> None:
+    for n in range(2 * SCIM_SERVER_MAX_RESULTS + 2):
+        portal.create_user({"userName": f"elev{n}@skola.se", "email": f"elev{n}@skola.se"})
+
+    names = sorted(u.user_name for u in portal.list_users())
+
+    assert names == sorted(f"elev{n}@skola.se" for n in range(2 * SCIM_SERVER_MAX_RESULTS + 2))
+    if target.server == "scim2-server":
+        assert portal.page_size() == SCIM_SERVER_MAX_RESULTS
+
+
+# --- PATCH -------------------------------------------------------------------------------------
+
+
+def test_patch_operations_are_lowercase_with_boolean_active_and_extension_paths() -> None:
+    operations = patch_operations(
+        {"active": False, "grade": None, "schools": ("s2", "s1"), "email": "a@s.se"}, USER_PATHS
+    )
+
+    assert operations == [
+        {"op": "replace", "path": "active", "value": False},
+        {"op": "remove", "path": f"{SCHOOL_USER_SCHEMA}:grade"},
+        {"op": "replace", "path": f"{SCHOOL_USER_SCHEMA}:schools", "value": ["s1", "s2"]},
+        {
+            "op": "replace",
+            "path": "emails",
+            "value": [{"value": "a@s.se", "type": "work", "primary": True}],
+        },
+    ]
+
+
+def test_update_writes_only_the_changed_attributes(portal: ScimPortal, target: Target) -> None:
+    user = portal.create_user(ANNA)
+    # someone else changes the given name after we read the user
+    target.raw_patch(
+        f"/Users/{user.id}", [{"op": "replace", "path": "name.givenName", "value": "Annie"}]
+    )
+    between = target.read(f"/Users/{user.id}")["meta"]["version"]
+
+    updated = portal.update_user(user.id, {"displayName": "Anna B", "grade": None})
+
+    stored = target.read(f"/Users/{user.id}")
+    assert stored["displayName"] == "Anna B"
+    assert stored["name"]["givenName"] == "Annie"  # a whole-object write would have undone it
+    assert "grade" not in stored.get(SCHOOL_USER_SCHEMA, {})
+    assert stored[SCHOOL_USER_SCHEMA]["role"] == "student"
+    assert stored["meta"]["version"] not in (user.version, between)
+    assert updated.display_name == "Anna B"
+    assert updated.grade is None
+    assert updated.version == stored["meta"]["version"]
+
+
+def test_deactivates_and_reactivates_with_a_boolean(portal: ScimPortal, target: Target) -> None:
+    user = portal.create_user(ANNA)
+
+    assert portal.update_user(user.id, {"active": False}).active is False
+    assert target.read(f"/Users/{user.id}")["active"] is False
+    assert portal.update_user(user.id, {"active": True}).active is True
+    assert target.read(f"/Users/{user.id}")["active"] is True
+
+
+def test_adoption_sets_external_id_and_keeps_the_portal_id(
+    portal: ScimPortal, target: Target
+) -> None:
+    portal_id = target.raw_create_user(
+        {"userName": "cilla@skola.se", "emails": [{"value": "cilla@skola.se"}]}
+    )
+
+    adopted = portal.update_user(portal_id, {"externalId": "entra-cilla", "givenName": "Cilla"})
+
+    assert adopted.id == portal_id
+    assert adopted.external_id == "entra-cilla"
+    assert target.read(f"/Users/{portal_id}")["externalId"] == "entra-cilla"
+
+
+def test_update_after_a_concurrent_change_rereads_and_retries(
+    portal: ScimPortal, target: Target
+) -> None:
+    user = portal.create_user(ANNA)
+    target.raw_patch(f"/Users/{user.id}", [{"op": "replace", "path": "displayName", "value": "X"}])
+
+    updated = portal.update_user(user.id, {"grade": "8"}, version=user.version)
+
+    stored = target.read(f"/Users/{user.id}")
+    assert (stored["displayName"], stored[SCHOOL_USER_SCHEMA]["grade"]) == ("X", "8")
+    assert updated.version == stored["meta"]["version"] != user.version
+
+
+def test_updates_a_group_without_touching_its_members(portal: ScimPortal) -> None:
+    anna = portal.create_user(ANNA)
+    group = portal.create_group({"displayName": "7A", "externalId": "e7a", "members": [anna.id]})
+
+    updated = portal.update_group(group.id, {"displayName": "7B", "school": "s2"})
+
+    assert (updated.display_name, updated.school_id) == ("7B", "s2")
+    assert portal.get_group(group.id).member_ids == {anna.id}
+
+
+def test_adds_and_removes_members_leaving_the_others(portal: ScimPortal) -> None:
+    ids = [
+        portal.create_user({"userName": f"m{n}@skola.se", "email": f"m{n}@skola.se"}).id
+        for n in range(4)
+    ]
+    group = portal.create_group({"displayName": "7A", "externalId": "e7a", "members": ids[:2]})
+
+    portal.add_members(group.id, ids[2:])
+    assert portal.get_group(group.id).member_ids == set(ids)
+    portal.remove_members(group.id, [ids[0], ids[2]])
+
+    assert portal.get_group(group.id).member_ids == {ids[1], ids[3]}
+
+
+# --- lookups ----------------------------------------------------------------------------------
+
+
+def test_finds_users_by_external_id_and_by_email_in_other_letter_case(
+    portal: ScimPortal, target: Target
+) -> None:
+    anna = portal.create_user(ANNA)
+    bo = portal.create_user({"userName": "Bo@Skola.se", "email": "Bo@Skola.se"})
+    only_user_name = target.raw_create_user({"userName": "Cilla@Skola.se"})
+    portal.create_user({"userName": "dan@skola.se", "email": "dan@skola.se"})
+
+    by_id = portal.find_users(external_ids=[ANNA["externalId"], "unknown"])
+    # more addresses than fit in one filter: the lookup is split into several
+    nobody = [f"nobody{n}@skola.se" for n in range(FILTER_VALUES_PER_QUERY)]
+    by_email = portal.find_users(emails=[*nobody, "bo@SKOLA.SE", "cilla@skola.se"])
+
+    assert [u.id for u in by_id] == [anna.id]
+    assert sorted(u.id for u in by_email) == sorted([bo.id, only_user_name])
+
+
+def test_finds_a_group_by_external_id_only(portal: ScimPortal) -> None:
+    group = portal.create_group({"displayName": "7A", "externalId": "entra-7a"})
+    portal.create_group({"displayName": "entra-7b"})
+
+    found = portal.find_group("entra-7a")
+
+    assert found is not None and found.id == group.id
+    assert portal.find_group("entra-7b") is None
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_deleting_what_is_already_gone_is_no_error(portal: ScimPortal) -> None:
+    user = portal.create_user(ANNA)
+    group = portal.create_group({"displayName": "7A", "externalId": "e7a"})
+
+    for _ in range(2):
+        portal.delete_group(group.id)
+        portal.delete_user(user.id)
+
+    with pytest.raises(NotFound):
+        portal.get_user(user.id)
+    with pytest.raises(NotFound):
+        portal.get_group(group.id)
+
+
+def test_a_taken_user_name_is_a_conflict_naming_it(portal: ScimPortal) -> None:
+    portal.create_user(ANNA)
+
+    with pytest.raises(ConflictError, match=re.escape("anna.berg@skola.se")) as caught:
+        portal.create_user({"userName": "anna.berg@skola.se", "email": "anna.berg@skola.se"})
+
+    assert caught.value.status == 409
+
+
+def test_a_refused_request_carries_the_scim_detail_and_type(portal: ScimPortal) -> None:
+    with pytest.raises(PortalRequestError) as caught:
+        portal.create_user({"email": "no-user-name@skola.se"})
+
+    assert caught.value.status == 400
+    assert str(caught.value).startswith("the portal refused creating a user (400")
+
+
+def test_a_wrong_token_is_a_portal_auth_error(target: Target) -> None:
+    wrong = client(target.scim_url, "not-the-token")
+
+    with pytest.raises(PortalAuthError) as caught:
+        list(wrong.list_users())
+
+    assert "not-the-token" not in str(caught.value)
+
+
+# --- the reference portal's fault knobs -------------------------------------------------------
+
+
+@pytest.fixture
+def knobs(portal_server: PortalServer) -> Iterator[PortalServer]:
+    portal_server.reset()
+    yield portal_server
+    portal_server.reset()
+
+
+def test_throttling_and_server_errors_are_retried_until_done(
+    knobs: PortalServer, portal_org: Any
+) -> None:
+    portal = client(portal_org.scim_url, portal_org.token)
+    knobs.set_knobs(portal_org.name, throttle_share=0.3, retry_after_seconds=0.0, error_share=0.3)
+
+    users = [
+        portal.create_user({"userName": f"k{n}@skola.se", "email": f"k{n}@skola.se"})
+        for n in range(6)
+    ]
+    group = portal.create_group({"displayName": "7A", "externalId": "e7a"})
+    portal.add_members(group.id, [u.id for u in users])
+    portal.update_user(users[0].id, {"active": False})
+    portal.delete_user(users[1].id)
+    listed = {u.user_name: u.active for u in portal.list_users()}
+
+    requests_seen = knobs.counters()["organisations"][portal_org.name]["requests"]
+    statuses = {status for by_status in requests_seen.values() for status in by_status}
+    assert {"429", "503"} <= statuses
+    assert listed == {f"k{n}@skola.se": n != 0 for n in range(6) if n != 1}
+    assert portal.get_group(group.id).member_ids == {u.id for u in users[2:]} | {users[0].id}
+
+
+def test_throttling_beyond_the_retries_is_throttled(knobs: PortalServer, portal_org: Any) -> None:
+    portal = client(portal_org.scim_url, portal_org.token, RetryPolicy(attempts=2))
+    knobs.set_knobs(portal_org.name, throttle_share=1.0, retry_after_seconds=0.0)
+
+    with pytest.raises(Throttled):
+        portal.create_user(ANNA)
+
+
+def test_server_errors_beyond_the_retries_are_portal_unavailable(
+    knobs: PortalServer, portal_org: Any
+) -> None:
+    portal = client(portal_org.scim_url, portal_org.token, RetryPolicy(attempts=2))
+    knobs.set_knobs(portal_org.name, error_share=1.0)
+
+    with pytest.raises(PortalUnavailable):
+        list(portal.list_users())
+
+
+# --- small strict servers for what the real ones above never do ------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def body(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        return data
+
+    def answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/scim+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+class _AlwaysChanged(_Handler):
+    """Answers every conditional PATCH with 412, and every read with a newer version."""
+
+    patches = 0
+    reads = 0
+
+    def do_GET(self) -> None:
+        type(self).reads += 1
+        self.answer(200, {"id": "u1", "userName": "a@s.se", "meta": {"version": f"W/{self.reads}"}})
+
+    def do_PATCH(self) -> None:
+        self.body()
+        type(self).patches += 1
+        self.answer(412, {"status": "412", "detail": "changed"})
+
+
+class _StrictMembers(_Handler):
+    """Refuses a whole PATCH with 400 noTarget when one removal names a non-member."""
+
+    members: ClassVar[set[str]] = {"a", "b", "c"}
+
+    def do_PATCH(self) -> None:
+        targets = [op["path"].split('"')[1] for op in self.body()["Operations"]]
+        if not set(targets) <= self.members:
+            self.answer(400, {"status": "400", "scimType": "noTarget", "detail": "no member"})
+            return
+        type(self).members = self.members - set(targets)
+        self.answer(204, {})
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[ScimPortal]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield client(f"http://127.0.0.1:{server.server_address[1]}/v2", "t")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_gives_up_with_conflict_error_when_the_user_keeps_changing() -> None:
+    with serving(_AlwaysChanged) as portal, pytest.raises(ConflictError):
+        portal.update_user("u1", {"displayName": "B"}, version='W/"0"')
+
+    assert _AlwaysChanged.patches == PRECONDITION_RETRIES + 1
+    assert _AlwaysChanged.reads == PRECONDITION_RETRIES
+
+
+def test_removing_a_member_who_is_already_gone_is_no_error(portal: ScimPortal) -> None:
+    user = portal.create_user(ANNA)
+    group = portal.create_group({"displayName": "7A", "externalId": "e7a", "members": [user.id]})
+
+    portal.remove_members(group.id, [user.id])
+    portal.remove_members(group.id, [user.id])
+
+    assert portal.get_group(group.id).member_ids == frozenset()
+
+
+def test_a_server_refusing_removal_of_a_non_member_still_gets_the_others_removed() -> None:
+    with serving(_StrictMembers) as portal:
+        portal.remove_members("g1", ["a", "gone", "c"])
+
+    assert _StrictMembers.members == {"b"}
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def test_parses_resources_tolerantly() -> None:
+    user = parse_user(
+        {
+            "ID": "p1",
+            "userName": "a@s.se",
+            "Active": "False",
+            "emails": [{"value": "x@s.se"}, {"value": "a@s.se", "primary": "true"}],
+            "x-vendor": {"anything": 1},
+            SCHOOL_USER_SCHEMA.upper(): {"role": "Teacher", "schools": "s1", "grade": 9},
+        }
+    )
+    group = parse_group({"id": "g1", "displayName": "7A", SCHOOL_GROUP_SCHEMA: {"school": "s1"}})
+
+    assert (user.id, user.active, user.email) == ("p1", False, "a@s.se")
+    assert (user.role, user.school_ids, user.grade) == (Role.TEACHER, ("s1",), "9")
+    assert user.external_id is None and not user.managed
+    assert (group.member_ids, group.school_id, group.managed) == (frozenset(), "s1", False)
+    assert parse_user({"id": "p2", "userName": "b@s.se"}).active is True
+
+
+def test_an_unreadable_resource_is_a_portal_request_error() -> None:
+    with pytest.raises(PortalRequestError, match="userName"):
+        parse_user({"id": "p1", "active": True})
