@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 from common.errors import Throttled, TransientError
 
+#: sending one of these twice does no more than sending it once (RFC 9110 §9.2.2)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: (connect, read) seconds; every request has a timeout
 DEFAULT_TIMEOUT_SECONDS = (5.0, 30.0)
 DEFAULT_POOL_SIZE = 32
@@ -76,9 +80,9 @@ class RetryPolicy:
         return random.uniform(0, ceiling)
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date), if present."""
-    raw = response.headers.get("Retry-After")
+def retry_after_value(raw: str | None) -> float | None:
+    """A ``Retry-After`` value in seconds (delta-seconds or an HTTP date); ``None`` if absent
+    or unreadable."""
     if not raw:
         return None
     try:
@@ -89,6 +93,55 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The ``Retry-After`` header of an answer in seconds, if present."""
+    return retry_after_value(response.headers.get("Retry-After"))
+
+
+def retry_wait(
+    policy: RetryPolicy, attempt: int, status: int, retry_after: float | None
+) -> float | None:
+    """Seconds to wait before trying again after attempt number ``attempt`` (1-based) ended
+    with ``status`` (0: no answer came); ``None`` when it is not to be tried again.
+
+    The one retry decision, for the transport and for the answers inside a Graph ``$batch``:
+    429, 5xx and no answer are retried while attempts remain; 429 waits exactly
+    ``Retry-After`` unless that is longer than the policy accepts; the rest back off with full
+    jitter. Any other status is never retried.
+    """
+    if status not in (0, 429) and status < 500:
+        return None
+    if attempt >= policy.attempts:
+        return None
+    if retry_after is not None:
+        if status == 429 and retry_after > policy.max_retry_after_seconds:
+            return None
+        return min(retry_after, policy.max_retry_after_seconds)
+    return policy.backoff(attempt)
+
+
+def give_up_error(
+    service: str,
+    what: str,
+    status: int,
+    attempts: int,
+    retry_after: float | None,
+    *,
+    unavailable: type[TransientError],
+    maybe_written: bool = False,
+) -> TransientError:
+    """The error for a request that is not tried again: ``Throttled`` for 429, else
+    ``unavailable`` (the service's own ``TransientError``)."""
+    if status == 429:
+        return Throttled(
+            f"{service} kept throttling {what} (429) after {attempts} attempts",
+            retry_after=retry_after,
+        )
+    answered = f"answered {what} with {status}" if status else f"gave no answer to {what}"
+    tries = f"after {attempts} attempts" if attempts > 1 else "(not retried: it is a write)"
+    return unavailable(f"{service} {answered} {tries}", maybe_written=maybe_written)
 
 
 #: called after every answer (or failure): method, the status (0 when none came), seconds
@@ -119,12 +172,18 @@ class Transport:
         self.on_response = on_response
         self.sleep = sleep
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> requests.Response:
         """Send, retrying what may succeed later; return the final answer of any other status.
 
-        Raises ``Throttled`` when 429 outlasts the retries, ``self.unavailable`` for 5xx,
-        timeouts and connection errors that outlast them.
+        ``idempotent`` says whether sending the request twice does no more than sending it once;
+        by default true for GET, HEAD, OPTIONS, PUT and DELETE. Raises ``Throttled`` when 429
+        outlasts the retries, ``self.unavailable`` for 5xx, timeouts and connection errors that
+        outlast them, or at once (``maybe_written``) for a write that may have been carried out.
         """
+        safe = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        what = f"{method.upper()} {urlsplit(url).path or '/'}"
         attempt = 0
         while True:
             attempt += 1
@@ -133,45 +192,55 @@ class Transport:
                 response = self.session.request(method, url, **kwargs)
             except (requests.Timeout, requests.ConnectionError) as exc:
                 self._observe(method, 0, started)
-                if attempt >= self.policy.attempts:
-                    raise self.unavailable(
-                        f"{self.service} could not be reached after {attempt} attempts "
-                        f"({type(exc).__name__})"
+                sent = not _never_sent(exc)
+                wait = retry_wait(self.policy, attempt, 0, None) if safe or not sent else None
+                if wait is None:
+                    raise give_up_error(
+                        self.service,
+                        f"{what} ({type(exc).__name__})",
+                        0,
+                        attempt,
+                        None,
+                        unavailable=self.unavailable,
+                        maybe_written=sent and not safe,
                     ) from exc
-                self.sleep(self.policy.backoff(attempt))
+                self.sleep(wait)
                 continue
             except requests.RequestException as exc:
                 self._observe(method, 0, started)
                 raise self.unavailable(
                     f"{self.service} request failed ({type(exc).__name__})"
                 ) from exc
-            self._observe(method, response.status_code, started)
             status = response.status_code
-            if status == 429:
-                wait = retry_after_seconds(response)
-                if attempt >= self.policy.attempts or (
-                    wait is not None and wait > self.policy.max_retry_after_seconds
-                ):
-                    response.close()
-                    raise Throttled(
-                        f"{self.service} kept throttling requests (429) after {attempt} attempts",
-                        retry_after=wait,
-                    )
-                response.close()
-                self.sleep(wait if wait is not None else self.policy.backoff(attempt))
-                continue
-            if status >= 500:
-                if attempt >= self.policy.attempts:
-                    response.close()
-                    raise self.unavailable(
-                        f"{self.service} answered {status} after {attempt} attempts"
-                    )
-                wait = retry_after_seconds(response)
-                response.close()
-                self.sleep(wait if wait is not None else self.policy.backoff(attempt))
-                continue
-            return response
+            self._observe(method, status, started)
+            if status != 429 and status < 500:
+                return response
+            retry_after = retry_after_seconds(response)
+            response.close()
+            # a 429 was not carried out; a 5xx to a write may have been
+            wait = retry_wait(self.policy, attempt, status, retry_after)
+            if wait is None or not (safe or status == 429):
+                raise give_up_error(
+                    self.service,
+                    what,
+                    status,
+                    attempt,
+                    retry_after,
+                    unavailable=self.unavailable,
+                    maybe_written=not safe and status != 429,
+                )
+            self.sleep(wait)
 
     def _observe(self, method: str, status: int, started: float) -> None:
         if self.on_response is not None:
             self.on_response(method, status, time.monotonic() - started)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server: the connection was never made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc.args[0] if exc.args else None, NewConnectionError) or isinstance(
+        reason, NewConnectionError
+    )

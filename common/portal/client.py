@@ -592,8 +592,15 @@ class ScimPortal:
         precondition_ok: bool = False,
     ) -> requests.Response:
         """Send one request (the transport retries) and translate a refusal into our errors."""
+        # our PATCH operations set values and add or remove members by value: sending one twice
+        # leaves the same state; a POST twice makes a twin, so the transport never repeats it
         response = self.transport.request(
-            method, url, json=body, params=params, headers=self._headers(headers)
+            method,
+            url,
+            json=body,
+            params=params,
+            headers=self._headers(headers),
+            idempotent=method.upper() != "POST",
         )
         status = response.status_code
         if status < 300:
