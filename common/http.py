@@ -4,6 +4,19 @@ This is the one retry layer (STYLE 11): 429 waits exactly ``Retry-After`` second
 when it is missing), 5xx, timeouts and connection errors back off exponentially with full jitter,
 capped; any other status is returned to the client module, which translates it. ``requests``
 exceptions are translated here, once, into the error tree (``raise ... from exc``).
+
+Which requests are retried, and why that is safe:
+
+- *idempotent* requests (GET, HEAD, OPTIONS, PUT, DELETE by RFC 9110 §9.2.2, and any request the
+  caller declares ``idempotent=True`` because sending it twice leaves the same result as once:
+  a Graph ``$batch`` of reads, a SCIM PATCH of absolute values) are retried on every failure
+  above: a second copy that lands after a first one did changes nothing;
+- any other request (POST, and PATCH unless declared) is retried only when the server surely did
+  not carry it out: a 429 (refused before any work) or a connection that could not be opened
+  (nothing was sent). A 5xx, a timeout or a connection lost after sending may have followed a
+  write, so it is never sent again blindly: it raises the service's ``TransientError`` with
+  ``maybe_applied`` set, and the client looks up what the first copy may have made (a SCIM
+  create searches by ``externalId`` and userName before creating again).
 """
 
 from __future__ import annotations
@@ -18,12 +31,15 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 from common.errors import Throttled, TransientError
 
 #: (connect, read) seconds; every request has a timeout
 DEFAULT_TIMEOUT_SECONDS = (5.0, 30.0)
 DEFAULT_POOL_SIZE = 32
+#: methods that are idempotent by RFC 9110 §9.2.2: retried after any failure
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class VerifyingSession(requests.Session):
@@ -119,12 +135,18 @@ class Transport:
         self.on_response = on_response
         self.sleep = sleep
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> requests.Response:
         """Send, retrying what may succeed later; return the final answer of any other status.
 
+        ``idempotent`` defaults to what the method is (``IDEMPOTENT_METHODS``); a request that
+        is not is never sent again after it may have been carried out (module docstring).
         Raises ``Throttled`` when 429 outlasts the retries, ``self.unavailable`` for 5xx,
-        timeouts and connection errors that outlast them.
+        timeouts and connection errors that outlast them or that may have followed a write
+        (``maybe_applied`` then true).
         """
+        repeatable = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
         attempt = 0
         while True:
             attempt += 1
@@ -133,6 +155,8 @@ class Transport:
                 response = self.session.request(method, url, **kwargs)
             except (requests.Timeout, requests.ConnectionError) as exc:
                 self._observe(method, 0, started)
+                if not repeatable and not _never_sent(exc):
+                    raise self._lost(f"({type(exc).__name__})") from exc
                 if attempt >= self.policy.attempts:
                     raise self.unavailable(
                         f"{self.service} could not be reached after {attempt} attempts "
@@ -142,9 +166,9 @@ class Transport:
                 continue
             except requests.RequestException as exc:
                 self._observe(method, 0, started)
-                raise self.unavailable(
-                    f"{self.service} request failed ({type(exc).__name__})"
-                ) from exc
+                error = self.unavailable(f"{self.service} request failed ({type(exc).__name__})")
+                error.maybe_applied = not repeatable
+                raise error from exc
             self._observe(method, response.status_code, started)
             status = response.status_code
             if status == 429:
@@ -161,17 +185,35 @@ class Transport:
                 self.sleep(wait if wait is not None else self.policy.backoff(attempt))
                 continue
             if status >= 500:
+                response.close()
+                if not repeatable:
+                    raise self._lost(f"({status})")
                 if attempt >= self.policy.attempts:
-                    response.close()
                     raise self.unavailable(
                         f"{self.service} answered {status} after {attempt} attempts"
                     )
                 wait = retry_after_seconds(response)
-                response.close()
                 self.sleep(wait if wait is not None else self.policy.backoff(attempt))
                 continue
             return response
 
+    def _lost(self, cause: str) -> TransientError:
+        """The error for a write whose answer was lost: it may or may not have been applied."""
+        error = self.unavailable(
+            f"{self.service} lost the answer to a write {cause}; it may have been applied"
+        )
+        error.maybe_applied = True
+        return error
+
     def _observe(self, method: str, status: int, started: float) -> None:
         if self.on_response is not None:
             self.on_response(method, status, time.monotonic() - started)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request surely never reached the server (the connection was not opened)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    # requests wraps urllib3's MaxRetryError, whose ``reason`` is the failure underneath
+    inner = exc.args[0] if exc.args else None
+    return isinstance(getattr(inner, "reason", inner), NewConnectionError)

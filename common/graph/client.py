@@ -31,7 +31,7 @@ from common.errors import (
     Throttled,
 )
 from common.graph.schemas import SUBSCRIPTIONS, GraphDataError, Subscription, load_error
-from common.http import Transport
+from common.http import IDEMPOTENT_METHODS, Transport
 
 #: Graph takes at most this many requests in one ``$batch``
 BATCH_LIMIT = 20
@@ -184,7 +184,9 @@ class GraphClient:
         with self._count_lock:
             self.inner_request_count += len(requests_)
             self.batch_count += 1
-        answer = self._json("POST", "/$batch", json=body)
+        # a $batch of reads may be sent again: only the inner methods can write
+        reads_only = all(method.upper() in IDEMPOTENT_METHODS for _, method, _ in requests_)
+        answer = self._json("POST", "/$batch", json=body, idempotent=reads_only)
         responses = answer.get("responses")
         if not isinstance(responses, list):
             raise GraphDataError("Microsoft Graph answered a $batch without responses.")
@@ -327,10 +329,11 @@ class GraphClient:
         params: Params | None = None,
         json: Any = None,
         delta: bool = False,
+        idempotent: bool | None = None,
     ) -> dict[str, Any]:
         url = self.url(path_or_url, params)
         what = describe(method, url)
-        response = self._send(method, url, json=json)
+        response = self._send(method, url, json=json, idempotent=idempotent)
         try:
             status = response.status_code
             if status >= 400:
@@ -344,13 +347,17 @@ class GraphClient:
         finally:
             response.close()
 
-    def _send(self, method: str, url: str, *, json: Any = None) -> requests.Response:
+    def _send(
+        self, method: str, url: str, *, json: Any = None, idempotent: bool | None = None
+    ) -> requests.Response:
         for attempt in (1, 2):
             headers = {
                 "Authorization": f"Bearer {self.tokens.token(self.tenant_id)}",
                 "Accept": "application/json",
             }
-            response = self.transport.request(method, url, headers=headers, json=json)
+            response = self.transport.request(
+                method, url, headers=headers, json=json, idempotent=idempotent
+            )
             if response.status_code == 401 and attempt == 1:
                 # a token revoked or rotated early: one fresh token, then give up
                 response.close()

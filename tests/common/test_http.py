@@ -56,6 +56,7 @@ class ScriptedServer:
                 self.wfile.write(body)
 
             do_POST = do_GET
+            do_PATCH = do_GET
 
             def log_message(self, format: str, *args: object) -> None:
                 return
@@ -206,6 +207,63 @@ def test_read_timeout_counts_as_unavailable(server: ScriptedServer) -> None:
     )
     with pytest.raises(PortalUnavailable, match="ReadTimeout"):
         quick.request("GET", server.url + "/slow")
+
+
+# --- writes that are not idempotent are never sent twice blindly ------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_create_answered_5xx_is_not_sent_again(server: ScriptedServer, status: int) -> None:
+    server.script = [(status, {}, b"")]
+    with pytest.raises(GraphUnavailable, match="may have been applied") as caught:
+        transport().request("POST", server.url + "/Users", json={"userName": "a"})
+    assert caught.value.maybe_applied
+    assert len(server.seen) == 1
+
+
+def test_a_create_whose_answer_timed_out_is_not_sent_again(server: ScriptedServer) -> None:
+    server.delay_seconds = 0.5
+    quick = Transport(
+        build_session(timeout=(2.0, 0.1)),
+        service="the portal",
+        unavailable=PortalUnavailable,
+        policy=RetryPolicy(attempts=4),
+        sleep=SleepLog(),
+    )
+    with pytest.raises(PortalUnavailable, match="ReadTimeout") as caught:
+        quick.request("POST", server.url + "/Groups", json={})
+    assert caught.value.maybe_applied
+    assert len(server.seen) == 1
+
+
+def test_a_create_refused_with_429_is_sent_again(server: ScriptedServer) -> None:
+    server.script = [(429, {"Retry-After": "1"}, b"")]
+    response = transport().request("POST", server.url + "/Users", json={})
+    assert response.status_code == 200
+    assert len(server.seen) == 2
+
+
+def test_a_create_that_could_not_connect_is_sent_again() -> None:
+    port = free_port()  # nothing listens there: nothing was sent
+    sleep = SleepLog()
+    with pytest.raises(GraphUnavailable, match="could not be reached after 4 attempts") as caught:
+        transport(sleep=sleep).request("POST", f"http://127.0.0.1:{port}/Users", json={})
+    assert not caught.value.maybe_applied
+    assert len(sleep.waits) == 3
+
+
+def test_a_write_declared_idempotent_is_retried_after_5xx(server: ScriptedServer) -> None:
+    server.script = [(503, {}, b""), (500, {}, b"")]
+    response = transport().request("POST", server.url + "/$batch", json={}, idempotent=True)
+    assert response.status_code == 200
+    assert len(server.seen) == 3
+
+
+def test_a_patch_is_not_retried_unless_declared_idempotent(server: ScriptedServer) -> None:
+    server.script = [(500, {}, b"")]
+    with pytest.raises(GraphUnavailable):
+        transport().request("PATCH", server.url + "/Users/1", json={})
+    assert len(server.seen) == 1
 
 
 def test_retry_after_seconds_ignores_garbage() -> None:
