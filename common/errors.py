@@ -10,8 +10,7 @@
     │   │   └── PortalAuthError
     │   ├── UnknownTenant              no such tenant in the registry
     │   └── UnsafeRun                  a safety gate stopped the run (source health)
-    ├── TransientError                 retry later: the same call may succeed; ``maybe_written``
-    │   │                              when a write may have been carried out (its answer lost)
+    ├── TransientError                 retry later: the same call may succeed
     │   ├── Throttled                  429 after our own retries; ``retry_after`` seconds if known
     │   ├── GraphUnavailable           5xx, timeouts, connection errors from Graph
     │   ├── PortalUnavailable          5xx, timeouts, connection errors from the portal
@@ -89,15 +88,11 @@ class UnsafeRun(NeedsAttention):
 class TransientError(SkolsynkError):
     """Retry later: the same call may succeed.
 
-    ``maybe_written`` is true when the request was a write that may have been carried out
-    although no answer said so (a timeout or a 5xx after it was sent): look before writing again.
+    ``maybe_applied`` is true when a write's answer was lost (5xx, timeout or connection lost
+    after sending): the other side may have carried it out, so look before writing again.
     """
 
-    def __init__(
-        self, message: str, *, hint: str | None = None, maybe_written: bool = False
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.maybe_written = maybe_written
+    maybe_applied: bool = False
 
 
 class Throttled(TransientError):

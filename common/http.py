@@ -4,6 +4,19 @@ This is the one retry layer (STYLE 11): 429 waits exactly ``Retry-After`` second
 when it is missing), 5xx, timeouts and connection errors back off exponentially with full jitter,
 capped; any other status is returned to the client module, which translates it. ``requests``
 exceptions are translated here, once, into the error tree (``raise ... from exc``).
+
+Which requests are retried, and why that is safe:
+
+- *idempotent* requests (GET, HEAD, OPTIONS, PUT, DELETE by RFC 9110 §9.2.2, and any request the
+  caller declares ``idempotent=True`` because sending it twice leaves the same result as once:
+  a Graph ``$batch`` of reads, a SCIM PATCH of absolute values) are retried on every failure
+  above: a second copy that lands after a first one did changes nothing;
+- any other request (POST, and PATCH unless declared) is retried only when the server surely did
+  not carry it out: a 429 (refused before any work) or a connection that could not be opened
+  (nothing was sent). A 5xx, a timeout or a connection lost after sending may have followed a
+  write, so it is never sent again blindly: it raises the service's ``TransientError`` with
+  ``maybe_applied`` set, and the client looks up what the first copy may have made (a SCIM
+  create searches by ``externalId`` and userName before creating again).
 """
 
 from __future__ import annotations
@@ -23,11 +36,11 @@ from urllib3.exceptions import NewConnectionError
 
 from common.errors import Throttled, TransientError
 
-#: sending one of these twice does no more than sending it once (RFC 9110 §9.2.2)
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: (connect, read) seconds; every request has a timeout
 DEFAULT_TIMEOUT_SECONDS = (5.0, 30.0)
 DEFAULT_POOL_SIZE = 32
+#: methods that are idempotent by RFC 9110 §9.2.2: retried after any failure
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class VerifyingSession(requests.Session):
@@ -106,10 +119,12 @@ def retry_wait(
     """Seconds to wait before trying again after attempt number ``attempt`` (1-based) ended
     with ``status`` (0: no answer came); ``None`` when it is not to be tried again.
 
-    The one retry decision, for the transport and for the answers inside a Graph ``$batch``:
-    429, 5xx and no answer are retried while attempts remain; 429 waits exactly
-    ``Retry-After`` unless that is longer than the policy accepts; the rest back off with full
-    jitter. Any other status is never retried.
+    The one retry decision, for the transport and for the answers inside a Graph ``$batch``
+    (``common.graph.batch``): 429, 5xx and no answer are retried while attempts remain; a 429
+    waits exactly ``Retry-After`` unless that is longer than the policy accepts, a 5xx waits
+    its ``Retry-After`` (capped) when it gives one; the rest back off with full jitter. Any
+    other status is never retried. Whether the request may be sent again at all (a write
+    whose answer was lost) is the caller's question, answered before this one.
     """
     if status not in (0, 429) and status < 500:
         return None
@@ -130,18 +145,16 @@ def give_up_error(
     retry_after: float | None,
     *,
     unavailable: type[TransientError],
-    maybe_written: bool = False,
 ) -> TransientError:
-    """The error for a request that is not tried again: ``Throttled`` for 429, else
+    """The error for a request that ``retry_wait`` gave up on: ``Throttled`` for 429, else
     ``unavailable`` (the service's own ``TransientError``)."""
     if status == 429:
         return Throttled(
             f"{service} kept throttling {what} (429) after {attempts} attempts",
             retry_after=retry_after,
         )
-    answered = f"answered {what} with {status}" if status else f"gave no answer to {what}"
-    tries = f"after {attempts} attempts" if attempts > 1 else "(not retried: it is a write)"
-    return unavailable(f"{service} {answered} {tries}", maybe_written=maybe_written)
+    answered = f"answered {what} with {status}" if status else f"could not be reached for {what}"
+    return unavailable(f"{service} {answered} after {attempts} attempts")
 
 
 #: called after every answer (or failure): method, the status (0 when none came), seconds
@@ -177,12 +190,13 @@ class Transport:
     ) -> requests.Response:
         """Send, retrying what may succeed later; return the final answer of any other status.
 
-        ``idempotent`` says whether sending the request twice does no more than sending it once;
-        by default true for GET, HEAD, OPTIONS, PUT and DELETE. Raises ``Throttled`` when 429
-        outlasts the retries, ``self.unavailable`` for 5xx, timeouts and connection errors that
-        outlast them, or at once (``maybe_written``) for a write that may have been carried out.
+        ``idempotent`` defaults to what the method is (``IDEMPOTENT_METHODS``); a request that
+        is not is never sent again after it may have been carried out (module docstring).
+        Raises ``Throttled`` when 429 outlasts the retries, ``self.unavailable`` for 5xx,
+        timeouts and connection errors that outlast them or that may have followed a write
+        (``maybe_applied`` then true).
         """
-        safe = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        repeatable = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
         what = f"{method.upper()} {urlsplit(url).path or '/'}"
         attempt = 0
         while True:
@@ -192,8 +206,9 @@ class Transport:
                 response = self.session.request(method, url, **kwargs)
             except (requests.Timeout, requests.ConnectionError) as exc:
                 self._observe(method, 0, started)
-                sent = not _never_sent(exc)
-                wait = retry_wait(self.policy, attempt, 0, None) if safe or not sent else None
+                if not repeatable and not _never_sent(exc):
+                    raise self._lost(f"({type(exc).__name__})") from exc
+                wait = retry_wait(self.policy, attempt, 0, None)
                 if wait is None:
                     raise give_up_error(
                         self.service,
@@ -202,24 +217,25 @@ class Transport:
                         attempt,
                         None,
                         unavailable=self.unavailable,
-                        maybe_written=sent and not safe,
                     ) from exc
                 self.sleep(wait)
                 continue
             except requests.RequestException as exc:
                 self._observe(method, 0, started)
-                raise self.unavailable(
-                    f"{self.service} request failed ({type(exc).__name__})"
-                ) from exc
+                error = self.unavailable(f"{self.service} request failed ({type(exc).__name__})")
+                error.maybe_applied = not repeatable
+                raise error from exc
             status = response.status_code
             self._observe(method, status, started)
             if status != 429 and status < 500:
                 return response
             retry_after = retry_after_seconds(response)
             response.close()
-            # a 429 was not carried out; a 5xx to a write may have been
+            if status >= 500 and not repeatable:
+                # a 429 was refused before any work; a 5xx may have followed the write
+                raise self._lost(f"({status})")
             wait = retry_wait(self.policy, attempt, status, retry_after)
-            if wait is None or not (safe or status == 429):
+            if wait is None:
                 raise give_up_error(
                     self.service,
                     what,
@@ -227,9 +243,16 @@ class Transport:
                     attempt,
                     retry_after,
                     unavailable=self.unavailable,
-                    maybe_written=not safe and status != 429,
                 )
             self.sleep(wait)
+
+    def _lost(self, cause: str) -> TransientError:
+        """The error for a write whose answer was lost: it may or may not have been applied."""
+        error = self.unavailable(
+            f"{self.service} lost the answer to a write {cause}; it may have been applied"
+        )
+        error.maybe_applied = True
+        return error
 
     def _observe(self, method: str, status: int, started: float) -> None:
         if self.on_response is not None:
@@ -237,10 +260,9 @@ class Transport:
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the request cannot have reached the server: the connection was never made."""
+    """Whether the request surely never reached the server (the connection was not opened)."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(exc.args[0] if exc.args else None, NewConnectionError) or isinstance(
-        reason, NewConnectionError
-    )
+    # requests wraps urllib3's MaxRetryError, whose ``reason`` is the failure underneath
+    inner = exc.args[0] if exc.args else None
+    return isinstance(getattr(inner, "reason", inner), NewConnectionError)

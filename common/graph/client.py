@@ -30,7 +30,7 @@ from common.errors import (
     Throttled,
 )
 from common.graph.schemas import SUBSCRIPTIONS, GraphDataError, Subscription, load_error
-from common.http import Transport
+from common.http import IDEMPOTENT_METHODS, Transport
 
 #: Graph takes at most this many requests in one ``$batch``
 BATCH_LIMIT = 20
@@ -162,8 +162,9 @@ class GraphClient:
         with self._count_lock:
             self.inner_request_count += len(requests_)
             self.batch_count += 1
-        # a $batch of reads: sending it twice changes nothing
-        answer = self._json("POST", "/$batch", json=body, idempotent=True)
+        # a $batch of reads may be sent again: only the inner methods can write
+        reads_only = all(method.upper() in IDEMPOTENT_METHODS for _, method, _ in requests_)
+        answer = self._json("POST", "/$batch", json=body, idempotent=reads_only)
         responses = answer.get("responses")
         if not isinstance(responses, list):
             raise GraphDataError("Microsoft Graph answered a $batch without responses.")
