@@ -1,23 +1,74 @@
-"""SDS CSV folders load the way SDS syncs them: users, roles, classes, members, schools."""
+"""SDS CSV folders load the way SDS syncs them: users, roles, classes, members, schools.
+
+Microsoft's formats and rules: "CSV File Samples for School Data Sync" and "School Data Sync
+CSV file format" (classic and UK), "SDS V2 CSV File Format", "SDS V2.1 CSV File Format" and
+"Default List of Values" (learn.microsoft.com/schooldatasync).
+"""
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from common.graph import sds
 from tests.conftest import SDS_SAMPLES
-from tests.fixtures.graph import GraphClient, GraphSandbox, SandboxTenant
-
-
-def _format_of(folder_name: str) -> str:
-    return "sds-v2.1" if (SDS_SAMPLES / folder_name / "users.csv").is_file() else "sds-classic"
+from tests.fixtures.graph import GraphClient, GraphSandbox, SandboxTenant, sample_format
 
 
 def _load(sandbox: GraphSandbox, name: str) -> SandboxTenant:
-    return sandbox.new_tenant(load=[(_format_of(name), SDS_SAMPLES / name)])
+    return sandbox.new_tenant(load=[(sample_format(name), SDS_SAMPLES / name)])
+
+
+def _csv(folder: Path, name: str) -> list[dict[str, str]]:
+    with (folder / name).open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def expected_counts(name: str) -> dict[str, int]:
+    """What SDS creates from a sample folder, counted from its files: every person, section and
+    enrollment row for classic and UK files; for v2 and v2.1, students (role student) and
+    teachers (teacher, professor), schools (org type school, college or department), classes,
+    and enrollments of those people as student, teacher or professor."""
+    folder = SDS_SAMPLES / name
+    if sample_format(name) in ("sds-classic", "sds-uk"):
+        return {
+            "schools": len(_csv(folder, "School.csv")),
+            "students": len(_csv(folder, "Student.csv")),
+            "teachers": len(_csv(folder, "Teacher.csv")),
+            "classes": len(_csv(folder, "Section.csv")),
+            "enrollments": len(_csv(folder, "StudentEnrollment.csv"))
+            + len(_csv(folder, "TeacherRoster.csv")),
+        }
+    role_rows = _csv(folder, "roles.csv") if (folder / "roles.csv").is_file() else None
+    roles: dict[str, set[str]] = {}
+    for row in role_rows if role_rows is not None else _csv(folder, "users.csv"):
+        user = row["userSourcedId"] if role_rows is not None else row["sourcedId"]
+        roles.setdefault(user, set()).add(row["role"].lower())
+    kinds = {
+        user: "student" if "student" in r else "teacher" if r & {"teacher", "professor"} else ""
+        for user, r in roles.items()
+    }
+    schools = [o for o in _csv(folder, "orgs.csv") if o["type"] in SCHOOL_TYPES]
+    enrolled = [
+        e
+        for e in _csv(folder, "enrollments.csv")
+        if kinds.get(e["userSourcedId"])
+        and e["role"].lower() in {"student", "teacher", "professor"}
+    ]
+    return {
+        "schools": len(schools),
+        "students": list(kinds.values()).count("student"),
+        "teachers": list(kinds.values()).count("teacher"),
+        "classes": len(_csv(folder, "classes.csv")),
+        "enrollments": len(enrolled),
+    }
+
+
+SCHOOL_TYPES = {"school", "college", "department"}
 
 
 def _roles(graph: GraphClient) -> Counter[str]:
@@ -44,11 +95,23 @@ SAMPLE_FOLDERS = sorted(p.name for p in SDS_SAMPLES.iterdir() if p.is_dir())
 
 
 @pytest.mark.parametrize("name", SAMPLE_FOLDERS)
-def test_every_sample_folder_loads(graph_sandbox: GraphSandbox, name: str) -> None:
+def test_every_sample_folder_loads_with_the_counts_of_its_files(
+    graph_sandbox: GraphSandbox, name: str
+) -> None:
+    expected = expected_counts(name)
     tenant = _load(graph_sandbox, name)
-    roles = _roles(tenant.graph)
-    assert roles["student"] > 0
-    assert roles["teacher"] > 0
+    (report,) = tenant.imports
+    assert report["format"] == sample_format(name)
+    assert report["created"] == expected
+    assert report["rejected"] == []
+    assert _roles(tenant.graph) == {
+        "student": expected["students"],
+        "teacher": expected["teachers"],
+    }
+    classes = _class_people(tenant.graph)
+    assert len(classes) == expected["classes"]
+    assert sum(c["members"] for c in classes.values()) == expected["enrollments"]
+    assert len(tenant.graph.all_pages("/education/schools")) == expected["schools"]
 
 
 def test_classic_25_gives_22_students_2_teachers_2_classes_and_44_student_memberships(
