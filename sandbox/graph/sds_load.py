@@ -247,6 +247,8 @@ def load(tenant: Tenant, fmt: str, folder: Path, *, strict: bool = False) -> Imp
     """Validate one SDS CSV folder, then load what SDS would accept; the import report."""
     report = ImportReport(fmt, str(folder))
     plan = plan_for(fmt, folder, report)
+    report.rejected.sort(key=lambda p: (p.file, p.line))
+    report.warnings.sort(key=lambda p: (p.file, p.line))
     if strict and report.rejected:
         raise ValueError(
             f"{fmt} folder {folder}: {len(report.rejected)} rows rejected, nothing loaded "
