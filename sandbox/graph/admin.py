@@ -118,14 +118,19 @@ class AdminApi:
 
     def _tenant_info(self, request: Request, tid: str) -> tuple[int, Any]:
         tenant = self._find_tenant(tid)
-        body = {**_tenant_json(tenant), "domains": list(tenant.domains), "counts": tenant.counts()}
+        body = {
+            **_tenant_json(tenant),
+            "domains": list(tenant.domains),
+            "counts": tenant.counts(),
+            "import": self._imports(tenant),
+        }
         return 200, body
 
     def _create_tenant(self, request: Request) -> tuple[int, Any]:
         body = self._body(request)
         if not isinstance(body, dict):
             raise ValueError("the body must be a JSON object")
-        unknown = set(body) - {"name", "load", "generate", "seed"}
+        unknown = set(body) - {"name", "load", "generate", "seed", "strict"}
         if unknown:
             raise ValueError(f"unknown field '{sorted(unknown)[0]}'")
         loads = []
@@ -152,10 +157,16 @@ class AdminApi:
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ValueError("name must be a non-empty string")
+        strict = body.get("strict", False)
+        if not isinstance(strict, bool):
+            raise ValueError("strict must be true or false")
         tenant = self.registry.create_tenant(
-            name=name, loads=tuple(loads), generate=generate, seed=seed
+            name=name, loads=tuple(loads), generate=generate, seed=seed, strict=strict
         )
-        return 201, _tenant_json(tenant)
+        return 201, {**_tenant_json(tenant), "import": self._imports(tenant)}
+
+    def _imports(self, tenant: Tenant) -> list[dict[str, Any]]:
+        return [r.as_json() for r in self.registry.import_reports.get(tenant.id, [])]
 
     def _knobs(self, request: Request) -> tuple[int, Any]:
         if request.method == "PUT":

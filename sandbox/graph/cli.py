@@ -4,8 +4,10 @@ Builds the tenants (SDS loads, then a generated municipality), starts HTTPS, wri
 ``DIR/sandbox.json`` (the contract clients read: URLs, CA bundle, app credentials, tenants) and
 serves until SIGINT or SIGTERM, when it stops cleanly and removes ``sandbox.json``.
 
-Failure policy: a bad ``--load`` or an unreadable CSV folder ends the command with a sentence on
-stderr and exit code 2; the secret and the admin token are never printed.
+Each SDS load prints its import report (counts created, rows rejected with file, line and
+reason, warnings). Failure policy: a bad ``--load``, an unreadable CSV folder, or with
+``--strict`` a rejected row, ends the command with a sentence on stderr and exit code 2; the
+secret and the admin token are never printed.
 """
 
 from __future__ import annotations
@@ -56,8 +58,14 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="FORMAT:PATH",
-        help="load an SDS CSV folder into each tenant; FORMAT is sds-classic or "
-        "sds-v2.1 (repeatable)",
+        help="load an SDS CSV folder into each tenant; FORMAT is sds-classic, sds-uk, "
+        "sds-v2 or sds-v2.1 (repeatable); an import report is printed for each",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse to start when an SDS CSV row is rejected (by default such rows are "
+        "reported and left out, as SDS does)",
     )
     parser.add_argument(
         "--generate",
@@ -173,9 +181,15 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             tenant = registry.create_tenant(
-                loads=loads, generate=args.generate, seed=args.seed + index, tenant_id=tenant_id
+                loads=loads,
+                generate=args.generate,
+                seed=args.seed + index,
+                tenant_id=tenant_id,
+                strict=args.strict,
             )
             print(_describe(tenant), flush=True)
+            for report in registry.import_reports[tenant.id]:
+                print("\n".join(report.lines()), flush=True)
     except (ValueError, OSError) as exc:
         server.server_close()
         print(f"skolsynk sandbox graph: {exc}", file=sys.stderr)
