@@ -5,6 +5,22 @@ when it is missing), 5xx, timeouts and connection errors back off exponentially 
 capped; any other status is returned to the client module, which translates it. ``requests``
 exceptions are translated here, once, into the error tree (``raise ... from exc``).
 
+Who retries what (the one retry layer, and the one above it):
+
+- this transport retries short transient failures: 429 (waiting exactly ``Retry-After``), 5xx,
+  timeouts and connection errors, four attempts with backoff of at most 0.5 + 1 + 2 s, so a blip
+  of a few seconds costs nothing; the answers inside a Graph ``$batch`` get the same decision
+  (``retry_wait``) in ``common.graph.batch``;
+- rq's job-level retries (``common.state.dispatch``) run a whole job again only after the
+  transport gave up, that is for a failure that outlasted it: an object job twice more (after
+  30 s and 5 min), a reconcile once (after 10 min: the hourly schedule is its real retry), a
+  subscription renewal three times (1, 10 and 30 min). Nothing else retries: no loop in a client,
+  no Redis retry on the job side.
+
+So a persistent failure of Graph or the portal costs at most 4 x 3 = 12 attempts of a request for
+one changed object, and 4 x 2 = 8 for a reconcile; ``tests/common/test_retry_budget.py`` measures
+both factors against the sandboxes.
+
 Which requests are retried, and why that is safe:
 
 - *idempotent* requests (GET, HEAD, OPTIONS, PUT, DELETE by RFC 9110 §9.2.2, and any request the
@@ -81,9 +97,10 @@ def build_session(
 class RetryPolicy:
     """How often and how long to retry a request that may succeed later."""
 
-    attempts: int = 6
+    #: four attempts with waits of at most 0.5, 1 and 2 s: a blip of a few seconds is ridden out
+    attempts: int = 4
     base_delay_seconds: float = 0.5
-    max_delay_seconds: float = 30.0
+    max_delay_seconds: float = 4.0
     #: a longer Retry-After than this is not slept through: the caller gets ``Throttled``
     max_retry_after_seconds: float = 300.0
 
