@@ -21,6 +21,7 @@ from typing import Any
 
 from sandbox.graph import odata, subscriptions
 from sandbox.graph.ca import Trust
+from sandbox.graph.identity import Identity
 from sandbox.graph.knobs import Counters, Knobs
 from sandbox.graph.notifications import Notifier
 from sandbox.graph.store import Tenant
@@ -74,8 +75,11 @@ class Registry:
         notifier: Notifier | None = None,
         notification_retry_seconds: float = 4 * 3600.0,
         notification_verify: bool | str = True,
+        identity: Identity | None = None,
     ) -> None:
         self.trust = trust
+        #: apps, people's password, consent, roles and sign-in grants (``identity``)
+        self.identity = identity or Identity.load(trust.ca_path.parent, trust.app)
         self.settings = settings
         self.knobs = Knobs()
         self.counters = Counters()
@@ -129,9 +133,11 @@ class Registry:
         generate: int | None = None,
         seed: int | None = None,
         tenant_id: str | None = None,
+        consent: bool | None = None,
     ) -> Tenant:
-        """Build a tenant (loads first, then the generated municipality) and register it."""
-        from sandbox.graph import generator, sds_load
+        """Build a tenant (loads first, then the generated municipality) and register it;
+        ``consent`` False starts it without admin consent for Skolsynk's app."""
+        from sandbox.graph import generator, roles, sds_load
 
         for load in loads:
             if not load.path.is_dir():
@@ -152,6 +158,8 @@ class Registry:
                 sds_load.load(tenant, load.format, load.path)
             if generate:
                 generator.generate(tenant, generate, seed=effective_seed)
+            roles.ensure_people(self.identity, tenant)
+            self.identity.start_tenant(tid, consent=consent)
             tenant.on_change = self._on_change
             with self._lock:
                 self.tenants[tid] = tenant
