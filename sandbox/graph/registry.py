@@ -21,6 +21,7 @@ from typing import Any
 
 from sandbox.graph import odata, subscriptions
 from sandbox.graph.ca import Trust
+from sandbox.graph.identity import Identity
 from sandbox.graph.knobs import Counters, Knobs
 from sandbox.graph.notifications import Notifier
 from sandbox.graph.sds_csv import ImportReport
@@ -75,8 +76,11 @@ class Registry:
         notifier: Notifier | None = None,
         notification_retry_seconds: float = 4 * 3600.0,
         notification_verify: bool | str = True,
+        identity: Identity | None = None,
     ) -> None:
         self.trust = trust
+        #: apps, people's password, consent, roles and sign-in grants (``identity``)
+        self.identity = identity or Identity.load(trust.ca_path.parent, trust.app)
         self.settings = settings
         self.knobs = Knobs()
         self.counters = Counters()
@@ -133,10 +137,12 @@ class Registry:
         seed: int | None = None,
         tenant_id: str | None = None,
         strict: bool = False,
+        consent: bool | None = None,
     ) -> Tenant:
         """Build a tenant (loads first, then the generated municipality) and register it; each
-        load's report is in ``import_reports``. With ``strict`` a rejected CSV row is an error."""
-        from sandbox.graph import generator, sds_load
+        load's report is in ``import_reports``. With ``strict`` a rejected CSV row is an error;
+        ``consent`` False starts it without admin consent for Skolsynk's app."""
+        from sandbox.graph import generator, roles, sds_load
 
         for load in loads:
             if not load.path.is_dir():
@@ -158,6 +164,8 @@ class Registry:
             ]
             if generate:
                 generator.generate(tenant, generate, seed=effective_seed)
+            roles.ensure_people(self.identity, tenant)
+            self.identity.start_tenant(tid, consent=consent)
             tenant.on_change = self._on_change
             with self._lock:
                 self.tenants[tid] = tenant

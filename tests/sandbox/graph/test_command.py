@@ -19,6 +19,8 @@ INFO_KEYS = {
     "admin_url",
     "admin_token",
     "tenants",
+    "people_password",
+    "apps",
 }
 
 
