@@ -23,7 +23,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.graph import admin, auth, batch, directory, education, subscriptions
+from sandbox.graph import admin, auth, batch, directory, education, subscriptions, urls
 from sandbox.graph.calls import GraphCall, Reply
 from sandbox.graph.delta import delta
 from sandbox.graph.errors import GraphError, error_body, new_request_id
@@ -48,7 +48,7 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         rules += [
             (f"/{name}", "GET", lambda c, k=kind: directory.list_objects(c, k)),
             (f"/{name}/delta", "GET", lambda c, k=kind: delta(c, k)),
-            (f"/{name}/microsoft.graph.delta()", "GET", lambda c, k=kind: delta(c, k)),
+            (f"/{name}/$count", "GET", lambda c, k=kind: directory.count_objects(c, k)),
             (f"/{name}/<key>", "GET", lambda c, key, k=kind: directory.get_object(c, k, key)),
             (f"/{name}/<key>", "PATCH", lambda c, key, k=kind: directory.update_object(c, k, key)),
             (f"/{name}/<key>", "DELETE", lambda c, key, k=kind: directory.delete_object(c, k, key)),
@@ -57,6 +57,17 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         ("/users", "POST", directory.create_user),
         ("/groups", "POST", directory.create_group),
     ]
+    for kind in (USER, GROUP):
+        cast = f"/groups/<key>/members/microsoft.graph.{kind}"
+        rules += [
+            (
+                cast,
+                "GET",
+                lambda c, key, k=kind: directory.list_links(c, key, owners=False, cast=k),
+            ),
+            (f"{cast}/$count", "GET", lambda c, key, k=kind: directory.count_links(c, key, cast=k)),
+        ]
+    rules.append(("/groups/<key>/members/$count", "GET", directory.count_links))
     for link, owners in (("members", False), ("owners", True)):
         rules += [
             (
@@ -89,11 +100,6 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         ("/directory/deletedItems/<key>", "GET", directory.get_deleted),
         ("/directory/deletedItems/<key>", "DELETE", directory.purge_deleted),
         ("/directory/deletedItems/<key>/restore", "POST", directory.restore_deleted),
-        (
-            "/directory/deletedItems/<key>/microsoft.graph.restore",
-            "POST",
-            directory.restore_deleted,
-        ),
         ("/education/users", "GET", education.list_users),
         ("/education/users/<key>", "GET", education.get_user),
         ("/education/users/<key>/classes", "GET", education.user_classes),
@@ -254,6 +260,7 @@ class SandboxApp:
         """Route one (possibly inner) Graph call, applying throttling knobs and counting it."""
         label = f"{call.method} {VERSION_PREFIX}{call.path}"
         try:
+            call.path = urls.canonical(call.path)
             adapter = self.graph_map.bind("sandbox")
             try:
                 endpoint, args = adapter.match(call.path, method=call.method)

@@ -61,18 +61,25 @@ def _find(call: GraphCall, kind: str, key: str) -> DirObject:
 # --- reading -------------------------------------------------------------------------------------
 
 
+def _object_listing(call: GraphCall, kind: str) -> paging.Listing:
+    return paging.Listing(
+        known=_known(kind),
+        entity=schema.type_name(kind),
+        context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
+        render=schema.project,
+        getter=getter,
+    )
+
+
 def list_objects(call: GraphCall, kind: str) -> Reply:
     return paging.by_ordinal(
-        call,
-        lambda after: call.tenant.live(kind, after=after),
-        paging.Listing(
-            known=_known(kind),
-            entity=schema.type_name(kind),
-            context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
-            render=schema.project,
-            getter=getter,
-        ),
+        call, lambda after: call.tenant.live(kind, after=after), _object_listing(call, kind)
     )
+
+
+def count_objects(call: GraphCall, kind: str) -> Reply:
+    """``GET /users/$count``, ``GET /groups/$count`` ("List users": "Get only a count")."""
+    return paging.count(call, call.tenant.live(kind), _object_listing(call, kind))
 
 
 def get_object(call: GraphCall, kind: str, key: str) -> Reply:
@@ -82,26 +89,45 @@ def get_object(call: GraphCall, kind: str, key: str) -> Reply:
         schema.check_select(select, _known(kind), schema.type_name(kind))
     with call.tenant.lock:
         obj = _find(call, kind, key)
-        body = {"@odata.context": f"{call.base_url}/$metadata#{COLLECTION[kind]}/$entity"}
+        context = f"{call.base_url}/$metadata#{COLLECTION[kind]}/$entity"
+        body = {"@odata.context": odata.context_with_select(context, select)}
         body.update(schema.project(obj, select))
     return Reply(200, body)
 
 
-def list_links(call: GraphCall, group_id: str, *, owners: bool) -> Reply:
+def _linked(call: GraphCall, group_id: str, owners: bool, cast: str | None) -> list[DirObject]:
     with call.tenant.lock:
         group = _find(call, GROUP, group_id)
         linked = call.tenant.visible_owners(group) if owners else call.tenant.visible_members(group)
-    return paging.by_position(
-        call,
-        linked,
-        paging.Listing(
-            known=[*schema.USER_PROPERTIES, *schema.GROUP_PROPERTIES],
-            entity="microsoft.graph.directoryObject",
-            context=f"{call.base_url}/$metadata#directoryObjects",
-            render=_with_type,
-            getter=getter,
-        ),
+    return [o for o in linked if cast is None or o.kind == cast]
+
+
+def _link_listing(call: GraphCall, cast: str | None) -> paging.Listing:
+    """Members as directory objects, or (an OData cast, ``/members/microsoft.graph.user``) as
+    users or groups only, with that type's properties and context."""
+    if cast is None:
+        known: list[str] = [*schema.USER_PROPERTIES, *schema.GROUP_PROPERTIES]
+        entity, context = "microsoft.graph.directoryObject", "directoryObjects"
+    else:
+        known, entity, context = _known(cast), schema.type_name(cast), COLLECTION[cast]
+    return paging.Listing(
+        known=known,
+        entity=entity,
+        context=f"{call.base_url}/$metadata#{context}",
+        render=_with_type,
+        getter=getter,
     )
+
+
+def list_links(call: GraphCall, group_id: str, *, owners: bool, cast: str | None = None) -> Reply:
+    linked = _linked(call, group_id, owners, cast)
+    return paging.by_position(call, linked, _link_listing(call, cast))
+
+
+def count_links(call: GraphCall, key: str, *, cast: str | None = None) -> Reply:
+    """``GET /groups/{id}/members/$count`` (and after a cast), as "Use query parameters" lists."""
+    linked = _linked(call, key, False, cast)
+    return paging.count(call, linked, _link_listing(call, cast))
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -254,7 +280,8 @@ def list_deleted(call: GraphCall, kind: str) -> Reply:
         paging.Listing(
             known=_known(kind),
             entity=schema.type_name(kind),
-            context=f"{call.base_url}/$metadata#directory/deletedItems/{schema.type_name(kind)}",
+            # "List deletedItems": "@odata.context": "...$metadata#groups" for deleted groups
+            context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
             render=_deleted_view,
             getter=getter,
         ),
