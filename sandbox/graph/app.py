@@ -2,8 +2,8 @@
 
 Each Graph call is authenticated (the token picks the tenant), slowed, throttled or failed as
 the knobs say, routed, counted per endpoint and status, and answered with Graph's headers
-(``request-id``, ``client-request-id``). ``$batch`` sends each inner request through the same
-path, so each is throttled and counted on its own.
+(``request-id``, ``client-request-id``, ``OData-Version: 4.0``). ``$batch`` sends each inner
+request through the same path, so each is throttled and counted on its own.
 
 Failure policy: ``GraphError`` becomes Graph's error body; any other exception is a sandbox
 bug, logged and answered 500 ``generalException`` so one bad request never stops the server.
@@ -24,7 +24,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from sandbox.graph import admin, auth, batch, directory, education, subscriptions, urls
-from sandbox.graph.calls import GraphCall, Reply
+from sandbox.graph.calls import ODATA_VERSION, GraphCall, Reply
 from sandbox.graph.delta import delta
 from sandbox.graph.errors import GraphError, error_body, new_request_id
 from sandbox.graph.registry import Registry
@@ -254,6 +254,7 @@ class SandboxApp:
         response = _reply_response(reply)
         response.headers["request-id"] = rid
         response.headers["client-request-id"] = client_rid
+        response.headers["OData-Version"] = ODATA_VERSION
         return response
 
     def dispatch(self, call: GraphCall) -> Reply:

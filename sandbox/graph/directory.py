@@ -160,7 +160,18 @@ def create_user(call: GraphCall) -> Reply:
     obj = call.tenant.add_user(props)
     body = {"@odata.context": f"{call.base_url}/$metadata#users/$entity"}
     body.update(schema.project(obj, None))
-    return Reply(201, body)
+    return Reply(201, body, {"Location": _location(call, obj)})
+
+
+def _location(call: GraphCall, obj: DirObject) -> str:
+    """The ``Location`` of a created user or group, as Graph sends it (a directory URL:
+    ``https://graph.microsoft.com/v2/{tenant}/directoryObjects/{id}/Microsoft.DirectoryServices.User``,
+    Microsoft's answer on microsoft-graph-docs issue 7589, "no Location header in response")."""
+    root = call.base_url.rsplit("/", 1)[0]
+    kind = "User" if obj.kind == USER else "Group"
+    return (
+        f"{root}/v2/{call.tenant.id}/directoryObjects/{obj.id}/Microsoft.DirectoryServices.{kind}"
+    )
 
 
 def _bind_ids(value: Any, prop: str) -> list[str]:
@@ -205,7 +216,7 @@ def create_group(call: GraphCall) -> Reply:
         call.tenant.add_member(obj, member)
     body_out = {"@odata.context": f"{call.base_url}/$metadata#groups/$entity"}
     body_out.update(schema.project(obj, None))
-    return Reply(201, body_out)
+    return Reply(201, body_out, {"Location": _location(call, obj)})
 
 
 def update_object(call: GraphCall, kind: str, key: str) -> Reply:
