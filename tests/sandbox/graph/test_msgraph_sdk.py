@@ -146,3 +146,28 @@ def test_the_sdk_follows_delta_to_its_delta_link_and_counts(
     assert seen == 24
     assert delta_link and "$deltatoken=" in delta_link
     assert (users, groups) == (24, 2)
+
+
+def test_the_sdk_reads_the_recycle_bin_and_members_by_type_and_restores(
+    graph_sandbox: GraphSandbox, school: SandboxTenant
+) -> None:
+    # the SDK spells these /directory/deletedItems/graph.user, /groups/{id}/members/graph.user
+    # and /directory/deletedItems/{id}/restore
+    graph = school.graph
+    ora = graph.get(f"/users/OKlein@{graph.domain}").json()
+    graph.delete_user(ora["id"])
+    klass = graph.all_pages("/education/classes?$select=id")[0]
+
+    async def work(client: GraphServiceClient) -> tuple[set[str], int, str]:
+        deleted = await client.directory.deleted_items.graph_user.get()
+        members = await client.groups.by_group_id(klass["id"]).members.graph_user.get()
+        restored = await client.directory.deleted_items.by_directory_object_id(
+            ora["id"]
+        ).restore.post()
+        return {u.id for u in deleted.value}, len(members.value), restored.id
+
+    deleted, members, restored = _run(graph_sandbox, school, work)
+    assert deleted == {ora["id"]}
+    assert members == 22  # 23 members less Ora, who is in the recycle bin
+    assert restored == ora["id"]
+    assert graph.get(f"/users/{ora['id']}").status_code == 200
