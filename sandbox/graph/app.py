@@ -86,17 +86,13 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
                 lambda c, key, target, o=owners: directory.remove_link(c, key, target, owners=o),
             ),
         ]
+    for kind in (USER, GROUP):
+        cast = f"/directory/deletedItems/microsoft.graph.{kind}"
+        rules += [
+            (cast, "GET", lambda c, k=kind: directory.list_deleted(c, k)),
+            (f"{cast}/$count", "GET", lambda c, k=kind: directory.count_deleted(c, k)),
+        ]
     rules += [
-        (
-            "/directory/deletedItems/microsoft.graph.user",
-            "GET",
-            lambda c: directory.list_deleted(c, USER),
-        ),
-        (
-            "/directory/deletedItems/microsoft.graph.group",
-            "GET",
-            lambda c: directory.list_deleted(c, GROUP),
-        ),
         ("/directory/deletedItems/<key>", "GET", directory.get_deleted),
         ("/directory/deletedItems/<key>", "DELETE", directory.purge_deleted),
         ("/directory/deletedItems/<key>/restore", "POST", directory.restore_deleted),

@@ -12,6 +12,7 @@ wording (see ``schema``); nothing is changed by a refused request.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sandbox.graph import odata, paging, schema
@@ -281,22 +282,30 @@ def remove_link(call: GraphCall, group_id: str, target_id: str, *, owners: bool)
 # --- recycle bin ---------------------------------------------------------------------------------
 
 
-def list_deleted(call: GraphCall, kind: str) -> Reply:
-    def deleted(after: int) -> Any:
-        return (o for o in call.tenant.all_of(kind, after=after) if o.deleted is not None)
+def _deleted(call: GraphCall, kind: str, after: int = 0) -> Iterator[DirObject]:
+    return (o for o in call.tenant.all_of(kind, after=after) if o.deleted is not None)
 
-    return paging.by_ordinal(
-        call,
-        deleted,
-        paging.Listing(
-            known=_known(kind),
-            entity=schema.type_name(kind),
-            # "List deletedItems": "@odata.context": "...$metadata#groups" for deleted groups
-            context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
-            render=_deleted_view,
-            getter=getter,
-        ),
+
+def _deleted_listing(call: GraphCall, kind: str) -> paging.Listing:
+    return paging.Listing(
+        known=_known(kind),
+        entity=schema.type_name(kind),
+        # "List deletedItems": "@odata.context": "...$metadata#groups" for deleted groups
+        context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
+        render=_deleted_view,
+        getter=getter,
     )
+
+
+def list_deleted(call: GraphCall, kind: str) -> Reply:
+    return paging.by_ordinal(
+        call, lambda after: _deleted(call, kind, after), _deleted_listing(call, kind)
+    )
+
+
+def count_deleted(call: GraphCall, kind: str) -> Reply:
+    """``GET /directory/deletedItems/microsoft.graph.user/$count`` (the SDK's ``count``)."""
+    return paging.count(call, _deleted(call, kind), _deleted_listing(call, kind))
 
 
 def _find_deleted(call: GraphCall, obj_id: str) -> DirObject:

@@ -135,6 +135,7 @@ def test_members_ref_adds_and_ref_delete_removes(graph_tenant: SandboxTenant) ->
         ("/groups/{class}/members/$count", 4),
         ("/groups/{class}/members/microsoft.graph.user/$count", 3),
         ("/groups/{class}/members/graph.group/$count", 1),
+        ("/directory/deletedItems/graph.user/$count", 0),
     ],
 )
 def test_count_segment_answers_a_plain_text_number(
@@ -142,12 +143,22 @@ def test_count_segment_answers_a_plain_text_number(
 ) -> None:
     # "List users" Example "Get only a count of users": GET /users/$count, ConsistencyLevel:
     # eventual, "Content-type: text/plain" and the number; "Use query parameters" (Other OData
-    # URL capabilities): GET /groups/{id}/members/$count
+    # URL capabilities): GET /groups/{id}/members/$count; "List deletedItems" supports $count
     klass, _, _ = _school(graph_tenant)
     response = graph_tenant.graph.get(path.format(**{"class": klass["id"]}), headers=EVENTUAL)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     assert response.text == str(expected)
+
+
+def test_deleted_items_count_counts_the_recycle_bin(graph_tenant: SandboxTenant) -> None:
+    _, (teacher, student, _), _ = _school(graph_tenant)
+    graph_tenant.graph.delete_user(teacher["id"])
+    graph_tenant.graph.delete_user(student["id"])
+    counted = graph_tenant.graph.get(
+        "/directory/deletedItems/microsoft.graph.user/$count", headers=EVENTUAL
+    )
+    assert counted.text == "2"
 
 
 def test_count_segment_takes_a_filter(graph_tenant: SandboxTenant) -> None:
