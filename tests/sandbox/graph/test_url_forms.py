@@ -246,3 +246,22 @@ def test_a_doubled_slash_after_the_version_is_the_same_request(graph_tenant: San
     doubled = graph.get("//users?$select=id")
     assert doubled.status_code == 200
     assert _ids(doubled.json()) == _ids(graph.get("/users?$select=id").json())
+
+
+def test_batch_inner_requests_take_the_same_spellings(graph_tenant: SandboxTenant) -> None:
+    # "Combine multiple requests in one HTTP call using JSON batching": each inner "url" is a
+    # relative URL of any request Graph serves
+    klass, _, _ = _school(graph_tenant)
+    body = {
+        "requests": [
+            {"id": "1", "method": "GET", "url": "/users/delta()?$select=id"},
+            {"id": "2", "method": "GET", "url": f"/groups/{klass['id']}/members/graph.user"},
+            {"id": "3", "method": "GET", "url": "/users/$count", "headers": EVENTUAL},
+        ]
+    }
+    answers = graph_tenant.graph.post("/$batch", json=body).json()["responses"]
+    by_id = {a["id"]: a for a in answers}
+    assert {i: a["status"] for i, a in by_id.items()} == {"1": 200, "2": 200, "3": 200}
+    assert len(by_id["2"]["body"]["value"]) == 3
+    assert by_id["3"]["body"] == "3"
+    assert by_id["3"]["headers"]["Content-Type"].startswith("text/plain")
