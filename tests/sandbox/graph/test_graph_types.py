@@ -1,8 +1,8 @@
 """Every property the sandbox answers with has Graph v1.0's name, letter case and type, and the
 answers carry Graph's headers.
 
-Types come from ``graph_metadata`` (Graph v1.0's metadata as Microsoft's Python SDK models
-it); values are checked as OData JSON writes them (OData JSON Format 4.01, 7.1: ``Edm.Date`` is
+Types and nullability come from ``graph_metadata`` (Graph v1.0's published ``$metadata``);
+values are checked as OData JSON writes them (OData JSON Format 4.01, 7.1: ``Edm.Date`` is
 ``YYYY-MM-DD``, ``Edm.DateTimeOffset`` an RFC 3339 timestamp; collections are never null).
 """
 
@@ -37,33 +37,37 @@ def check_entity(obj: dict[str, Any], type_name: str, where: str) -> list[str]:
         if name not in props:
             problems.append(f"{where}: {type_name} has no property {name!r}")
             continue
-        problems += check_value(value, props[name], f"{where}.{name}")
-    if "id" in props and not isinstance(obj.get("id"), str):
-        problems.append(f"{where}: id is not a string")
+        edm_type, nullable = props[name]
+        if value is None and not nullable:
+            problems.append(f"{where}.{name}: null, but not nullable")
+        problems += check_value(value, edm_type, nullable, f"{where}.{name}")
     return problems
 
 
-def check_value(value: Any, type_name: str, where: str) -> list[str]:
-    if type_name.startswith("Collection("):
+def check_value(value: Any, edm_type: str, nullable: bool, where: str) -> list[str]:
+    if edm_type.startswith("Collection("):
         if not isinstance(value, list):
             return [f"{where}: a collection is never null, got {value!r}"]
-        return [p for i, v in enumerate(value) for p in check_value(v, type_name[11:-1], where)]
+        item_type = edm_type[len("Collection(") : -1]
+        if not nullable and any(v is None for v in value):
+            return [f"{where}: a null element, but elements are not nullable"]
+        return [p for v in value for p in check_value(v, item_type, True, where)]
     if value is None:
         return []
     checks = {
-        "String": lambda v: isinstance(v, str),
-        "Boolean": lambda v: isinstance(v, bool),
-        "Int32": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "Date": lambda v: isinstance(v, str) and bool(DATE.match(v)) and _is_date(v),
-        "DateTimeOffset": lambda v: isinstance(v, str) and bool(DATE_TIME_OFFSET.match(v)),
+        "Edm.String": lambda v: isinstance(v, str),
+        "Edm.Boolean": lambda v: isinstance(v, bool),
+        "Edm.Int32": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "Edm.Date": lambda v: isinstance(v, str) and bool(DATE.match(v)) and _is_date(v),
+        "Edm.DateTimeOffset": lambda v: isinstance(v, str) and bool(DATE_TIME_OFFSET.match(v)),
     }
-    if type_name in checks:
-        return [] if checks[type_name](value) else [f"{where}: {value!r} is not Edm.{type_name}"]
-    if type_name in ENUMS:
-        return [] if value in ENUMS[type_name] else [f"{where}: {value!r} not in {type_name}"]
+    if edm_type in checks:
+        return [] if checks[edm_type](value) else [f"{where}: {value!r} is not {edm_type}"]
+    if edm_type in ENUMS:
+        return [] if value in ENUMS[edm_type] else [f"{where}: {value!r} not in {edm_type}"]
     if not isinstance(value, dict):
-        return [f"{where}: {value!r} is not a {type_name} object"]
-    return check_entity(value, type_name, where) if type_name in TYPES else []
+        return [f"{where}: {value!r} is not a {edm_type} object"]
+    return check_entity(value, edm_type, where) if edm_type in TYPES else []
 
 
 def _is_date(value: str) -> bool:
