@@ -57,17 +57,30 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         ("/users", "POST", directory.create_user),
         ("/groups", "POST", directory.create_group),
     ]
-    for kind in (USER, GROUP):
-        cast = f"/groups/<key>/members/microsoft.graph.{kind}"
-        rules += [
+    for link, owners in (("members", False), ("owners", True)):
+        for kind in (USER, GROUP):
+            cast = f"/groups/<key>/{link}/microsoft.graph.{kind}"
+            rules += [
+                (
+                    cast,
+                    "GET",
+                    lambda c, key, k=kind, o=owners: directory.list_links(c, key, owners=o, cast=k),
+                ),
+                (
+                    f"{cast}/$count",
+                    "GET",
+                    lambda c, key, k=kind, o=owners: directory.count_links(
+                        c, key, owners=o, cast=k
+                    ),
+                ),
+            ]
+        rules.append(
             (
-                cast,
+                f"/groups/<key>/{link}/$count",
                 "GET",
-                lambda c, key, k=kind: directory.list_links(c, key, owners=False, cast=k),
-            ),
-            (f"{cast}/$count", "GET", lambda c, key, k=kind: directory.count_links(c, key, cast=k)),
-        ]
-    rules.append(("/groups/<key>/members/$count", "GET", directory.count_links))
+                lambda c, key, o=owners: directory.count_links(c, key, owners=o),
+            )
+        )
     for link, owners in (("members", False), ("owners", True)):
         rules += [
             (
@@ -97,6 +110,9 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         ("/directory/deletedItems/<key>", "DELETE", directory.purge_deleted),
         ("/directory/deletedItems/<key>/restore", "POST", directory.restore_deleted),
         ("/education/users", "GET", education.list_users),
+        ("/education/users/$count", "GET", education.count_users),
+        ("/education/classes/$count", "GET", education.count_classes),
+        ("/education/schools/$count", "GET", education.count_schools),
         ("/education/users/<key>", "GET", education.get_user),
         ("/education/users/<key>/classes", "GET", education.user_classes),
         ("/education/users/<key>/schools", "GET", education.user_schools),

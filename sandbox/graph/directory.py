@@ -125,9 +125,12 @@ def list_links(call: GraphCall, group_id: str, *, owners: bool, cast: str | None
     return paging.by_position(call, linked, _link_listing(call, cast))
 
 
-def count_links(call: GraphCall, key: str, *, cast: str | None = None) -> Reply:
-    """``GET /groups/{id}/members/$count`` (and after a cast), as "Use query parameters" lists."""
-    linked = _linked(call, key, False, cast)
+def count_links(
+    call: GraphCall, key: str, *, owners: bool = False, cast: str | None = None
+) -> Reply:
+    """``GET /groups/{id}/members/$count`` (and owners, and after a cast), as "Use query
+    parameters" lists."""
+    linked = _linked(call, key, owners, cast)
     return paging.count(call, linked, _link_listing(call, cast))
 
 

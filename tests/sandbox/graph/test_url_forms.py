@@ -265,3 +265,49 @@ def test_batch_inner_requests_take_the_same_spellings(graph_tenant: SandboxTenan
     assert len(by_id["2"]["body"]["value"]) == 3
     assert by_id["3"]["body"] == "3"
     assert by_id["3"]["headers"]["Content-Type"].startswith("text/plain")
+
+
+# URL templates of Microsoft's Python SDK (msgraph-sdk 1.65.0, msgraph/generated/**/
+# *_request_builder.py, generated from Graph v1.0's OpenAPI description) for the GET requests
+# of the collections the sandbox serves and the objects in them
+SDK_GET_TEMPLATES = [
+    "/users",
+    "/users/$count",
+    "/users/delta()",
+    "/users/{user}",
+    "/groups",
+    "/groups/$count",
+    "/groups/delta()",
+    "/groups/{group}",
+    *(
+        f"/groups/{{group}}/{link}{cast}{count}"
+        for link in ("members", "owners")
+        for cast in ("", "/graph.user", "/graph.group")
+        for count in ("", "/$count")
+    ),
+    "/directory/deletedItems/graph.user",
+    "/directory/deletedItems/graph.user/$count",
+    "/directory/deletedItems/graph.group",
+    "/directory/deletedItems/graph.group/$count",
+    "/education/users",
+    "/education/users/$count",
+    "/education/classes",
+    "/education/classes/$count",
+    "/education/schools",
+    "/education/schools/$count",
+    "/subscriptions",
+]
+
+
+@pytest.mark.parametrize("template", SDK_GET_TEMPLATES)
+def test_every_sdk_url_template_for_what_the_sandbox_serves_answers(
+    graph_tenant: SandboxTenant, template: str
+) -> None:
+    klass, people, _ = _school(graph_tenant)
+    path = template.format(user=people[0]["id"], group=klass["id"])
+    response = graph_tenant.graph.get(path, headers=EVENTUAL)
+    assert response.status_code == 200, response.text
+    if template.endswith("/$count"):
+        assert response.text.isdigit()
+    else:
+        assert isinstance(response.json(), dict)
