@@ -196,6 +196,7 @@ def test_rows_sds_rejects_create_nothing_and_the_report_names_file_line_and_reas
     folder = _folder_with_bad_rows(tmp_path)
     tenant = graph_sandbox.new_tenant(load=[("sds-classic", folder)])
     (report,) = tenant.imports
+    assert graph_sandbox.admin("GET", f"/tenants/{tenant.id}").json()["import"] == [report]
     rejected = {(p["file"], p["line"]): p["reason"] for p in report["rejected"]}
     assert set(rejected) == {
         ("Student.csv", 24),
