@@ -32,8 +32,9 @@ def check_entity(obj: dict[str, Any], type_name: str, where: str) -> list[str]:
     props = TYPES[type_name]
     problems = []
     for name, value in obj.items():
-        if name.startswith("@odata.") or name.startswith("extension_"):
-            continue  # annotations; directory extensions are declared by the app that owns them
+        if "@" in name or name.startswith("extension_"):
+            continue  # annotations (@odata.type, members@delta, @removed); directory extensions
+            # are declared by the app that registers them, not in Graph's metadata
         if name not in props:
             problems.append(f"{where}: {type_name} has no property {name!r}")
             continue
@@ -108,6 +109,7 @@ def _select_all(type_name: str) -> str:
         ("/groups", "group"),
         ("/groups?$select={group}", "group"),
         ("/users/delta?$select=id,displayName,accountEnabled", "user"),
+        ("/groups/delta?$select=id,displayName,members", "group"),
         ("/directory/deletedItems/microsoft.graph.user", "user"),
         ("/directory/deletedItems/microsoft.graph.group?$select={group}", "group"),
         ("/education/users", "educationUser"),
