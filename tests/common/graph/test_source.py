@@ -70,7 +70,11 @@ def test_classic_sample_has_22_students_2_teachers_and_2_classes_with_their_memb
         assert len(cls.member_ids & teachers) == 1
         assert cls.member_ids <= names.keys()
     assert {u.school_ids for u in state.users.values()} == {("10001",)}
-    assert state.out_of_scope_user_ids == state.soft_deleted_user_ids == frozenset()
+    assert state.soft_deleted_user_ids == frozenset()
+    # the tenant's administrators and staff are no SDS people, so out of scope
+    edu = tenant.graph.all_pages("/education/users?$top=999&$select=id,primaryRole")
+    staff = {u["id"] for u in edu if u["primaryRole"] == "none"}
+    assert staff and state.out_of_scope_user_ids == staff
 
 
 def test_classic_25_keeps_grades_and_names(
