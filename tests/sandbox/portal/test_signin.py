@@ -19,16 +19,6 @@ from tests.fixtures.portal import PortalOrg, PortalServer
 from tests.sandbox.portal.bodies import create_group, create_user
 
 
-@pytest.fixture(scope="module")
-def portal(
-    graph_sandbox: GraphSandbox, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PortalServer]:
-    server = PortalServer(tmp_path_factory.mktemp("portal-signin"))
-    server.start("--microsoft", str(graph_sandbox.data_dir / "sandbox.json"))
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def school(graph_sandbox: GraphSandbox) -> SandboxTenant:
     """A fresh small municipality per test, so no test meets another's links."""
@@ -36,8 +26,8 @@ def school(graph_sandbox: GraphSandbox) -> SandboxTenant:
 
 
 @pytest.fixture
-def org(portal: PortalServer) -> Iterator[PortalOrg]:
-    organisation = portal.new_organisation()
+def org(signin_portal: PortalServer) -> Iterator[PortalOrg]:
+    organisation = signin_portal.new_organisation()
     yield organisation
     organisation.close()
 
@@ -68,9 +58,10 @@ def synced(org: PortalOrg, user: dict[str, Any], role: str, **extra: Any) -> dic
     )
 
 
-def map_tenant(portal: PortalServer, org: PortalOrg, tenant_id: str) -> None:
-    response = portal.admin.put(
-        f"{portal.url}/api/organisations/{org.name}/microsoft-tenant", json={"tenantId": tenant_id}
+def map_tenant(signin_portal: PortalServer, org: PortalOrg, tenant_id: str) -> None:
+    response = signin_portal.admin.put(
+        f"{signin_portal.url}/api/organisations/{org.name}/microsoft-tenant",
+        json={"tenantId": tenant_id},
     )
     assert response.status_code == 200, response.text
 
@@ -85,29 +76,29 @@ def follow(browser: FormBrowser, response: requests.Response) -> requests.Respon
 
 
 def sign_in(
-    portal: PortalServer,
+    signin_portal: PortalServer,
     browser: FormBrowser,
     sandbox: GraphSandbox,
     login: str,
     start: str = "/?idp=microsoft",
 ) -> requests.Response:
-    page = follow(browser, browser.get(portal.url + start))
+    page = follow(browser, browser.get(signin_portal.url + start))
     assert "loginfmt" in page.text, text_of(page.text)[:300]
     answer = browser.submit(page, loginfmt=login, passwd=sandbox.info["people_password"])
     return follow(browser, answer)
 
 
 def test_login_page_has_the_microsoft_button_and_idp_links_go_straight_there(
-    portal: PortalServer, browser: FormBrowser, graph_sandbox: GraphSandbox
+    signin_portal: PortalServer, browser: FormBrowser, graph_sandbox: GraphSandbox
 ) -> None:
-    page = browser.get(portal.url + "/login")
+    page = browser.get(signin_portal.url + "/login")
     assert page.status_code == 200
     assert "Logga in med Microsoft" in page.text
     for start in (
         "/?idp=microsoft&login_hint=elev@skola.example",
         "/login?idp=microsoft&login_hint=elev@skola.example",
     ):
-        hop = browser.get(portal.url + start)
+        hop = browser.get(signin_portal.url + start)
         assert hop.status_code == 302
         authorize = follow_once(browser, hop)
         assert authorize.startswith(
@@ -131,7 +122,7 @@ def follow_once(browser: FormBrowser, response: requests.Response) -> str:
 
 
 def test_signing_in_by_oid_shows_direct_and_class_licences_and_learns_the_tenant(
-    portal: PortalServer,
+    signin_portal: PortalServer,
     org: PortalOrg,
     school: SandboxTenant,
     browser: FormBrowser,
@@ -145,7 +136,7 @@ def test_signing_in_by_oid_shows_direct_and_class_licences_and_learns_the_tenant
     org.assign_licence("Svenska Direkt 8", group_id=klass["id"])
     org.assign_licence("Engelska Spotlight 9", user_id=other["id"])
 
-    page = sign_in(portal, browser, graph_sandbox, student["userPrincipalName"])
+    page = sign_in(signin_portal, browser, graph_sandbox, student["userPrincipalName"])
     assert page.status_code == 200, text_of(page.text)[:400]
     assert page.url.endswith("/mina-laromedel")
     text = text_of(page.text)
@@ -157,16 +148,16 @@ def test_signing_in_by_oid_shows_direct_and_class_licences_and_learns_the_tenant
 
 
 def test_session_cookie_is_httponly_and_samesite_lax(
-    portal: PortalServer, browser: FormBrowser
+    signin_portal: PortalServer, browser: FormBrowser
 ) -> None:
-    response = browser.get(portal.url + "/auth/microsoft")
+    response = browser.get(signin_portal.url + "/auth/microsoft")
     header = response.headers["Set-Cookie"].lower()
     assert "httponly" in header and "samesite=lax" in header
     assert "secure" not in header.replace("samesite", "")
 
 
 def test_first_sign_in_links_an_unmanaged_account_with_the_email_in_other_case_and_keeps_licences(
-    portal: PortalServer,
+    signin_portal: PortalServer,
     org: PortalOrg,
     school: SandboxTenant,
     browser: FormBrowser,
@@ -175,9 +166,9 @@ def test_first_sign_in_links_an_unmanaged_account_with_the_email_in_other_case_a
     (student,) = people(school, "student")
     existing = org.create_user(student["mail"].upper(), email=student["mail"].upper())
     org.assign_licence("NO-boken Fysik", user_id=existing["id"])
-    map_tenant(portal, org, school.id)
+    map_tenant(signin_portal, org, school.id)
 
-    page = sign_in(portal, browser, graph_sandbox, student["userPrincipalName"])
+    page = sign_in(signin_portal, browser, graph_sandbox, student["userPrincipalName"])
     assert page.status_code == 200, text_of(page.text)[:400]
     assert "NO-boken Fysik" in text_of(page.text)
     linked = next(u for u in org.users() if u["id"] == existing["id"])
@@ -186,7 +177,7 @@ def test_first_sign_in_links_an_unmanaged_account_with_the_email_in_other_case_a
 
 
 def test_an_account_with_an_email_outside_the_verified_domains_is_not_linked(
-    portal: PortalServer,
+    signin_portal: PortalServer,
     org: PortalOrg,
     school: SandboxTenant,
     browser: FormBrowser,
@@ -196,16 +187,16 @@ def test_an_account_with_an_email_outside_the_verified_domains_is_not_linked(
     guest = school.graph.get(f"/users/{guests[0]['id']}").json()
     assert guest["mail"].rpartition("@")[2] != school.domain
     lookalike = org.create_user(guest["mail"], email=guest["mail"])
-    map_tenant(portal, org, school.id)
+    map_tenant(signin_portal, org, school.id)
 
-    page = sign_in(portal, browser, graph_sandbox, guest["userPrincipalName"])
+    page = sign_in(signin_portal, browser, graph_sandbox, guest["userPrincipalName"])
     assert page.status_code == 403
     assert "Du har inget konto i portalen" in page.text and "no account" in page.text
     assert next(u for u in org.users() if u["id"] == lookalike["id"])["externalId"] is None
 
 
 def test_a_user_of_another_tenant_gets_no_account(
-    portal: PortalServer,
+    signin_portal: PortalServer,
     org: PortalOrg,
     school: SandboxTenant,
     browser: FormBrowser,
@@ -214,30 +205,30 @@ def test_a_user_of_another_tenant_gets_no_account(
     other = graph_sandbox.new_tenant(generate=40, seed=52)
     (stranger,) = people(other, "student")
     same_mail = org.create_user(stranger["mail"], email=stranger["mail"])
-    map_tenant(portal, org, school.id)
+    map_tenant(signin_portal, org, school.id)
 
-    page = sign_in(portal, browser, graph_sandbox, stranger["userPrincipalName"])
+    page = sign_in(signin_portal, browser, graph_sandbox, stranger["userPrincipalName"])
     assert page.status_code == 403
     assert "Din skola finns inte i portalen" in page.text
     assert next(u for u in org.users() if u["id"] == same_mail["id"])["externalId"] is None
 
 
 def test_a_person_without_an_account_is_told_who_can_fix_it(
-    portal: PortalServer,
+    signin_portal: PortalServer,
     org: PortalOrg,
     school: SandboxTenant,
     browser: FormBrowser,
     graph_sandbox: GraphSandbox,
 ) -> None:
-    map_tenant(portal, org, school.id)
+    map_tenant(signin_portal, org, school.id)
     (teacher,) = people(school, "teacher")
-    page = sign_in(portal, browser, graph_sandbox, teacher["userPrincipalName"])
+    page = sign_in(signin_portal, browser, graph_sandbox, teacher["userPrincipalName"])
     assert page.status_code == 403
     assert "administratör" in page.text and "administrator" in page.text
 
 
 def test_a_deactivated_account_is_refused(
-    portal: PortalServer,
+    signin_portal: PortalServer,
     org: PortalOrg,
     school: SandboxTenant,
     browser: FormBrowser,
@@ -245,14 +236,14 @@ def test_a_deactivated_account_is_refused(
 ) -> None:
     (student,) = people(school, "student")
     synced(org, student, "student", active=False)
-    page = sign_in(portal, browser, graph_sandbox, student["userPrincipalName"])
+    page = sign_in(signin_portal, browser, graph_sandbox, student["userPrincipalName"])
     assert page.status_code == 403
     assert "Ditt konto är inaktiverat" in page.text and "deactivated" in page.text
-    assert browser.get(portal.url + "/mina-laromedel").status_code == 302
+    assert browser.get(signin_portal.url + "/mina-laromedel").status_code == 302
 
 
 def test_a_wrong_state_is_refused(
-    portal: PortalServer,
+    signin_portal: PortalServer,
     org: PortalOrg,
     school: SandboxTenant,
     browser: FormBrowser,
@@ -260,7 +251,7 @@ def test_a_wrong_state_is_refused(
 ) -> None:
     (student,) = people(school, "student")
     synced(org, student, "student")
-    page = follow(browser, browser.get(portal.url + "/?idp=microsoft"))
+    page = follow(browser, browser.get(signin_portal.url + "/?idp=microsoft"))
     answer = browser.submit(
         page, loginfmt=student["userPrincipalName"], passwd=graph_sandbox.info["people_password"]
     )
@@ -269,13 +260,13 @@ def test_a_wrong_state_is_refused(
     refused = browser.get(forged)
     assert refused.status_code == 400
     assert "Inloggningen" in refused.text
-    assert browser.get(portal.url + "/mina-laromedel").status_code == 302
+    assert browser.get(signin_portal.url + "/mina-laromedel").status_code == 302
     replayed = browser.get(callback)  # the pending sign-in is gone after one answer
     assert replayed.status_code == 400
 
 
 def test_a_teacher_gives_a_licence_to_a_class_and_to_a_student_with_csrf(
-    portal: PortalServer, org: PortalOrg, school: SandboxTenant, graph_sandbox: GraphSandbox
+    signin_portal: PortalServer, org: PortalOrg, school: SandboxTenant, graph_sandbox: GraphSandbox
 ) -> None:
     (teacher,) = people(school, "teacher")
     student, classmate = people(school, "student", 2)
@@ -291,10 +282,10 @@ def test_a_teacher_gives_a_licence_to_a_class_and_to_a_student_with_csrf(
 
     teacher_browser = FormBrowser(graph_sandbox.ca_bundle)
     try:
-        page = sign_in(portal, teacher_browser, graph_sandbox, teacher["userPrincipalName"])
+        page = sign_in(signin_portal, teacher_browser, graph_sandbox, teacher["userPrincipalName"])
         assert "Mina klasser" in page.text and "8B Testskolan" in page.text
         no_token = teacher_browser.session.post(
-            portal.url + "/mina-laromedel/licenser",
+            signin_portal.url + "/mina-laromedel/licenser",
             data={"product": "Historia Impuls", "target": f"class:{klass['id']}"},
             allow_redirects=False,
         )
@@ -321,13 +312,15 @@ def test_a_teacher_gives_a_licence_to_a_class_and_to_a_student_with_csrf(
     student_browser = FormBrowser(graph_sandbox.ca_bundle)
     try:
         text = text_of(
-            sign_in(portal, student_browser, graph_sandbox, student["userPrincipalName"]).text
+            sign_in(
+                signin_portal, student_browser, graph_sandbox, student["userPrincipalName"]
+            ).text
         )
         assert "Historia Impuls" in text and "NO-boken Fysik" in text
-        mine = student_browser.get(portal.url + "/mina-laromedel")
+        mine = student_browser.get(signin_portal.url + "/mina-laromedel")
         out = student_browser.submit_form(mine, 0)
         assert out.status_code == 302
-        assert student_browser.get(portal.url + "/mina-laromedel").status_code == 302
+        assert student_browser.get(signin_portal.url + "/mina-laromedel").status_code == 302
     finally:
         student_browser.close()
 
