@@ -66,15 +66,6 @@ def map_tenant(signin_portal: PortalServer, org: PortalOrg, tenant_id: str) -> N
     assert response.status_code == 200, response.text
 
 
-def follow(browser: FormBrowser, response: requests.Response) -> requests.Response:
-    """Follow redirects (GET), keeping cookies, until a page answers."""
-    for _ in range(10):
-        if response.status_code not in (301, 302, 303):
-            return response
-        response = browser.get(requests.compat.urljoin(response.url, response.headers["Location"]))
-    raise AssertionError("too many redirects")
-
-
 def sign_in(
     signin_portal: PortalServer,
     browser: FormBrowser,
@@ -82,10 +73,10 @@ def sign_in(
     login: str,
     start: str = "/?idp=microsoft",
 ) -> requests.Response:
-    page = follow(browser, browser.get(signin_portal.url + start))
+    page = browser.follow(browser.get(signin_portal.url + start))
     assert "loginfmt" in page.text, text_of(page.text)[:300]
     answer = browser.submit(page, loginfmt=login, passwd=sandbox.info["people_password"])
-    return follow(browser, answer)
+    return browser.follow(answer)
 
 
 def test_login_page_has_the_microsoft_button_and_idp_links_go_straight_there(
@@ -251,7 +242,7 @@ def test_a_wrong_state_is_refused(
 ) -> None:
     (student,) = people(school, "student")
     synced(org, student, "student")
-    page = follow(browser, browser.get(signin_portal.url + "/?idp=microsoft"))
+    page = browser.follow(browser.get(signin_portal.url + "/?idp=microsoft"))
     answer = browser.submit(
         page, loginfmt=student["userPrincipalName"], passwd=graph_sandbox.info["people_password"]
     )
