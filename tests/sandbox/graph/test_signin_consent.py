@@ -4,13 +4,16 @@ directory-role reads agree; tenants keep to themselves."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
 from tests.fixtures.browser import FormBrowser
-from tests.fixtures.graph import GraphSandbox, SandboxTenant
+from tests.fixtures.graph import GraphSandbox, SandboxTenant, start_graph_sandbox
+from tests.fixtures.processes import skolsynk_command
 from tests.sandbox.graph.test_signin import (
     GLOBAL_ADMINISTRATOR,
     REDIRECT_URI,
@@ -348,3 +351,43 @@ def test_tokens_of_one_tenant_are_refused_by_another_tenants_authority_and_graph
     assert across.status_code == 404
     me = graph_get(graph_sandbox, tokens["access_token"], "/me").json()
     assert me["id"] == student["id"]
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_no_consent_and_redirect_uri_options_of_the_command(tmp_path: Path) -> None:
+    uri = "https://portal.example/auth/microsoft/callback"
+    sandbox = start_graph_sandbox(
+        tmp_path, "--no-consent", "--redirect-uri", uri, "--generate", "30", "--seed", "3"
+    )
+    try:
+        info = sandbox.info
+        assert {a["name"] for a in info["apps"]} == {"skolsynk", "portal"}
+        assert all(uri in a["redirect_uris"] for a in info["apps"])
+        skolsynk_app = next(a for a in info["apps"] if a["name"] == "skolsynk")
+        assert skolsynk_app["client_id"] == info["client_id"]
+        (tenant,) = info["tenants"]
+        assert tenant["administrator"].endswith("@" + tenant["domain"])
+        assert info["people_password"]
+        refused = client_credentials(sandbox, tenant["id"])
+        assert "AADSTS7000229" in refused.json()["error_description"]
+        log = sandbox.process.log_tail(40)
+        assert info["people_password"] not in log and info["client_secret"] not in log
+    finally:
+        sandbox.stop()
+
+
+def test_a_bad_redirect_uri_option_is_one_sentence_and_exit_code_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        skolsynk_command(
+            "sandbox", "graph", "--data-dir", str(tmp_path), "--redirect-uri", "not-a-uri"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--redirect-uri" in result.stderr and "Traceback" not in result.stderr
