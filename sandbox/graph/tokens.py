@@ -1,11 +1,12 @@
 """The token endpoint's grants for people: ``authorization_code`` (with PKCE) and
 ``refresh_token``; the ID tokens and delegated Graph access tokens they return.
 
-ID tokens are Entra's v2.0 ones: RS256 with the sandbox's signing key (published at every
-tenant's and ``common``'s ``discovery/v2.0/keys``), ``iss`` ``{authority}/{tid}/v2.0``, ``aud``
-the client id, ``tid``, ``oid``, a pairwise ``sub``, ``preferred_username``, ``email`` (when the
-user has a mail), ``name``, ``nonce``, ``iat``/``nbf``/``exp`` and ``wids``. Access tokens for
-Graph are v1.0 ones like Entra's (``aud`` ``https://graph.microsoft.com``, ``iss``
+ID tokens are Entra's v2.0 ones (minted in ``user_tokens``): RS256 with the sandbox's signing
+key (published at every tenant's and ``common``'s ``discovery/v2.0/keys``), ``iss``
+``{authority}/{tid}/v2.0``, ``aud`` the client id, ``tid``, ``oid``, a pairwise ``sub``,
+``preferred_username``, ``email`` (with the ``email`` scope, when the user has a mail),
+``name``, ``nonce``, ``iat``/``nbf``/``exp`` and ``wids``. Access tokens for Graph are v1.0
+ones like Entra's (``aud`` ``https://graph.microsoft.com``, ``iss``
 ``https://sts.windows.net/{tid}/``, ``scp``, ``idtyp`` ``user``), so Graph's check in ``auth``
 takes them.
 

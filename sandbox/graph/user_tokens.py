@@ -58,7 +58,7 @@ def id_token(registry: Registry, tenant: Tenant, user: DirObject, grant: Grant) 
         "ver": "2.0",
         "wids": wids(registry.identity, tenant, user.id),
     }
-    if props.get("mail"):
+    if props.get("mail") and "email" in grant.scopes:  # Entra adds it for the email scope
         claims["email"] = props["mail"]
     if grant.nonce is not None:
         claims["nonce"] = grant.nonce
