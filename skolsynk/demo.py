@@ -32,6 +32,7 @@ from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
 from common.sync.services import Services, build_services
 from sandbox.graph.admin_client import GraphAdmin
+from skolsynk import demo_signin
 from skolsynk.output import ProgressBar, table
 from skolsynk.stack import Stack, StackError
 from skolsynk.sync_cli import preview_text
@@ -148,6 +149,7 @@ def run_demo(args: argparse.Namespace) -> int:
         demo = start(stack, args.users)
         first_sync(demo)
         live_changes(demo)
+        demo_signin.sign_in_story(demo, show_how=args.keep_running)
         ok = finish(demo, check=args.check)
         if args.keep_running:
             explore(demo)
@@ -170,7 +172,9 @@ def start(stack: Stack, users: int) -> Demo:
     info = stack.start_graph("--generate", str(users), "--seed", str(DEMO_SEED))
     tenant_info = info["tenants"][0]
     print(f"  Microsoft 365 (sandbox): {tenant_info['name']}, {tenant_info['domain']}")
-    portal = stack.start_portal("--org", "demo")
+    portal = stack.start_portal(
+        "--org", "demo", "--microsoft", str(stack.workdir / "graph" / "sandbox.json")
+    )
     org = portal["organisations"][0]
     print(f"  Portal (reference): {portal['url']}/")
     listener = stack.start_listener()

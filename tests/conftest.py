@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.scim_server",
     "tests.fixtures.engine",
     "tests.fixtures.live",
+    "tests.fixtures.browser",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
