@@ -8,6 +8,7 @@ client secret and tokens) and never printed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -28,6 +29,24 @@ T = TypeVar("T")
 
 class SandboxNotReady(Exception):
     """The sandbox did not write its info file, or did not answer, within the wait."""
+
+
+def add_env_options(parser: argparse.ArgumentParser, *, writes: str, waits_for: str) -> None:
+    """``--env-file`` (where ``writes`` go) and ``--wait`` (for ``waits_for`` to start)."""
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=DEFAULT_ENV_FILE,
+        metavar="FILE",
+        help=f"where to write {writes} ({DEFAULT_ENV_FILE})",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to wait for {waits_for} to start ({DEFAULT_WAIT_SECONDS:.0f})",
+    )
 
 
 def when_answering(

@@ -20,11 +20,11 @@ from typing import Any
 import requests
 
 from sandbox.envfile import (
-    DEFAULT_ENV_FILE,
-    DEFAULT_WAIT_SECONDS,
     SandboxNotReady,
+    add_env_options,
     env_file_values,
     update_env_file,
+    when_answering,
 )
 
 INFO_FILE = "sandbox.json"
@@ -55,20 +55,7 @@ def register_tenant_commands(parser: argparse.ArgumentParser, default_data_dir: 
         "--load", action="append", default=[], metavar="FORMAT:PATH", help="an SDS CSV folder"
     )
     add.add_argument("--seed", type=int, help="seed of generated data")
-    add.add_argument(
-        "--env-file",
-        type=Path,
-        default=DEFAULT_ENV_FILE,
-        metavar="FILE",
-        help=f"where to write the environment for Skolsynk ({DEFAULT_ENV_FILE})",
-    )
-    add.add_argument(
-        "--wait",
-        type=float,
-        default=DEFAULT_WAIT_SECONDS,
-        metavar="SECONDS",
-        help=f"how long to wait for the sandbox to start ({DEFAULT_WAIT_SECONDS:.0f})",
-    )
+    add_env_options(add, writes="the environment for Skolsynk", waits_for="the sandbox")
     add.set_defaults(handler=add_tenant)
 
 
@@ -91,8 +78,6 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_tenant(args: argparse.Namespace) -> int:
-    from sandbox.envfile import when_answering
-
     try:
         body = _body(args)
     except ValueError as exc:

@@ -18,9 +18,8 @@ from typing import Any
 import requests
 
 from sandbox.envfile import (
-    DEFAULT_ENV_FILE,
-    DEFAULT_WAIT_SECONDS,
     SandboxNotReady,
+    add_env_options,
     update_env_file,
     when_answering,
 )
@@ -45,20 +44,7 @@ def register_org_commands(
     add.add_argument(
         "--db", type=Path, default=default_db, help=f"the portal's database ({default_db})"
     )
-    add.add_argument(
-        "--env-file",
-        type=Path,
-        default=DEFAULT_ENV_FILE,
-        metavar="FILE",
-        help=f"where to write PORTAL_URL and PORTAL_TOKEN ({DEFAULT_ENV_FILE})",
-    )
-    add.add_argument(
-        "--wait",
-        type=float,
-        default=DEFAULT_WAIT_SECONDS,
-        metavar="SECONDS",
-        help=f"how long to wait for the portal to start ({DEFAULT_WAIT_SECONDS:.0f})",
-    )
+    add_env_options(add, writes="PORTAL_URL and PORTAL_TOKEN", waits_for="the portal")
     add.set_defaults(handler=add_org, portal_info_file=info_file)
 
 
