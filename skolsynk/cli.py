@@ -50,13 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``skolsynk`` command and return its exit code."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # anywhere: a command's output, --help, an error sentence
+        return _reader_went_away()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code = int(args.handler(args))
         sys.stdout.flush()
         return code
-    except BrokenPipeError:
-        return _reader_went_away()
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return 130

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from common.graph import sds
 from tests.fixtures.live import LiveWorld, wait_for
 from tests.worker.test_realtime import classic_class
@@ -23,6 +25,7 @@ def log_events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+@pytest.mark.slow
 def test_the_listener_log_says_where_it_listens(live_world) -> None:
     world: LiveWorld = live_world(generate=10)
     port = world.stack.listener_url.rsplit(":", 1)[1]
@@ -36,6 +39,7 @@ NAMES_A_JOB = re.compile(r"\(([0-9a-f-]{36})\)$")
 KEPT = re.compile(r"job ([0-9a-f-]{36}) result is kept")
 
 
+@pytest.mark.slow
 def test_worker_lines_after_a_job_no_longer_carry_its_ids(live_world) -> None:
     world: LiveWorld = live_world()
     cls = classic_class(world)

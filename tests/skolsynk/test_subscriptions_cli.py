@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.fixtures.live import LiveWorld
 
 
@@ -48,6 +50,7 @@ def test_list_renew_and_ensure_show_and_repair_the_tenants_subscriptions(live_wo
     assert {s["resource"].lower() for s in graph.list_subscriptions()} == {"/users", "/groups"}
 
 
+@pytest.mark.slow
 def test_list_and_status_say_how_long_subscriptions_last_in_the_same_words(live_world) -> None:
     world: LiveWorld = live_world()
     listed = cli(world, "subscriptions", "list", world.tenant_id).stdout
