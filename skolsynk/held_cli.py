@@ -66,15 +66,16 @@ def short_ids(held: list[HeldAction]) -> dict[str, str]:
     out: dict[str, str] = {}
     for h in held:
         oid = h.action.object_id
+        others = set(objects) - {oid}
         size = SHORT_ID_LENGTH
-        while size < len(oid) and sum(o.startswith(oid[:size]) for o in objects) > 1:
+        while size < len(oid) and any(o.startswith(oid[:size]) for o in others):
             size += 1
         short = oid[:size]
         out[h.action.key] = short if objects.count(oid) == 1 else f"{h.action.kind.value}:{short}"
     return out
 
 
-def resolve_held(held: list[HeldAction], given: list[str]) -> list[str]:
+def resolve_held(held: list[HeldAction], given: list[str], *, tenant_id: str) -> list[str]:
     """The keys of the held actions a person named: an id, a unique start of one (or of its
     object id), or the person's e-mail or class's name (any letter case).
 
@@ -91,7 +92,10 @@ def resolve_held(held: list[HeldAction], given: list[str]) -> list[str]:
             h
             for h in held
             if wanted
-            and (h.action.key.lower().startswith(wanted) or h.action.object_id.startswith(wanted))
+            and (
+                h.action.key.lower().startswith(wanted)
+                or h.action.object_id.lower().startswith(wanted)
+            )
         ]
         matches = exact or named or started
         if not matches:
@@ -106,9 +110,10 @@ def resolve_held(held: list[HeldAction], given: list[str]) -> list[str]:
     if ambiguous:
         problems.append("more than one held action matches " + ", ".join(ambiguous))
     if problems:
+        sentence = "; ".join(problems)
         raise NeedsAttention(
-            "; ".join(problems).capitalize() + ".",
-            hint="Give a longer id; `skolsynk held list TENANT` shows them.",
+            sentence[0].upper() + sentence[1:] + ".",
+            hint=f"Give a longer id; `skolsynk held list {tenant_id}` shows them.",
         )
     return keys
 
@@ -133,7 +138,7 @@ def _held(args: argparse.Namespace) -> int:
         return 0
     verb = args.held_action
     if args.ids:
-        keys: list[str] | None = resolve_held(held, list(args.ids))
+        keys: list[str] | None = resolve_held(held, list(args.ids), tenant_id=tenant.id)
     elif args.all:
         keys = None
     elif sys.stdin.isatty():

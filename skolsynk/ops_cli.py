@@ -197,14 +197,9 @@ def members_cell(entry: dict[str, Any]) -> str:
 
 
 def _audit_row(entry: dict[str, Any]) -> list[str]:
-    return [
-        cell(entry["changes"])
-        if c == "changes"
-        else members_cell(entry)
-        if c == "members"
-        else cell(entry.get(c, ""))
-        for c in AUDIT_COLUMNS
-    ]
+    """One CSV row: every cell on one line (changes as compact JSON, members as a list)."""
+    cells = {c: cell(entry.get(c, "")) for c in AUDIT_COLUMNS}
+    return [*(cells | {"members": members_cell(entry)}).values()]
 
 
 def _who(entry: dict[str, Any]) -> str:

@@ -255,9 +255,10 @@ def test_held_approve_and_reject_ask_or_need_all_and_take_short_ids(make_world) 
     inactive = {u["userName"] for u in world.portal.users() if not u["active"]}
     assert inactive == {first["userName"], second["userName"]}
 
-    unknown = world.cli("held", "reject", world.tenant_id, "zzzz")
+    unknown = world.cli("held", "reject", world.tenant_id, "ZZZZ")
     assert unknown.returncode == 1
-    assert "Nothing held matches zzzz." in unknown.stderr
+    assert "Nothing held matches ZZZZ." in unknown.stderr
+    assert f"skolsynk held list {world.tenant_id}" in unknown.stderr
 
     rest = world.cli("held", "reject", world.tenant_id, "--all")
     assert "Rejected 2 held removals" in rest.stdout, rest.stderr
