@@ -101,13 +101,16 @@ def portal_error_hint(exc: SkolsynkError, tenant: Any) -> str:
         return ""
     environment = tenant.environment
     url = tenant.portals[environment].url if environment in tenant.portals else ""
+    change = f"`skolsynk tenant set {tenant.id} --{environment}-portal URL`"
     if isinstance(exc, PortalAuthError):
         return f"The {environment} portal is {url}. {exc.hint}"
+    if isinstance(exc, PortalUnavailable):
+        return f"Check that the {environment} portal answers at {url}, or change it with {change}."
     problem = portal_url_problem(url) or (
         f"The {environment} portal is {url}. "
         f"Expected a SCIM base URL such as {SCIM_BASE_URL_EXAMPLE}."
     )
-    return f"{problem} Change it with `skolsynk tenant set {tenant.id} --{environment}-portal URL`."
+    return f"{problem} Change it with {change}."
 
 
 def to_json(data: Any) -> str:

@@ -120,6 +120,7 @@ def test_a_portal_refusing_connections_is_said_at_once(make_world) -> None:
 
     assert result.returncode == 4, result.stderr
     assert f"the test portal at {url} could not be reached" in result.stderr
+    assert f"Check that the test portal answers at {url}, or change it with" in result.stderr
     assert "Traceback" not in result.stderr
     # one attempt, not a minute of retries (the rest is the interpreter starting)
     assert took < 10, took
