@@ -77,8 +77,7 @@ def positive_count(text: str) -> int:
 def recent_writes(tenant_id: str) -> int:
     """How many changes were written to the tenant's portal in the last 24 hours."""
     since = datetime.now(UTC) - RECENT_WRITES_WINDOW
-    entries = services().audit.entries(tenant_id, since=since)
-    return sum(1 for e in entries if e["outcome"] == "applied")
+    return services().audit.count(tenant_id, since=since, outcome="applied")
 
 
 def tenant_status(tenant_id: str) -> dict[str, Any]:

@@ -151,12 +151,28 @@ class AuditLog:
                 newest = self.redis.xrevrange(key, max="+", min=start, count=limit)
             yield from (_decode(entry_id, raw) for entry_id, raw in reversed(newest))
             return
+        for batch in self._pages(key, start):
+            yield from (_decode(entry_id, raw) for entry_id, raw in batch)
+
+    def count(self, tenant_id: str, *, since: datetime, outcome: str) -> int:
+        """How many entries from ``since`` on ended with ``outcome`` (nothing decoded)."""
+        wanted = outcome.encode()
+        start = f"{int(since.timestamp() * 1000)}-0"
+        return sum(
+            1
+            for batch in self._pages(audit_key(tenant_id), start)
+            for _, raw in batch
+            if raw.get(b"outcome") == wanted
+        )
+
+    def _pages(self, key: str, start: str) -> Iterator[list[tuple[bytes, dict[bytes, bytes]]]]:
+        """The stream from ``start`` on, oldest first, a page of raw entries at a time."""
         while True:
             with redis_errors():
                 batch = self.redis.xrange(key, min=start, max="+", count=_PAGE)
             if not batch:
                 return
-            yield from (_decode(entry_id, raw) for entry_id, raw in batch)
+            yield batch
             start = "(" + batch[-1][0].decode()
 
 
