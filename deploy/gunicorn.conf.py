@@ -17,6 +17,7 @@ Logs are JSON lines on stderr (``common.logs.JsonFormatter``); the access log is
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,25 @@ def _metrics_dir() -> Path | None:
     return Path(raw) if raw else None
 
 
+class _ListeningAt(logging.Filter):
+    """Fills in the address of gunicorn's "Listening at: %s (%s)" line, empty under
+    ``reuse_port`` (the workers bind, not the arbiter, so it has no listeners to name)."""
+
+    def __init__(self, addresses: str) -> None:
+        super().__init__()
+        self.addresses = addresses
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        listening = str(record.msg).startswith("Listening at:")
+        if listening and isinstance(args, tuple) and args and not args[0]:
+            record.args = (self.addresses, *args[1:])
+        return True
+
+
 def on_starting(server: Any) -> None:
     """Start with an empty metrics directory, so counters of an earlier run do not count."""
+    server.log.error_log.addFilter(_ListeningAt(",".join(f"http://{b}" for b in server.cfg.bind)))
     directory = _metrics_dir()
     if directory is None:
         return

@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
 
     change = commands.add_parser("set", help="change a tenant's settings")
     add_tenant_argument(change)
-    change.add_argument("--name")
+    change.add_argument("--name", help="rename the tenant (the name people use for it)")
     _portal_options(change)
     _settings_options(change)
     change.set_defaults(handler=_set)
@@ -94,8 +94,20 @@ def _settings_options(parser: argparse.ArgumentParser) -> None:
         help="...and above this share of managed objects (default 0.05)",
     )
     state = parser.add_mutually_exclusive_group()
-    state.add_argument("--enable", dest="enabled", action="store_const", const=True)
-    state.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    state.add_argument(
+        "--enable",
+        dest="enabled",
+        action="store_const",
+        const=True,
+        help="include the tenant in the hourly reconcile and subscription renewal (the default)",
+    )
+    state.add_argument(
+        "--disable",
+        dest="enabled",
+        action="store_const",
+        const=False,
+        help="leave it out of the hourly reconcile and subscription renewal; its portal is kept",
+    )
 
 
 def _apply_options(tenant: Tenant, args: argparse.Namespace) -> Tenant:

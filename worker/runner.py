@@ -43,4 +43,7 @@ class SkolsynkWorker(SimpleWorker):
         if change is not None:
             bind_job_context(tenant=change.tenant_id, kind=change.kind, object_id=change.object_id)
             Dispatcher(self.connection).take_lease(change)
-        return super().execute_job(job, queue)
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            clear_context()  # the lines after the job (taking the next one) are not about it

@@ -163,6 +163,8 @@ class Applier:
             if action.key in folded.members_of:
                 _count_applied(report, folded.members_of[action.key])
         self._audit(ctx, action, "applied", portal_id=portal_id)
+        if action.key in folded.members_of:  # the members it was created with, by name
+            self._audit(ctx, folded.members_of[action.key], "applied", portal_id=portal_id)
 
     def _write(self, action: Action, ids: _IdMap, folded: _Folded) -> str | None:
         kind = action.kind

@@ -64,6 +64,14 @@ def register(subparsers: Any) -> None:
         "(skolsynk sandbox graph writes it)",
     )
     parser.set_defaults(handler=run)
+    _register_admin_commands(parser)
+
+
+def _register_admin_commands(parser: argparse.ArgumentParser) -> None:
+    """``skolsynk sandbox portal org add``: the running portal's admin API (admin_cli)."""
+    from sandbox.portal.admin_cli import register_org_commands
+
+    register_org_commands(parser, DEFAULT_DB, INFO_FILE)
 
 
 def run(args: argparse.Namespace) -> int:
