@@ -24,7 +24,7 @@ from common.model import (
     PortalUser,
     Scope,
 )
-from common.portal.client import Portal
+from common.portal.protocol import Portal
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
