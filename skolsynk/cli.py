@@ -17,6 +17,7 @@ from common.errors import ConfigError, NeedsAttention, SkolsynkError, TransientE
 #: modules that add subcommands, in the order they appear in ``--help``
 COMMAND_MODULES: tuple[str, ...] = (
     "skolsynk.tenant_cli",
+    "skolsynk.portal_cli",
     "skolsynk.sync_cli",
     "skolsynk.subscriptions_cli",
     "skolsynk.ops_cli",

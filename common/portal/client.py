@@ -26,10 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common.config import Secret
-from common.errors import (
-    ConflictError,
-    PortalRequestError,
-)
+from common.errors import ConflictError, NeedsAttention, PortalRequestError
 from common.http import Transport
 from common.model import PortalGroup, PortalUser
 from common.portal.discovery import Capabilities, discover
@@ -125,7 +122,10 @@ class ScimPortal(ScimWire):
         ):
             return learnt
         capabilities = discover(self._discovery_read)
-        mapping = build_mapping(capabilities, self.overrides)
+        try:
+            mapping = build_mapping(capabilities, self.overrides)
+        except ValueError as exc:
+            raise NeedsAttention(f"The attribute mapping of {self.base_url}: {exc}.") from exc
         fresh = _Learnt(capabilities, mapping, time.monotonic())
         if learnt is not None and learnt.capabilities == capabilities:
             # the same server: what was learnt from its refusals still holds

@@ -272,6 +272,22 @@ class ScimWire:
             return self._created(response, endpoint)
         raise AssertionError("unreachable: the last attempt raises")
 
+    def read_page(
+        self, endpoint: str, *, filter: str | None = None, start: int = 1, count: int = 1
+    ) -> dict[str, Any]:
+        """One page of a listing as the server sent it (a ``PortalRequestError`` unless it is a
+        SCIM ListResponse)."""
+        params: dict[str, Any] = {"startIndex": start, "count": count}
+        if filter is not None:
+            params["filter"] = filter
+        what = f"listing {endpoint.lower()}"
+        page = self._json(self._send("GET", self._url(endpoint), params=params, what=what), what)
+        if not isinstance(page.get("Resources", []), list) or (
+            "Resources" not in page and "totalResults" not in page
+        ):
+            raise PortalRequestError(f"the portal answered {what} with no SCIM list of resources")
+        return page
+
     def _list(self, endpoint: str, query: str | None = None) -> Iterator[dict[str, Any]]:
         """Every resource of a listing, following startIndex/count (RFC 7644 §3.4.2.4).
 
