@@ -56,6 +56,8 @@ from common.portal.wire import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ScimWire
 MEMBERS_PER_PATCH = 100
 #: how long this process trusts what it learnt of a server (capabilities, filter forms)
 CAPABILITIES_TTL_SECONDS = 600.0
+#: SCIM error types a server answers when a request uses what it does not declare
+SCHEMA_REFUSALS = frozenset({"invalidSyntax", "invalidPath", "invalidValue"})
 #: SCIM error types that name one attribute of a PATCH (RFC 7644 §3.12)
 ATTRIBUTE_REFUSALS = frozenset({"invalidPath", "invalidValue", "mutability", "noTarget"})
 
@@ -289,17 +291,32 @@ class ScimPortal(ScimWire):
                 ]
             return found[0] if found else None
 
-        try:
-            body = self._create(
-                "Users",
-                user_resource(attrs, mapping),
-                made,
-                conflict=f"the portal already has a user named {user_name}",
-                lookup=bool(external_id or user_name),
-            )
-        except ConflictError:
-            return self._adopt_holder(attrs, user_name, external_id)
-        return body if isinstance(body, PortalUser) else parse_user(body, mapping)
+        for attempt in (1, 2):
+            try:
+                body = self._create(
+                    "Users",
+                    user_resource(attrs, mapping),
+                    made,
+                    conflict=f"the portal already has a user named {user_name}",
+                    lookup=bool(external_id or user_name),
+                )
+            except ConflictError:
+                return self._adopt_holder(attrs, user_name, external_id)
+            except PortalRequestError as exc:
+                # the server may have changed what it declares: learn it again, once
+                if attempt == 2 or not self._schema_changed(exc):
+                    raise
+                mapping = self.mapping()
+                continue
+            return body if isinstance(body, PortalUser) else parse_user(body, mapping)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _schema_changed(self, exc: PortalRequestError) -> bool:
+        """After a refusal for a schema reason: whether discovery now says something else."""
+        if exc.status != 400 or exc.code not in SCHEMA_REFUSALS:
+            return False
+        before = self._learnt().capabilities
+        return self._learnt(refresh=True).capabilities != before
 
     def _adopt_holder(
         self, attrs: Mapping[str, Any], user_name: str, external_id: str | None
@@ -394,6 +411,11 @@ class ScimPortal(ScimWire):
                 conflict=conflict,
             )
         except PortalRequestError as exc:
+            if self._schema_changed(exc):
+                # the server declares something else now: send the changes it can hold
+                return self._update(
+                    endpoint, portal_id, changes, version=version, conflict=conflict
+                )
             refused = self._refused_attribute(exc, operations)
             if refused is None:
                 raise

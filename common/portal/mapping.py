@@ -205,6 +205,9 @@ def build_mapping(
             continue
         urn, attr = _split(value, kind.schema)
         target = _target(kind, urn, attr)
+        if target is None and not caps.endpoints.get("Schemas") and kind.declares(urn):
+            # a server without /Schemas cannot say; the administrator's mapping is trusted
+            target = Target(urn, attr)
         if target is None:
             raise ValueError(
                 f"the mapping sends {name} to {value}, which this portal does not declare as "
