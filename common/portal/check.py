@@ -32,6 +32,12 @@ class PortalCheckFailed(NeedsAttention):
     hint = "Check the SCIM base URL and the token with the portal's vendor."
 
 
+class PortalTokenRefused(PortalCheckFailed):
+    """The server answered, and refused the token."""
+
+    hint = "Ask the portal's vendor for a valid token for this SCIM base URL."
+
+
 @dataclass(frozen=True)
 class PortalCheck:
     """What ``check_portal`` found."""
@@ -86,7 +92,7 @@ def check_portal(portal: ScimPortal) -> PortalCheck:
     try:
         page = portal.read_page("Users", count=2)
     except PortalAuthError as exc:
-        raise PortalCheckFailed(f"The SCIM server at {url} refused the token: {exc}.") from exc
+        raise PortalTokenRefused(f"The SCIM server at {url} refused the token: {exc}.") from exc
     except TransientError as exc:
         raise PortalCheckFailed(f"The portal at {url} could not be reached: {exc}.") from exc
     except (PortalRequestError, NotFound) as exc:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import PortalRequestError
+from common.errors import NeedsAttention, PortalRequestError
 from common.model import Fidelity, PortalGroup, PortalUser, Role
 from common.portal.discovery import Capabilities, ResourceKind
 from common.portal.scim import (
@@ -145,6 +145,17 @@ def parse_overrides(text: str) -> dict[str, str]:
             raise ValueError(f"{name} is always sent to its core attribute; it cannot be mapped")
         overrides[name] = value
     return overrides
+
+
+def mapping_overrides(text: str) -> dict[str, str]:
+    """``parse_overrides`` for a stored mapping: a bad one is a ``NeedsAttention`` sentence."""
+    try:
+        return parse_overrides(text)
+    except ValueError as exc:
+        raise NeedsAttention(
+            f"The portal's attribute mapping {text!r} cannot be used: {exc}.",
+            hint="Fix it with `skolsynk tenant set TENANT --test-mapping ...` (or production).",
+        ) from None
 
 
 def _split(value: str, core: str) -> tuple[str, str]:

@@ -131,3 +131,23 @@ def test_an_unreachable_url_is_one_sentence_and_a_failure() -> None:
     assert done.returncode == 1
     assert "could not be reached" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_mapping_set_on_the_tenant_is_shown_and_used_by_the_sync(make_world: Any) -> None:
+    world = make_world(sample="classic-25")
+
+    done = world.cli("tenant", "set", world.tenant_id, "--test-mapping", "grade=off")
+    shown = world.cli("tenant", "show", world.tenant_id)
+    bad = world.cli("tenant", "set", world.tenant_id, "--test-mapping", "shoe=off")
+    report = world.reconcile()
+
+    assert done.returncode == 0, done.stderr
+    assert "grade -> not sent" in done.stdout
+    assert "(grade=off)" in shown.stdout and "grade -> not sent" in shown.stdout
+    assert bad.returncode != 0 and "unknown attribute 'shoe'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    users = world.portal.users()
+    assert report.outcome == "ok" and len(users) == 24
+    assert not any(u.get("grade") for u in users)
+    assert any(u.get("role") == "student" for u in users)
+    assert "this portal has no attribute for grade; it is not sent" in report.notes
