@@ -87,6 +87,21 @@ class MicrosoftState:
 
 
 @dataclass(frozen=True)
+class Fidelity:
+    """How much of an object's attributes its portal can hold, and how the portal compares them.
+
+    ``unheld``: attributes the portal has no home for (never sent, so never compared);
+    ``first_only``: multi-valued attributes the portal holds one value of (the first, sorted);
+    ``case_insensitive``: attributes the portal compares without letter case (caseExact false),
+    so a server that canonicalises them is not written to again on every run.
+    """
+
+    unheld: frozenset[str] = frozenset()
+    first_only: frozenset[str] = frozenset()
+    case_insensitive: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class PortalUser:
     """A user in the portal, read through SCIM."""
 
@@ -102,6 +117,8 @@ class PortalUser:
     school_ids: tuple[str, ...] = ()
     grade: str | None = None
     version: str | None = None  # meta.version (ETag), for If-Match
+    #: what the portal can hold of this user; ``None``: everything, compared exactly
+    fidelity: Fidelity | None = field(default=None, compare=False, repr=False)
 
     @property
     def managed(self) -> bool:
@@ -118,6 +135,7 @@ class PortalGroup:
     member_ids: frozenset[str]  # portal user ids
     school_id: str | None = None
     version: str | None = None
+    fidelity: Fidelity | None = field(default=None, compare=False, repr=False)
 
     @property
     def managed(self) -> bool:

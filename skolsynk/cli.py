@@ -20,6 +20,7 @@ from skolsynk.output import portal_error_hint
 #: modules that add subcommands, in the order they appear in ``--help``
 COMMAND_MODULES: tuple[str, ...] = (
     "skolsynk.tenant_cli",
+    "skolsynk.portal_cli",
     "skolsynk.sync_cli",
     "skolsynk.held_cli",
     "skolsynk.subscriptions_cli",

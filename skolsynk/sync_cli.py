@@ -99,6 +99,7 @@ def preview_data(view: engine.Preview) -> dict[str, Any]:
             "classes_in_scope": len(view.microsoft.classes),
         },
         "portal": {"users": len(view.portal.users), "groups": len(view.portal.groups)},
+        "portal_cannot_hold": list(view.notes),
         "counts": plan.counts(),
         "removals_skipped_because": view.gate,
         "removals_would_be_held": view.would_hold,
@@ -153,6 +154,7 @@ def preview_text(view: engine.Preview, *, limit: int | None) -> str:
         f"Microsoft 365: {len(view.microsoft.users)} students and teachers, "
         f"{len(view.microsoft.classes)} classes in scope.",
         f"Portal: {len(view.portal.users)} users, {len(view.portal.groups)} groups.",
+        *(f"Note: {note}." for note in view.notes),
         "",
     ]
     counts = plan.counts()
@@ -265,6 +267,7 @@ def report_text(report: RunReport) -> str:
         )
     if report.message and report.outcome != "held":
         lines.append(report.message)
+    lines += [f"Note: {note}." for note in report.notes]
     for failure in report.failed[:20]:
         lines.append(f"  failed: {failure['action']} {failure['label']}: {failure['error']}")
     if len(report.failed) > 20:

@@ -49,6 +49,8 @@ class RunReport:
     graph_requests: int = 0
     portal_writes: int = 0
     seconds: float = 0.0
+    #: sentences on what the portal cannot hold or refused (once each per run)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

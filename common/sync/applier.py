@@ -26,7 +26,7 @@ from common.model import (
     Plan,
     PortalState,
 )
-from common.portal.client import Portal
+from common.portal.protocol import Portal
 from common.state.audit import AuditLog
 from common.state.runs import RunReport
 from common.sync.safety import SafetyState

@@ -17,6 +17,7 @@ from common.graph import source
 from common.graph.client import GraphClient
 from common.model import (
     REMOVAL_KINDS,
+    Action,
     ActionKind,
     MicrosoftState,
     Plan,
@@ -24,7 +25,7 @@ from common.model import (
     PortalUser,
     Scope,
 )
-from common.portal.client import Portal
+from common.portal.protocol import Portal
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
@@ -50,6 +51,8 @@ class Preview:
     graph_requests: int = 0
     #: the Graph client that read (its counters feed the metrics)
     graph: GraphClient | None = None
+    #: what this portal cannot hold ("this portal has no attribute for grade; it is not sent")
+    notes: tuple[str, ...] = ()
 
 
 #: reading progress: a sentence (the applier reports its own progress)
@@ -78,7 +81,17 @@ def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Pr
     would_hold = services.safety.must_hold(
         tenant.id, len(plan.removals), managed, tenant.thresholds
     )
-    return Preview(tenant, plan, microsoft, state, gate, would_hold, graph.graph_requests, graph)
+    return Preview(
+        tenant,
+        plan,
+        microsoft,
+        state,
+        gate,
+        would_hold,
+        graph.graph_requests,
+        graph,
+        notes=portal.mapping().notes,
+    )
 
 
 def reconcile_tenant(
@@ -102,8 +115,9 @@ def reconcile_tenant(
             report.outcome = "preview"
         else:
             status(f"Applying {len(view.plan.actions)} changes")
+            writer = services.portal(tenant)
             applier = Applier(
-                services.portal(tenant),
+                writer,
                 audit=services.audit,
                 safety=services.safety,
                 progress=progress,
@@ -116,6 +130,7 @@ def reconcile_tenant(
                 gate=view.gate,
                 hold_removals=view.would_hold,
             )
+            _note_refusals(services, report, writer.refusals)
             if view.gate is None:
                 services.safety.remember_good(tenant.id, view.microsoft, _managed(view.portal))
     except SkolsynkError as exc:
@@ -308,7 +323,8 @@ def _run_applier(
     *,
     hold: bool = False,
 ) -> None:
-    applier = Applier(services.portal(tenant), audit=services.audit, safety=services.safety)
+    writer = services.portal(tenant)
+    applier = Applier(writer, audit=services.audit, safety=services.safety)
     applier.apply(
         plan,
         state,
@@ -317,6 +333,7 @@ def _run_applier(
         gate=None,
         hold_removals=hold,
     )
+    _note_refusals(services, report, writer.refusals)
     report.finished_at = now_iso()
 
 
@@ -358,6 +375,20 @@ def _merge(a: MicrosoftState, b: MicrosoftState) -> MicrosoftState:
     )
 
 
+def _note_refusals(services: Services, report: RunReport, refusals: list[str]) -> None:
+    """Attributes the portal refused in this run: once each in the report and the audit log."""
+    for sentence in dict.fromkeys(refusals):
+        report.notes.append(sentence)
+        services.audit.record(
+            report.tenant_id,
+            Action(ActionKind.UPDATE_USER, "portal", "attribute refused", sentence),
+            outcome="refused",
+            why=report.why,
+            run_id=report.run_id,
+            detail=sentence,
+        )
+
+
 def _managed(state: PortalState) -> int:
     return sum(1 for u in state.users if u.managed) + sum(1 for g in state.groups if g.managed)
 
@@ -372,3 +403,4 @@ def _fill_counts(report: RunReport, view: Preview | None, *, plan: Plan | None =
     if view is not None:
         report.microsoft_users = len(view.microsoft.users)
         report.microsoft_classes = len(view.microsoft.classes)
+        report.notes = list(view.notes)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common.model import (
     Action,
     ActionKind,
     Collision,
+    Fidelity,
     MicrosoftState,
     MsClass,
     MsUser,
@@ -126,11 +127,28 @@ def current_user(user: PortalUser) -> dict[str, Any]:
     }
 
 
-def differences(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-    """The desired attributes whose value differs (exactly; None and "" alike for strings)."""
+def differences(
+    desired: Mapping[str, Any], current: Mapping[str, Any], fidelity: Fidelity | None = None
+) -> dict[str, Any]:
+    """The desired attributes whose value differs (exactly; None and "" alike for strings).
+
+    With the portal's ``fidelity``: attributes it cannot hold are not compared, one it holds
+    the first value of compares that value, and caseExact-false ones ignore letter case.
+    """
     changes: dict[str, Any] = {}
+    fidelity = fidelity or Fidelity()
     for key, value in desired.items():
         have = current.get(key)
+        if key in fidelity.unheld:
+            continue
+        if key in fidelity.first_only and isinstance(value, tuple):
+            if tuple(value[:1]) != tuple(have or ())[:1]:
+                changes[key] = value
+            continue
+        if key in fidelity.case_insensitive and isinstance(value, str):
+            if value.lower() != (have or "").lower():
+                changes[key] = value
+            continue
         if key in _OPTIONAL_STRINGS:
             if (value or None) != (have or None):
                 changes[key] = value
@@ -243,7 +261,7 @@ class _Planner:
 
     def plan_linked(self, user: MsUser, account: PortalUser) -> None:
         desired = desired_user(user)
-        changes = differences(desired, current_user(account))
+        changes = differences(desired, current_user(account), account.fidelity)
         if user.account_enabled and not account.active:
             self.add(ActionKind.REACTIVATE_USER, user, account, changes, REASON_REACTIVATED)
             return
@@ -303,7 +321,9 @@ class _Planner:
 
     def adopt(self, user: MsUser, account: PortalUser, reason: str) -> None:
         self.linked[account.id] = user.id
-        changes = differences(desired_user(user), current_user(account))
+        # an adoption writes anyway: it also takes Microsoft's letter case, once
+        fidelity = account.fidelity and replace(account.fidelity, case_insensitive=frozenset())
+        changes = differences(desired_user(user), current_user(account), fidelity)
         # a deactivation is a removal: it passes the safety gates on its own
         deactivate = changes.get("active") is False
         if deactivate:
@@ -441,6 +461,7 @@ class _Planner:
         changes = differences(
             {"displayName": cls.display_name, "school": cls.school_id},
             {"displayName": group.display_name, "school": group.school_id},
+            group.fidelity,
         )
         if changes:
             self.actions.append(
