@@ -28,7 +28,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 from common.config import Secret
 from common.errors import ConflictError, NotFound, PortalAuthError, PortalRequestError
 from common.http import Transport
-from common.model import PortalGroup, PortalUser, Role
+from common.model import PortalGroup, PortalUser, Role, oldest_first
 from common.portal.scim import (
     GROUP_SCHEMA,
     PATCH_OP,
@@ -65,6 +65,8 @@ class Portal(Protocol):
     ) -> list[PortalUser]: ...
 
     def find_group(self, external_id: str) -> PortalGroup | None: ...
+
+    def find_groups(self, external_id: str) -> list[PortalGroup]: ...
 
     def get_user(self, portal_id: str) -> PortalUser: ...
 
@@ -112,6 +114,7 @@ class _EmailSchema(_Tolerant):
 
 class _MetaSchema(_Tolerant):
     version = fields.String(allow_none=True)
+    created = fields.String(allow_none=True)
 
 
 class _MemberSchema(_Tolerant):
@@ -157,6 +160,7 @@ class _UserSchema(_Tolerant):
             school_ids=_strings(school.get("schools")),
             grade=_optional_string(school.get("grade")),
             version=(data.get("meta") or {}).get("version"),
+            created=(data.get("meta") or {}).get("created"),
         )
 
 
@@ -178,6 +182,7 @@ class _GroupSchema(_Tolerant):
             member_ids=frozenset(m["value"] for m in data.get("members") or ()),
             school_id=_optional_string(school.get("school")),
             version=(data.get("meta") or {}).get("version"),
+            created=(data.get("meta") or {}).get("created"),
         )
 
 
@@ -200,6 +205,7 @@ _READ_NAMES = (
     "primary",
     "meta",
     "version",
+    "created",
     "members",
     "role",
     "schools",
@@ -461,13 +467,18 @@ class ScimPortal:
         return list(found.values())
 
     def find_group(self, external_id: str) -> PortalGroup | None:
-        """The group whose ``externalId`` is ``external_id``, if there is one."""
+        """The group whose ``externalId`` is ``external_id``, if there is one (the copy the
+        sync keeps, ``oldest_first``, where the portal holds duplicates)."""
+        groups = self.find_groups(external_id)
+        return groups[0] if groups else None
+
+    def find_groups(self, external_id: str) -> list[PortalGroup]:
+        """Every group whose ``externalId`` is ``external_id``, oldest first (duplicates too)."""
         groups = [
             parse_group(r)
             for r in self._list("Groups", f"externalId eq {_filter_value(external_id)}")
         ]
-        groups.sort(key=lambda g: g.id)
-        return groups[0] if groups else None
+        return sorted(groups, key=oldest_first)
 
     def get_user(self, portal_id: str) -> PortalUser:
         """The user with this portal id; ``NotFound`` if there is none."""

@@ -4,8 +4,17 @@
 and for a few objects a real-time job re-read: every removal is limited to the objects the
 Microsoft state speaks for, and a portal object it does not speak for is left alone.
 
+Who belongs in which class is decided before the planner, by the classification both readers
+call (``common.graph.classify.class_members``): a class's ``member_ids`` are its members in
+scope. The planner adds a member once it has a portal account (linked, or made in this plan).
+
+Portal objects sharing an ``externalId`` are duplicates: the oldest copy (``model.oldest_first``)
+is the one the sync keeps and brings up to date; the others leave the managed groups and are
+deleted only once a person approves (``ALWAYS_HELD_KINDS``).
+
 Failure policy: none needed; the planner trusts its inputs. Whether the Microsoft state is
-complete enough for removals is the applier's question (the source-health gate), not this one's.
+healthy enough for removals is the safety guards' question (the source-health gate), not this
+one's.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from common.model import (
     Action,
     ActionKind,
     Collision,
+    Duplicate,
     MicrosoftState,
     MsClass,
     MsUser,
@@ -26,22 +36,24 @@ from common.model import (
     PortalGroup,
     PortalState,
     PortalUser,
+    oldest_first,
 )
 
-#: the order a plan runs in (DESIGN §3 and the applier's phases)
-ACTION_ORDER: tuple[ActionKind, ...] = (
-    ActionKind.CREATE_USER,
-    ActionKind.ADOPT_USER,
-    ActionKind.UPDATE_USER,
-    ActionKind.REACTIVATE_USER,
-    ActionKind.CREATE_GROUP,
-    ActionKind.UPDATE_GROUP,
-    ActionKind.ADD_MEMBERS,
-    ActionKind.REMOVE_MEMBERS,
-    ActionKind.DELETE_GROUP,
-    ActionKind.DEACTIVATE_USER,
-    ActionKind.DELETE_USER,
+K = ActionKind
+
+#: the phases a plan runs in, in order, named for progress: every member exists before it is
+#: added, removals come last (the applier runs them as they stand here)
+PHASES: tuple[tuple[str, tuple[ActionKind, ...]], ...] = (
+    ("users", (K.CREATE_USER, K.ADOPT_USER, K.UPDATE_USER, K.REACTIVATE_USER)),
+    ("classes", (K.CREATE_GROUP, K.UPDATE_GROUP)),
+    ("members added", (K.ADD_MEMBERS,)),
+    ("members removed", (K.REMOVE_MEMBERS,)),
+    ("classes removed", (K.DELETE_GROUP, K.DELETE_DUPLICATE_GROUP)),
+    ("users removed", (K.DEACTIVATE_USER, K.DELETE_USER, K.DELETE_DUPLICATE_USER)),
 )
+
+#: the order a plan's actions run in (DESIGN §3)
+ACTION_ORDER: tuple[ActionKind, ...] = tuple(kind for _, kinds in PHASES for kind in kinds)
 
 #: attribute names as a school administrator reads them
 _ATTRIBUTE_WORDS = {
@@ -75,11 +87,16 @@ REASON_CLASS_OUT_OF_SCOPE = (
     "class out of scope or in the Microsoft 365 recycle bin (its members stay in the portal)"
 )
 REASON_CLASS_PURGED = "class permanently deleted in Microsoft 365 (its members stay in the portal)"
+REASON_DUPLICATE = (
+    "duplicate: another portal {what} ({kept}) carries the same Microsoft 365 id and is the one "
+    "kept; held for approval, since this copy may carry licences"
+)
 
 
 def make_plan(microsoft: MicrosoftState, portal: PortalState) -> Plan:
     """What to write to the portal so that it matches Microsoft 365, in the order to write it."""
     planner = _Planner(microsoft, portal)
+    planner.plan_duplicates()
     planner.plan_users()
     planner.plan_gone_users()
     classes_in_scope = planner.plan_groups()
@@ -89,6 +106,7 @@ def make_plan(microsoft: MicrosoftState, portal: PortalState) -> Plan:
     return Plan(
         actions=tuple(actions),
         collisions=tuple(planner.collisions),
+        duplicates=tuple(sorted(planner.duplicates, key=lambda d: (d.kind, d.object_id))),
         classes_in_scope=classes_in_scope,
     )
 
@@ -163,10 +181,13 @@ class _Planner:
     #: portal user id -> the Entra id it will carry once the plan has run; the portal users
     #: taken by this plan (matched, adopted or taken over) are its keys
     linked: dict[str, str] = field(default_factory=dict)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    #: portal ids of the copies that are not kept (users and groups)
+    duplicate_ids: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        # deterministic: the first portal object by id wins where the portal holds duplicates
-        users = sorted(self.portal.users, key=lambda u: u.id)
+        # the oldest copy comes first, so it is the one indexed where the portal has several
+        users = sorted(self.portal.users, key=oldest_first)
         self.by_external_id: dict[str, PortalUser] = {}
         self.unmanaged_by_email: dict[str, list[PortalUser]] = defaultdict(list)
         self.managed_by_email: dict[str, list[PortalUser]] = defaultdict(list)
@@ -174,7 +195,10 @@ class _Planner:
         for user in users:
             if user.managed:
                 assert user.external_id is not None
-                self.by_external_id.setdefault(user.external_id, user)
+                if user.external_id in self.by_external_id:
+                    self.duplicate_ids.add(user.id)
+                    continue
+                self.by_external_id[user.external_id] = user
                 index = self.managed_by_email
             else:
                 index = self.unmanaged_by_email
@@ -191,20 +215,6 @@ class _Planner:
     def speaks_for_user(self, entra_id: str) -> bool:
         scope = self.microsoft.scope_user_ids
         return scope is None or entra_id in scope or entra_id in self.microsoft.users
-
-    def member_in_scope(self, entra_id: str) -> bool:
-        """Whether a class member belongs in the portal group.
-
-        A member the state shows as a user in scope does. A member the state does not speak for
-        (a real-time class job reads the class, not every member) does when it already has a
-        managed, active portal account: its own jobs keep that account right.
-        """
-        if entra_id in self.microsoft.users:
-            return True
-        if self.speaks_for_user(entra_id):
-            return False
-        account = self.by_external_id.get(entra_id)
-        return account is not None and account.active
 
     def speaks_for_class(self, entra_id: str) -> bool:
         scope = self.microsoft.scope_class_ids
@@ -359,6 +369,36 @@ class _Planner:
 
     # --- managed users no longer in scope -----------------------------------------------------
 
+    def plan_duplicates(self) -> None:
+        """Every copy but the oldest of a portal object sharing an ``externalId``: deleted once
+        approved, whatever the Microsoft state says of the object itself."""
+        copies_of: dict[tuple[str, str], list[PortalUser | PortalGroup]] = defaultdict(list)
+        objects: list[PortalUser | PortalGroup] = [*self.portal.users, *self.portal.groups]
+        for obj in objects:
+            if obj.external_id:
+                what = "user" if isinstance(obj, PortalUser) else "group"
+                copies_of[(what, obj.external_id)].append(obj)
+        for (what, entra_id), copies in sorted(copies_of.items()):
+            if len(copies) < 2:
+                continue
+            kind = K.DELETE_DUPLICATE_USER if what == "user" else K.DELETE_DUPLICATE_GROUP
+            kept, *others = sorted(copies, key=oldest_first)
+            label = kept.user_name if isinstance(kept, PortalUser) else kept.display_name
+            self.duplicates.append(
+                Duplicate(what, entra_id, label, kept.id, tuple(o.id for o in others))
+            )
+            for other in others:
+                self.duplicate_ids.add(other.id)
+                self.actions.append(
+                    Action(
+                        kind=kind,
+                        object_id=entra_id,
+                        label=label,
+                        reason=REASON_DUPLICATE.format(what=what, kept=kept.id),
+                        portal_id=other.id,
+                    )
+                )
+
     def plan_gone_users(self) -> None:
         ms = self.microsoft
         for entra_id, account in sorted(self.by_external_id.items()):
@@ -394,7 +434,7 @@ class _Planner:
     def plan_groups(self) -> tuple[tuple[str, str], ...]:
         ms = self.microsoft
         groups: dict[str, PortalGroup] = {}
-        for group in sorted(self.portal.groups, key=lambda g: g.id):
+        for group in sorted(self.portal.groups, key=oldest_first):
             if group.external_id:
                 groups.setdefault(group.external_id, group)
         classes = sorted(ms.classes.values(), key=lambda c: (c.display_name.casefold(), c.id))
@@ -419,8 +459,16 @@ class _Planner:
             )
         return tuple((c.id, c.display_name) for c in classes)
 
+    def has_account(self, entra_id: str) -> bool:
+        """Whether the user has a portal account once the plan has run: every user in the
+        state gets one (linked, adopted, taken over or created); of the others, one the state
+        speaks for is not a user in scope, one it does not speak for keeps its linked account."""
+        if entra_id in self.microsoft.users:
+            return True
+        return not self.speaks_for_user(entra_id) and entra_id in self.by_external_id
+
     def plan_class(self, cls: MsClass, group: PortalGroup | None) -> None:
-        desired_members = {m for m in cls.member_ids if self.member_in_scope(m)}
+        desired_members = {m for m in cls.member_ids if self.has_account(m)}
         if group is None:
             self.actions.append(
                 Action(
@@ -459,7 +507,8 @@ class _Planner:
             entra_id = self.linked.get(portal_id) or self._external_id(portal_id)
             if entra_id is not None:
                 present.add(entra_id)
-            elif portal_id in self.users_by_id:
+            elif portal_id in self.users_by_id or portal_id in self.duplicate_ids:
+                # an account the sync does not know, or a copy it does not keep
                 unknown_members.append(portal_id)
             # a member this state does not show is not ours to judge: left alone
         to_add = sorted(desired_members - present)
@@ -470,6 +519,8 @@ class _Planner:
             self.members(ActionKind.REMOVE_MEMBERS, cls, group, to_remove, sorted(unknown_members))
 
     def _external_id(self, portal_id: str) -> str | None:
+        if portal_id in self.duplicate_ids:
+            return None
         account = self.users_by_id.get(portal_id)
         return account.external_id if account is not None and account.managed else None
 
