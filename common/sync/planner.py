@@ -12,6 +12,10 @@ Portal objects sharing an ``externalId`` are duplicates: the oldest copy (``mode
 is the one the sync keeps and brings up to date; the others leave the managed groups and are
 deleted only once a person approves (``ALWAYS_HELD_KINDS``).
 
+Over 400 lines because users and classes are one pass: class membership needs the links the
+user rules make (adoptions and takeovers in the same plan). Attribute comparison and wording
+live in ``common.sync.attributes``, duplicates in ``common.sync.duplicates``.
+
 Failure policy: none needed; the planner trusts its inputs. Whether the Microsoft state is
 healthy enough for removals is the safety guards' question (the source-health gate), not this
 one's.
@@ -28,7 +32,6 @@ from common.model import (
     Action,
     ActionKind,
     Collision,
-    Duplicate,
     MicrosoftState,
     MsClass,
     MsUser,
@@ -38,6 +41,24 @@ from common.model import (
     PortalUser,
     oldest_first,
 )
+from common.sync.attributes import (
+    REASON_CLASS_OUT_OF_SCOPE,
+    REASON_CLASS_PURGED,
+    REASON_DISABLED,
+    REASON_NEW_CLASS,
+    REASON_OUT_OF_SCOPE,
+    REASON_PURGED,
+    REASON_REACTIVATED,
+    REASON_SOFT_DELETED,
+    changed,
+    current_user,
+    desired_user,
+    differences,
+    email_key,
+    name_key,
+    words,
+)
+from common.sync.duplicates import find_duplicates
 
 K = ActionKind
 
@@ -55,48 +76,12 @@ PHASES: tuple[tuple[str, tuple[ActionKind, ...]], ...] = (
 #: the order a plan's actions run in (DESIGN §3)
 ACTION_ORDER: tuple[ActionKind, ...] = tuple(kind for _, kinds in PHASES for kind in kinds)
 
-#: attribute names as a school administrator reads them
-_ATTRIBUTE_WORDS = {
-    "userName": "user name",
-    "email": "e-mail",
-    "givenName": "given name",
-    "familyName": "family name",
-    "displayName": "display name",
-    "active": "active",
-    "role": "role",
-    "schools": "schools",
-    "grade": "grade",
-    "school": "school",
-}
-#: attributes compared as optional strings (None and "" are the same)
-_OPTIONAL_STRINGS = frozenset({"givenName", "familyName", "displayName", "grade", "school"})
-
-REASON_DISABLED = "disabled in Microsoft 365 (sign-in blocked)"
-REASON_SOFT_DELETED = "soft-deleted in Microsoft 365 (in the recycle bin)"
-REASON_OUT_OF_SCOPE = (
-    "out of scope: no longer a student or teacher of the schools and classes selected for "
-    "this portal"
-)
-REASON_PURGED = "permanently deleted in Microsoft 365"
-REASON_REACTIVATED = (
-    "active again in Microsoft 365 (restored, re-enabled or back in scope): "
-    "the same portal account is reactivated"
-)
-REASON_NEW_CLASS = "new class in School Data Sync"
-REASON_CLASS_OUT_OF_SCOPE = (
-    "class out of scope or in the Microsoft 365 recycle bin (its members stay in the portal)"
-)
-REASON_CLASS_PURGED = "class permanently deleted in Microsoft 365 (its members stay in the portal)"
-REASON_DUPLICATE = (
-    "duplicate: another portal {what} ({kept}) carries the same Microsoft 365 id and is the one "
-    "kept; held for approval, since this copy may carry licences"
-)
-
 
 def make_plan(microsoft: MicrosoftState, portal: PortalState) -> Plan:
     """What to write to the portal so that it matches Microsoft 365, in the order to write it."""
-    planner = _Planner(microsoft, portal)
-    planner.plan_duplicates()
+    duplicates = find_duplicates(portal)
+    planner = _Planner(microsoft, portal, duplicate_ids=set(duplicates.copy_ids))
+    planner.actions.extend(duplicates.actions)
     planner.plan_users()
     planner.plan_gone_users()
     classes_in_scope = planner.plan_groups()
@@ -106,67 +91,9 @@ def make_plan(microsoft: MicrosoftState, portal: PortalState) -> Plan:
     return Plan(
         actions=tuple(actions),
         collisions=tuple(planner.collisions),
-        duplicates=tuple(sorted(planner.duplicates, key=lambda d: (d.kind, d.object_id))),
+        duplicates=duplicates.found,
         classes_in_scope=classes_in_scope,
     )
-
-
-# --- desired state ----------------------------------------------------------------------------
-
-
-def desired_user(user: MsUser) -> dict[str, Any]:
-    """Every portal attribute of a Microsoft user, as the portal should hold it."""
-    return {
-        "userName": user.email,
-        "email": user.email,
-        "givenName": user.given_name,
-        "familyName": user.family_name,
-        "displayName": user.display_name,
-        "active": user.account_enabled,
-        "role": user.role.value,
-        "schools": tuple(sorted(user.school_ids)),
-        "grade": user.grade,
-    }
-
-
-def current_user(user: PortalUser) -> dict[str, Any]:
-    """The same attributes of a portal user."""
-    return {
-        "userName": user.user_name,
-        "email": user.email,
-        "givenName": user.given_name,
-        "familyName": user.family_name,
-        "displayName": user.display_name,
-        "active": user.active,
-        "role": user.role.value if user.role is not None else None,
-        "schools": tuple(sorted(user.school_ids)),
-        "grade": user.grade,
-    }
-
-
-def differences(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-    """The desired attributes whose value differs (exactly; None and "" alike for strings)."""
-    changes: dict[str, Any] = {}
-    for key, value in desired.items():
-        have = current.get(key)
-        if key in _OPTIONAL_STRINGS:
-            if (value or None) != (have or None):
-                changes[key] = value
-        elif value != have:
-            changes[key] = value
-    return changes
-
-
-def _email_key(value: str | None) -> str | None:
-    return value.strip().lower() if value else None
-
-
-def _name_key(value: str | None) -> str:
-    return " ".join((value or "").casefold().split())
-
-
-def _words(keys: Iterable[str]) -> str:
-    return ", ".join(_ATTRIBUTE_WORDS.get(k, k) for k in keys)
 
 
 # --- the planner ------------------------------------------------------------------------------
@@ -181,7 +108,6 @@ class _Planner:
     #: portal user id -> the Entra id it will carry once the plan has run; the portal users
     #: taken by this plan (matched, adopted or taken over) are its keys
     linked: dict[str, str] = field(default_factory=dict)
-    duplicates: list[Duplicate] = field(default_factory=list)
     #: portal ids of the copies that are not kept (users and groups)
     duplicate_ids: set[str] = field(default_factory=set)
 
@@ -202,10 +128,10 @@ class _Planner:
                 index = self.managed_by_email
             else:
                 index = self.unmanaged_by_email
-                name = (_name_key(user.given_name), _name_key(user.family_name))
+                name = (name_key(user.given_name), name_key(user.family_name))
                 if all(name):
                     self.unmanaged_by_name[name].append(user)
-            for key in {_email_key(user.email), _email_key(user.user_name)} - {None}:
+            for key in {email_key(user.email), email_key(user.user_name)} - {None}:
                 assert key is not None
                 index[key].append(user)
         self.users_by_id = {u.id: u for u in users}
@@ -260,19 +186,19 @@ class _Planner:
         if not user.account_enabled and account.active:
             del changes["active"]
             if changes:
-                self.add(ActionKind.UPDATE_USER, user, account, changes, _changed(changes))
+                self.add(ActionKind.UPDATE_USER, user, account, changes, changed(changes))
             self.add(ActionKind.DEACTIVATE_USER, user, account, {"active": False}, REASON_DISABLED)
             return
         if changes:
-            self.add(ActionKind.UPDATE_USER, user, account, changes, _changed(changes))
+            self.add(ActionKind.UPDATE_USER, user, account, changes, changed(changes))
 
     def plan_adoption(self, user: MsUser) -> bool:
         """Adopt an existing account holding this user's e-mail, if there is one."""
         addresses = [user.email]
-        if _email_key(user.user_principal_name) != _email_key(user.email):
+        if email_key(user.user_principal_name) != email_key(user.email):
             addresses.append(user.user_principal_name)
         for address in addresses:
-            account = self._free(self.unmanaged_by_email.get(_email_key(address) or "", ()))
+            account = self._free(self.unmanaged_by_email.get(email_key(address) or "", ()))
             if account is not None:
                 self.adopt(
                     user,
@@ -281,7 +207,7 @@ class _Planner:
                 )
                 return True
         for address in addresses:
-            holders = self.managed_by_email.get(_email_key(address) or "", ())
+            holders = self.managed_by_email.get(email_key(address) or "", ())
             account = self._free(
                 h for h in holders if h.external_id and self.user_known_gone(h.external_id)
             )
@@ -324,14 +250,14 @@ class _Planner:
 
     def collide(self, user: MsUser) -> None:
         """Unmanaged accounts that look like this new user but have another e-mail."""
-        name = (_name_key(user.given_name), _name_key(user.family_name))
+        name = (name_key(user.given_name), name_key(user.family_name))
         if not all(name):
             return
-        mine = {_email_key(user.email), _email_key(user.user_principal_name)}
+        mine = {email_key(user.email), email_key(user.user_principal_name)}
         for account in self.unmanaged_by_name.get(name, ()):
             if account.id in self.linked:
                 continue
-            if {_email_key(account.email), _email_key(account.user_name)} & mine:
+            if {email_key(account.email), email_key(account.user_name)} & mine:
                 continue
             schools = set(account.school_ids)
             if schools and user.school_ids and not schools & set(user.school_ids):
@@ -368,36 +294,6 @@ class _Planner:
         )
 
     # --- managed users no longer in scope -----------------------------------------------------
-
-    def plan_duplicates(self) -> None:
-        """Every copy but the oldest of a portal object sharing an ``externalId``: deleted once
-        approved, whatever the Microsoft state says of the object itself."""
-        copies_of: dict[tuple[str, str], list[PortalUser | PortalGroup]] = defaultdict(list)
-        objects: list[PortalUser | PortalGroup] = [*self.portal.users, *self.portal.groups]
-        for obj in objects:
-            if obj.external_id:
-                what = "user" if isinstance(obj, PortalUser) else "group"
-                copies_of[(what, obj.external_id)].append(obj)
-        for (what, entra_id), copies in sorted(copies_of.items()):
-            if len(copies) < 2:
-                continue
-            kind = K.DELETE_DUPLICATE_USER if what == "user" else K.DELETE_DUPLICATE_GROUP
-            kept, *others = sorted(copies, key=oldest_first)
-            label = kept.user_name if isinstance(kept, PortalUser) else kept.display_name
-            self.duplicates.append(
-                Duplicate(what, entra_id, label, kept.id, tuple(o.id for o in others))
-            )
-            for other in others:
-                self.duplicate_ids.add(other.id)
-                self.actions.append(
-                    Action(
-                        kind=kind,
-                        object_id=entra_id,
-                        label=label,
-                        reason=REASON_DUPLICATE.format(what=what, kept=kept.id),
-                        portal_id=other.id,
-                    )
-                )
 
     def plan_gone_users(self) -> None:
         ms = self.microsoft
@@ -496,7 +392,7 @@ class _Planner:
                     kind=ActionKind.UPDATE_GROUP,
                     object_id=cls.id,
                     label=cls.display_name,
-                    reason=f"class changed in School Data Sync: {_words(changes)}",
+                    reason=f"class changed in School Data Sync: {words(changes)}",
                     portal_id=group.id,
                     changes=changes,
                 )
@@ -548,7 +444,3 @@ class _Planner:
                 portal_member_ids=tuple(portal_member_ids or ()),
             )
         )
-
-
-def _changed(changes: Mapping[str, Any]) -> str:
-    return f"changed in Microsoft 365: {_words(changes)}"
