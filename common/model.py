@@ -102,6 +102,8 @@ class PortalUser:
     grade: str | None = None
     version: str | None = None  # meta.version (ETag), for If-Match
     created: str | None = None  # meta.created (xsd:dateTime), which copy is the oldest
+    #: portal ids of the groups it is a member of, where the portal says (SCIM ``groups``)
+    group_ids: frozenset[str] = frozenset()
 
     @property
     def managed(self) -> bool:

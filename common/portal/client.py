@@ -141,6 +141,7 @@ class _UserSchema(_Tolerant):
     emails = fields.List(fields.Nested(_EmailSchema), allow_none=True)
     meta = fields.Nested(_MetaSchema, allow_none=True)
     school = fields.Nested(_SchoolUserSchema, data_key=SCHOOL_USER_SCHEMA, allow_none=True)
+    groups = fields.List(fields.Nested(_MemberSchema), allow_none=True)
 
     @post_load
     def to_user(self, data: dict[str, Any], **_: Any) -> PortalUser:
@@ -161,6 +162,7 @@ class _UserSchema(_Tolerant):
             grade=_optional_string(school.get("grade")),
             version=(data.get("meta") or {}).get("version"),
             created=(data.get("meta") or {}).get("created"),
+            group_ids=frozenset(g["value"] for g in data.get("groups") or ()),
         )
 
 
@@ -207,6 +209,7 @@ _READ_NAMES = (
     "version",
     "created",
     "members",
+    "groups",
     "role",
     "schools",
     "grade",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from common.errors import SkolsynkError
+from common.errors import NotFound, SkolsynkError
 from common.graph import source
 from common.graph.client import GraphClient
 from common.model import (
@@ -26,6 +26,7 @@ from common.model import (
     Scope,
 )
 from common.portal.client import Portal
+from common.state.dispatch import Dispatcher
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
@@ -144,7 +145,29 @@ def sync_user(services: Services, tenant_id: str, user_id: str, *, why: str) -> 
     portal = services.portal(tenant)
     microsoft, users = _accounts(graph, tenant.scope, portal, microsoft, [user_id])
     state = PortalState(users=tuple(users), groups=())
-    return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
+    report = _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
+    if user_id not in microsoft.users:
+        _recheck_classes(services, tenant, portal, users, user_id)
+    return report
+
+
+def _recheck_classes(
+    services: Services, tenant: Tenant, portal: Portal, users: list[PortalUser], user_id: str
+) -> None:
+    """A user who is no student or teacher in scope belongs in no class (the rule of a full
+    read); Microsoft 365 may still list her in them (she left the school, lost her role) without
+    telling the classes. Queue a job for each synced class whose portal group still holds her
+    account (where the portal says which, SCIM ``groups``), so that the class job, with its own
+    lease, applies the one membership rule."""
+    group_ids = {g for u in users if u.external_id == user_id for g in u.group_ids}
+    dispatcher = Dispatcher(services.redis)
+    for group_id in sorted(group_ids):
+        try:
+            group = portal.get_group(group_id)
+        except NotFound:
+            continue
+        if group.external_id:
+            dispatcher.enqueue_change(tenant.id, "group", group.external_id)
 
 
 def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -> RunReport:

@@ -10,6 +10,7 @@ Seeded and bounded (a few examples of a few steps each), so the suite stays quic
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from common.graph import sds
+from common.model import Scope
 from common.state.dispatch import LIVE_QUEUE, Dispatcher
 from common.state.store import KEY_PREFIX
 from common.sync import engine
@@ -316,5 +318,39 @@ def test_a_disabled_member_stays_in_her_class_when_another_member_leaves(live_wo
     settle(world)
     group = world.portal_group(cls["id"])
     assert group is not None and portal_ids[disabled] in group["members"]
+    view = engine.preview(world.services, world.tenant_id)
+    assert [f"{a.kind} {a.label}: {a.reason}" for a in view.plan.actions] == []
+
+
+def test_a_teacher_moved_out_of_scope_leaves_her_classes_by_her_own_job(live_world) -> None:
+    # Microsoft 365 changes only the teacher (her school); her classes are not told
+    world: LiveWorld = live_world(generate=TENANT_SIZE, seed=9)
+    graph = world.microsoft.graph
+    cls = next(
+        g
+        for g in graph.groups()
+        if g.get(sds.OBJECT_TYPE) == sds.OBJECT_TYPE_SECTION and world.portal_group(g["id"])
+    )
+    school = cls[sds.SCHOOL_ID]
+    tenant = world.services.registry.get(world.tenant_id)
+    world.services.registry.save(replace(tenant, scope=Scope(school_ids=frozenset({school}))))
+    engine.reconcile_tenant(world.services, world.tenant_id)
+    teacher = graph.create_teacher("Vera", "Flytt", school_id=school)
+    graph.add_owner(cls["id"], teacher["id"])
+    graph.add_member(cls["id"], teacher["id"])
+    account = world.wait_user(teacher["id"], lambda u: u["active"], "the teacher is synced")
+    wait_for(
+        lambda: account["id"] in (world.portal_group(cls["id"]) or {}).get("members", ()),
+        what="she is in her class",
+    )
+
+    graph.patch(f"/users/{teacher['id']}", json={sds.SCHOOL_ID: "Annan skola"}).raise_for_status()
+
+    world.wait_user(teacher["id"], lambda u: not u["active"], "she is out of scope")
+    wait_for(
+        lambda: account["id"] not in (world.portal_group(cls["id"]) or {}).get("members", ()),
+        what="she left the class in the portal",
+    )
+    settle(world)
     view = engine.preview(world.services, world.tenant_id)
     assert [f"{a.kind} {a.label}: {a.reason}" for a in view.plan.actions] == []
