@@ -135,6 +135,8 @@ class Changes(RuleBasedStateMachine):
             u["id"]: bool(u.get("accountEnabled", True)) for u in people[:5]
         }
         self.binned: set[str] = set()  # users in the recycle bin
+        self.mails = {u["id"]: u["mail"] for u in people}
+        self.purged: dict[str, str] = {}  # purged user id -> its e-mail, free again
         self.every_user: set[str] = set(self.live)  # every user the sequence met, purged too
         self.every_class: set[str] = set(self.members)
 
@@ -149,12 +151,36 @@ class Changes(RuleBasedStateMachine):
     @rule(given=NAMES, family=NAMES, data=st.data())
     def create_student(self, given: str, family: str, data: st.DataObject) -> None:
         student = self.graph.create_student(given, family, school_id=self.school, grade="8")
+        self.mails[student["id"]] = student["mail"]
         self.live[student["id"]] = True
         self.every_user.add(student["id"])
         if self.members and data.draw(st.booleans(), label="joins a class"):
             cls = self._class(data)
             self.graph.add_member(cls, student["id"])
             self.members[cls].add(student["id"])
+
+    @rule(given=NAMES, family=NAMES)
+    def create_student_with_a_portal_account(self, given: str, family: str) -> None:
+        # an account made in the portal before (by the portal's own sign-up): adopted
+        mail = f"{given.lower()}.{len(self.every_user)}.forut@{self.world.microsoft.domain}"
+        self.world.portal.create_user(mail.upper(), given_name=given, family_name=family)
+        student = self.graph.create_student(
+            given, family, school_id=self.school, grade="9", mail=mail
+        )
+        self.mails[student["id"]] = mail
+        self.live[student["id"]] = True
+        self.every_user.add(student["id"])
+
+    @precondition(lambda self: self.purged)
+    @rule(data=st.data())
+    def recreate_purged(self, data: st.DataObject) -> None:
+        # deleted for good and created again with the same e-mail: takes the account over
+        gone = data.draw(st.sampled_from(sorted(self.purged)), label="purged user")
+        mail = self.purged.pop(gone)
+        student = self.graph.create_student("Åter", "Kommen", school_id=self.school, mail=mail)
+        self.mails[student["id"]] = mail
+        self.live[student["id"]] = True
+        self.every_user.add(student["id"])
 
     @precondition(lambda self: self.live)
     @rule(given=NAMES, family=NAMES, data=st.data())
@@ -175,6 +201,7 @@ class Changes(RuleBasedStateMachine):
         user = self._live_user(data)
         mail = f"{local}.{user[:8]}@{self.world.microsoft.domain}"
         self.graph.patch(f"/users/{user}", json={"mail": mail}).raise_for_status()
+        self.mails[user] = mail
 
     @precondition(lambda self: self.live)
     @rule(data=st.data())
@@ -198,6 +225,7 @@ class Changes(RuleBasedStateMachine):
         user = data.draw(st.sampled_from(sorted(self.binned)), label="user")
         self.graph.purge(user)
         self.binned.discard(user)
+        self.purged[user] = self.mails[user]
         for ids in self.members.values():
             ids.discard(user)
 
