@@ -169,6 +169,11 @@ def _status(args: argparse.Namespace) -> int:
         last = item["last_reconcile"]
         if last and last["message"]:
             print(f"{item['name']}: {last['message']}")
+        if last and last.get("duplicates"):
+            print(
+                f"{item['name']}: {last['duplicates']} duplicate portal objects "
+                f"(see `skolsynk preview {item['id']}`)"
+            )
     return 0
 
 

@@ -25,6 +25,8 @@ KIND_TITLES: dict[ActionKind, str] = {
     ActionKind.DELETE_GROUP: "classes to delete",
     ActionKind.ADD_MEMBERS: "classes gaining members",
     ActionKind.REMOVE_MEMBERS: "classes losing members",
+    ActionKind.DELETE_DUPLICATE_USER: "duplicate users to delete once approved",
+    ActionKind.DELETE_DUPLICATE_GROUP: "duplicate classes to delete once approved",
 }
 PREVIEW_LIMIT_PER_KIND = 20
 
@@ -115,6 +117,16 @@ def preview_data(view: engine.Preview) -> dict[str, Any]:
             }
             for c in plan.collisions
         ],
+        "duplicates": [
+            {
+                "kind": d.kind,
+                "microsoft_id": d.object_id,
+                "name": d.label,
+                "kept_portal_id": d.kept_id,
+                "duplicate_portal_ids": list(d.duplicate_ids),
+            }
+            for d in plan.duplicates
+        ],
         "actions": [action_data(a) for a in plan.actions],
     }
 
@@ -136,6 +148,19 @@ def preview_csv(view: engine.Preview) -> str:
                 "a second account would be created",
             ]
         )
+    for d in view.plan.duplicates:
+        for duplicate_id in d.duplicate_ids:
+            rows.append(
+                [
+                    "duplicate",
+                    d.kind,
+                    d.object_id,
+                    duplicate_id,
+                    d.label,
+                    f"kept={d.kept_id}",
+                    "same externalId as the portal object kept: deleted once approved",
+                ]
+            )
     for a in view.plan.actions:
         changes = "; ".join(f"{k}={cell(v)}" for k, v in a.changes.items())
         rows.append(
@@ -192,6 +217,21 @@ def preview_text(view: engine.Preview, *, limit: int | None) -> str:
                     (c.display_name, c.microsoft_email, c.portal_email or "-", c.portal_id)
                     for c in plan.collisions
                 ),
+            )
+        )
+    if plan.duplicates:
+        copies = sum(len(d.duplicate_ids) for d in plan.duplicates)
+        out += [
+            "",
+            f"DUPLICATES ({copies}): portal objects carrying the Microsoft 365 id of another. "
+            "The oldest copy is kept and brought up to date; the others leave their classes "
+            "and are deleted only once approved (`skolsynk held approve`), since they may "
+            "carry licences.",
+        ]
+        out.append(
+            table(
+                ("KIND", "NAME", "KEPT", "DUPLICATES"),
+                ((d.kind, d.label, d.kept_id, ", ".join(d.duplicate_ids)) for d in plan.duplicates),
             )
         )
     for kind, title in KIND_TITLES.items():
@@ -264,6 +304,11 @@ def report_text(report: RunReport) -> str:
     if report.collisions:
         lines.append(
             f"Collisions: {report.collisions} (see `skolsynk preview {report.tenant_id}`)."
+        )
+    if report.duplicates:
+        lines.append(
+            f"Duplicates: {report.duplicates} portal objects share the Microsoft 365 id of "
+            f"another (see `skolsynk preview {report.tenant_id}`)."
         )
     if report.message and report.outcome != "held":
         lines.append(report.message)

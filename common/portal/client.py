@@ -28,7 +28,7 @@ from typing import Any
 from common.config import Secret
 from common.errors import ConflictError, NeedsAttention, PortalRequestError
 from common.http import Transport
-from common.model import PortalGroup, PortalUser
+from common.model import PortalGroup, PortalUser, oldest_first
 from common.portal.discovery import Capabilities, discover
 from common.portal.filters import (
     FilterForms,
@@ -201,7 +201,13 @@ class ScimPortal(ScimWire):
         return list(found.values())
 
     def find_group(self, external_id: str) -> PortalGroup | None:
-        """The group whose ``externalId`` is ``external_id``, if there is one (the oldest id)."""
+        """The group whose ``externalId`` is ``external_id``, if there is one (the copy the
+        sync keeps, ``oldest_first``, where the portal holds duplicates)."""
+        groups = self.find_groups(external_id)
+        return groups[0] if groups else None
+
+    def find_groups(self, external_id: str) -> list[PortalGroup]:
+        """Every group whose ``externalId`` is ``external_id``, oldest first (duplicates too)."""
         mapping = self.mapping()
         groups = [
             g
@@ -211,8 +217,7 @@ class ScimPortal(ScimWire):
             )
             if g.external_id == external_id
         ]
-        groups.sort(key=lambda g: g.id)
-        return groups[0] if groups else None
+        return sorted(groups, key=oldest_first)
 
     def get_user(self, portal_id: str) -> PortalUser:
         """The user with this portal id; ``NotFound`` if there is none."""

@@ -319,6 +319,22 @@ def _version(resource: Mapping[str, Any]) -> str | None:
     return str(version) if version else None
 
 
+def _created(resource: Mapping[str, Any]) -> str | None:
+    """``meta.created`` (xsd:dateTime): which of several copies is the oldest."""
+    created = _get(_get(resource, "meta"), "created")
+    return str(created) if created else None
+
+
+def _group_ids(resource: Mapping[str, Any]) -> frozenset[str]:
+    """The portal ids of the groups a user is a member of, where the server says (``groups``)."""
+    groups = _get(resource, "groups")
+    if not isinstance(groups, list):
+        return frozenset()
+    return frozenset(
+        str(_get(g, "value")) for g in groups if isinstance(g, Mapping) and _get(g, "value")
+    )
+
+
 def _fail(what: str, bad: Iterable[str]) -> PortalRequestError:
     names = ", ".join(sorted(set(bad))) or "?"
     return PortalRequestError(
@@ -348,6 +364,8 @@ def parse_user(resource: Mapping[str, Any], mapping: AttributeMapping) -> Portal
         school_ids=_strings(_read(resource, m["schools"]), "schools", bad),
         grade=_string(_read(resource, m["grade"]), "grade", bad),
         version=_version(resource),
+        created=_created(resource),
+        group_ids=_group_ids(resource),
         fidelity=mapping.user_fidelity(),
     )
     if bad:
@@ -373,6 +391,7 @@ def parse_group(resource: Mapping[str, Any], mapping: AttributeMapping) -> Porta
         member_ids=frozenset(str(_get(m, "value")) for m in members),
         school_id=_string(_read(resource, mapping.groups.get("school")), "school", bad),
         version=_version(resource),
+        created=_created(resource),
         fidelity=mapping.group_fidelity(),
     )
     if bad:

@@ -44,6 +44,8 @@ class RunReport:
     skipped: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     collisions: int = 0
+    #: portal objects that share an ``externalId`` with the copy kept
+    duplicates: int = 0
     microsoft_users: int = 0
     microsoft_classes: int = 0
     graph_requests: int = 0

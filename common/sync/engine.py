@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from common.errors import SkolsynkError
+from common.errors import NotFound, SkolsynkError
 from common.graph import source
 from common.graph.client import GraphClient
 from common.model import (
@@ -21,11 +21,13 @@ from common.model import (
     ActionKind,
     MicrosoftState,
     Plan,
+    PortalGroup,
     PortalState,
     PortalUser,
     Scope,
 )
 from common.portal.protocol import Portal
+from common.state.dispatch import Dispatcher
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
@@ -156,43 +158,61 @@ def sync_user(services: Services, tenant_id: str, user_id: str, *, why: str) -> 
     graph = services.graph(tenant.id)
     microsoft = read_user_settled(graph, tenant.scope, user_id)
     portal = services.portal(tenant)
-    users = _lookup_users(portal, microsoft, [user_id])
-    # a managed account holding this e-mail whose Microsoft object is gone may be taken over:
-    # let the planner see whether that object still exists
-    for holder in list(users):
-        if holder.external_id and holder.external_id != user_id:
-            microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, holder.external_id))
+    microsoft, users = _accounts(graph, tenant.scope, portal, microsoft, [user_id])
     state = PortalState(users=tuple(users), groups=())
-    return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
+    report = _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
+    if user_id not in microsoft.users:
+        _recheck_classes(services, tenant, portal, users, user_id)
+    return report
+
+
+def _recheck_classes(
+    services: Services, tenant: Tenant, portal: Portal, users: list[PortalUser], user_id: str
+) -> None:
+    """A user who is no student or teacher in scope belongs in no class (the rule of a full
+    read); Microsoft 365 may still list her in them (she left the school, lost her role) without
+    telling the classes. Queue a job for each synced class whose portal group still holds her
+    account (where the portal says which, SCIM ``groups``), so that the class job, with its own
+    lease, applies the one membership rule."""
+    group_ids = {g for u in users if u.external_id == user_id for g in u.group_ids}
+    dispatcher = Dispatcher(services.redis)
+    for group_id in sorted(group_ids):
+        try:
+            group = portal.get_group(group_id)
+        except NotFound:
+            continue
+        if group.external_id:
+            dispatcher.enqueue_change(tenant.id, "group", group.external_id)
 
 
 def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -> RunReport:
     """Bring one class (its name, school and members) in line (a real-time job).
 
-    Members that already have a managed portal account are trusted as they are (their own
-    jobs keep them right); members without one are read from Graph so that they are created or
-    adopted in the same run, before they are added.
+    The class's members in scope come classified from the read (the same rule as a full
+    read); members that already have a managed portal account need nothing more, members
+    without one are read from Graph so that they are created, adopted or take an account over
+    in the same run, before they are added. Every copy of the group in the portal is looked
+    at, so that duplicates are planned for as a full reconcile plans for them.
     """
     tenant = services.registry.get(tenant_id)
     graph = services.graph(tenant.id)
     microsoft = read_class_settled(graph, tenant.scope, group_id)
     portal = services.portal(tenant)
-    group = portal.find_group(group_id)
+    groups = portal.find_groups(group_id)
     cls = microsoft.classes.get(group_id)
     member_ids = sorted(cls.member_ids) if cls is not None else []
     users = portal.find_users(external_ids=member_ids) if member_ids else []
     linked = {u.external_id for u in users}
-    for member_id in member_ids:
-        if member_id not in linked:
-            microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, member_id))
     newcomers = [m for m in member_ids if m not in linked]
+    for member_id in newcomers:
+        microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, member_id))
     if newcomers:
-        known = {u.id for u in users}
-        users += [u for u in _lookup_users(portal, microsoft, newcomers) if u.id not in known]
-    if group is not None:
+        microsoft, more = _accounts(graph, tenant.scope, portal, microsoft, newcomers)
+        users += more
+    for group in groups:
         known = {u.id for u in users}
         users += [portal.get_user(pid) for pid in sorted(group.member_ids - known)]
-    state = PortalState(users=tuple(users), groups=(group,) if group is not None else ())
+    state = PortalState(users=tuple(_unique(users)), groups=tuple(groups))
     return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
@@ -240,8 +260,9 @@ def approve_held(
     report = RunReport(new_run_id(), tenant.id, "approval", now_iso())
     graph = services.graph(tenant.id)
     portal = services.portal(tenant)
-    user_ids = [h.action.object_id for h in taken if h.action.kind is not ActionKind.DELETE_GROUP]
-    class_ids = [h.action.object_id for h in taken if h.action.kind is ActionKind.DELETE_GROUP]
+    group_kinds = (ActionKind.DELETE_GROUP, ActionKind.DELETE_DUPLICATE_GROUP)
+    user_ids = [h.action.object_id for h in taken if h.action.kind not in group_kinds]
+    class_ids = [h.action.object_id for h in taken if h.action.kind in group_kinds]
     microsoft = MicrosoftState(
         users={}, classes={}, scope_user_ids=frozenset(), scope_class_ids=frozenset()
     )
@@ -250,7 +271,7 @@ def approve_held(
     for cid in class_ids:
         microsoft = _merge(microsoft, source.read_class(graph, tenant.scope, cid))
     users = portal.find_users(external_ids=user_ids) if user_ids else []
-    groups = [g for g in (portal.find_group(cid) for cid in class_ids) if g is not None]
+    groups = _unique_groups(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
     plan = make_plan(microsoft, PortalState(users=tuple(users), groups=tuple(groups)))
     # only the approved removals (and what undoes them, if the object came back) are applied
     approved = {h.action.key for h in taken}
@@ -258,7 +279,9 @@ def approve_held(
         plan,
         actions=tuple(a for a in plan.actions if a.kind not in REMOVAL_KINDS or a.key in approved),
     )
-    _run_applier(services, tenant, plan, PortalState(tuple(users), tuple(groups)), report)
+    _run_applier(
+        services, tenant, plan, PortalState(tuple(users), tuple(groups)), report, approved=True
+    )
     services.audit.record_many(
         tenant.id,
         [(h.action, "approved", "", h.action.portal_id) for h in taken],
@@ -322,6 +345,7 @@ def _run_applier(
     report: RunReport,
     *,
     hold: bool = False,
+    approved: bool = False,
 ) -> None:
     writer = services.portal(tenant)
     applier = Applier(writer, audit=services.audit, safety=services.safety)
@@ -332,9 +356,37 @@ def _run_applier(
         RunContext(tenant.id, report.run_id, report.why),
         gate=None,
         hold_removals=hold,
+        approved=approved,
     )
     _note_refusals(services, report, writer.refusals)
     report.finished_at = now_iso()
+
+
+def _accounts(
+    graph: GraphClient,
+    scope: Scope,
+    portal: Portal,
+    microsoft: MicrosoftState,
+    entra_ids: Iterable[str],
+) -> tuple[MicrosoftState, list[PortalUser]]:
+    """The portal accounts of these Microsoft users (linked, or holding their e-mail), with the
+    Microsoft state of every other object such an account is linked to, so that the planner
+    can tell whether that object is gone (then the account is taken over, as in a full run)."""
+    ids = set(entra_ids)
+    users = _lookup_users(portal, microsoft, ids)
+    for holder in users:
+        other = holder.external_id
+        if other and other not in ids and not _known(microsoft, other):
+            microsoft = _merge(microsoft, source.read_user(graph, scope, other))
+    return microsoft, users
+
+
+def _unique(users: Iterable[PortalUser]) -> list[PortalUser]:
+    return list({u.id: u for u in users}.values())
+
+
+def _unique_groups(groups: Iterable[PortalGroup]) -> list[PortalGroup]:
+    return list({g.id: g for g in groups}.values())
 
 
 def _lookup_users(
@@ -371,7 +423,6 @@ def _merge(a: MicrosoftState, b: MicrosoftState) -> MicrosoftState:
         out_of_scope_class_ids=a.out_of_scope_class_ids | b.out_of_scope_class_ids,
         scope_user_ids=union(a.scope_user_ids, b.scope_user_ids),
         scope_class_ids=union(a.scope_class_ids, b.scope_class_ids),
-        complete=a.complete and b.complete,
     )
 
 
@@ -400,6 +451,7 @@ def _fill_counts(report: RunReport, view: Preview | None, *, plan: Plan | None =
     if view is not None:
         report.graph_requests = view.graph_requests
     report.collisions = len(plan.collisions)
+    report.duplicates = sum(len(d.duplicate_ids) for d in plan.duplicates)
     if view is not None:
         report.microsoft_users = len(view.microsoft.users)
         report.microsoft_classes = len(view.microsoft.classes)
