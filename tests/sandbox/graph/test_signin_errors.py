@@ -7,6 +7,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fixtures.browser import FormBrowser, forms_of
 from tests.fixtures.graph import GraphSandbox, SandboxTenant
@@ -244,3 +246,75 @@ def test_garbage_on_every_sign_in_endpoint_never_answers_500(
         )
         assert response.status_code < 500, (path, response.status_code)
         assert "javascript:" not in response.headers.get("Location", "")
+
+
+AUTHORIZE_PARAMETERS = (
+    "client_id",
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+    "login_hint",
+    "domain_hint",
+    "response_mode",
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.dictionaries(
+        st.sampled_from(AUTHORIZE_PARAMETERS),
+        st.text(max_size=60),
+        max_size=len(AUTHORIZE_PARAMETERS),
+    ),
+    keep_client=st.booleans(),
+)
+def test_any_authorize_request_gets_a_page_or_a_redirect_never_a_500(
+    graph_sandbox: GraphSandbox, school: SandboxTenant, values: dict[str, str], keep_client: bool
+) -> None:
+    query = dict(values)
+    if keep_client:
+        query.update(
+            client_id=app_info(graph_sandbox, "portal")["client_id"], redirect_uri=REDIRECT_URI
+        )
+    response = raw_authorize(graph_sandbox, school.id, query)
+    assert response.status_code in (200, 302, 400), (query, response.status_code)
+    if response.status_code == 302:
+        assert response.headers["Location"].startswith(REDIRECT_URI)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    grant=st.sampled_from(
+        ["authorization_code", "refresh_token", "client_credentials", "password"]
+    ),
+    values=st.dictionaries(
+        st.sampled_from(["code", "refresh_token", "redirect_uri", "code_verifier", "scope"]),
+        st.text(max_size=80),
+    ),
+    authenticated=st.booleans(),
+)
+def test_any_token_request_gets_an_entra_error_never_a_500(
+    graph_sandbox: GraphSandbox,
+    school: SandboxTenant,
+    grant: str,
+    values: dict[str, str],
+    authenticated: bool,
+) -> None:
+    app = app_info(graph_sandbox, "portal")
+    form = {"grant_type": grant, **values}
+    if authenticated:
+        form.update(client_id=app["client_id"], client_secret=app["client_secret"])
+    response = graph_sandbox.session().post(
+        f"{graph_sandbox.info['authority']}/{school.id}/oauth2/v2.0/token", data=form
+    )
+    assert response.status_code in (400, 401), (form, response.status_code)
+    assert response.json()["error_description"].startswith("AADSTS")
