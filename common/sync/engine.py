@@ -22,7 +22,6 @@ from common.model import (
     Plan,
     PortalState,
     PortalUser,
-    Scope,
 )
 from common.portal.client import Portal
 from common.state.registry import Tenant
@@ -135,11 +134,21 @@ def reconcile_tenant(
     return report
 
 
-def sync_user(services: Services, tenant_id: str, user_id: str, *, why: str) -> RunReport:
-    """Bring one Microsoft user's portal account in line (a real-time job)."""
+def sync_user(
+    services: Services, tenant_id: str, user_id: str, *, why: str, believe_missing: bool = True
+) -> RunReport:
+    """Bring one Microsoft user's portal account in line (a real-time job).
+
+    With ``believe_missing=False``, a user Graph does not show (a 404 right after a change can
+    be replication lag) is left alone: the report's outcome is ``UNSEEN`` and nothing is
+    written, so the caller can look again later (``common.state.guards.schedule_recheck``)
+    instead of waiting here.
+    """
     tenant = services.registry.get(tenant_id)
     graph = services.graph(tenant.id)
-    microsoft = read_user_settled(graph, tenant.scope, user_id)
+    microsoft = source.read_user(graph, tenant.scope, user_id)
+    if not believe_missing and not _known(microsoft, user_id):
+        return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
     users = _lookup_users(portal, microsoft, [user_id])
     # a managed account holding this e-mail whose Microsoft object is gone may be taken over:
@@ -151,16 +160,20 @@ def sync_user(services: Services, tenant_id: str, user_id: str, *, why: str) -> 
     return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
-def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -> RunReport:
+def sync_group(
+    services: Services, tenant_id: str, group_id: str, *, why: str, believe_missing: bool = True
+) -> RunReport:
     """Bring one class (its name, school and members) in line (a real-time job).
 
     Members that already have a managed portal account are trusted as they are (their own
     jobs keep them right); members without one are read from Graph so that they are created or
-    adopted in the same run, before they are added.
+    adopted in the same run, before they are added. ``believe_missing`` as in ``sync_user``.
     """
     tenant = services.registry.get(tenant_id)
     graph = services.graph(tenant.id)
-    microsoft = read_class_settled(graph, tenant.scope, group_id)
+    microsoft = source.read_class(graph, tenant.scope, group_id)
+    if not believe_missing and not _known(microsoft, group_id):
+        return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
     group = portal.find_group(group_id)
     cls = microsoft.classes.get(group_id)
@@ -181,28 +194,15 @@ def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -
     return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
-#: a 404 right after a change can be replication lag: look again after these pauses
-SETTLE_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0)
+#: the outcome of an object run that found no such object and did not believe it gone yet
+UNSEEN = "unseen"
 
 
-def read_user_settled(graph: GraphClient, scope: Scope, user_id: str) -> MicrosoftState:
-    """``read_user``, looking again a few times before believing a user is purged."""
-    return _settled(lambda: source.read_user(graph, scope, user_id), user_id)
-
-
-def read_class_settled(graph: GraphClient, scope: Scope, group_id: str) -> MicrosoftState:
-    """``read_class``, looking again a few times before believing a class is purged."""
-    return _settled(lambda: source.read_class(graph, scope, group_id), group_id)
-
-
-def _settled(read: Callable[[], MicrosoftState], object_id: str) -> MicrosoftState:
-    state = read()
-    for delay in SETTLE_DELAYS_SECONDS:
-        if _known(state, object_id):
-            break
-        time.sleep(delay)
-        state = read()
-    return state
+def _unseen(tenant: Tenant, why: str, graph: GraphClient) -> RunReport:
+    report = RunReport(new_run_id(), tenant.id, why, now_iso(), outcome=UNSEEN)
+    report.finished_at = now_iso()
+    report.graph_requests = graph.graph_requests
+    return report
 
 
 def _known(state: MicrosoftState, object_id: str) -> bool:
