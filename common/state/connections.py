@@ -34,6 +34,9 @@ T = TypeVar("T")
 #: the listener must answer within 3 s even when Redis hangs
 LISTENER_REDIS_TIMEOUT_SECONDS: Final = 0.5
 LISTENER_REDIS_RETRIES: Final = 1
+#: connections one listener process may hold: a request thread takes one at a time and gives it
+#: back on every path, so a leak shows as an error here instead of a process slowly drowning
+LISTENER_MAX_CONNECTIONS: Final = 64
 #: a waiting process tries again after 0.25 s, doubling up to this
 OUTAGE_BACKOFF_CAP_SECONDS: Final = 5.0
 OUTAGE_BACKOFF_BASE_SECONDS: Final = 0.25
@@ -45,6 +48,7 @@ def connect_listener_redis(url: str) -> redis.Redis:
     no retry of a timeout, so a dead or hung Redis becomes ``QueueUnavailable`` (503) fast."""
     return redis.Redis.from_url(
         url,
+        max_connections=LISTENER_MAX_CONNECTIONS,
         socket_connect_timeout=LISTENER_REDIS_TIMEOUT_SECONDS,
         socket_timeout=LISTENER_REDIS_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), LISTENER_REDIS_RETRIES, supported_errors=(redis.ConnectionError,)),
