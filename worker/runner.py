@@ -14,6 +14,13 @@ calls and is retried by rq, and its lease, no longer renewed, runs out, so
 ``recover_abandoned`` queues its object again: it is recovered as a lost run. A stop requested
 during an outage stops the waiting.
 
+Scheduled jobs (rq's retries, the delayed re-checks of objects Graph does not show, busy
+objects queued again) are moved to their queue by the one worker whose rq scheduler holds
+rq's lock. When that worker is killed, its lock lapses within about a minute and the next worker
+to look takes it over; a worker looks at every maintenance pass, so the pass runs every
+``MAINTENANCE_INTERVAL_SECONDS`` instead of rq's ten minutes (it also moves jobs of killed
+workers out of rq's started registry, to be retried).
+
 Each job's time from being queued to done, and the part spent waiting for a worker, is counted
 for ``/metrics`` (``Telemetry.record_job``).
 
@@ -40,6 +47,10 @@ from common.state.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+#: how often a worker runs rq's maintenance (takes over a lapsed scheduler lock, cleans up after
+#: killed workers); rq's default is 600 s, which leaves scheduled jobs waiting that long
+MAINTENANCE_INTERVAL_SECONDS = 30
+
 
 class SkolsynkWorker(SimpleWorker):
     """``SimpleWorker`` that leases an object job's object before running it, and logs what
@@ -47,6 +58,7 @@ class SkolsynkWorker(SimpleWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.maintenance_interval = min(self.maintenance_interval, MAINTENANCE_INTERVAL_SECONDS)
         wait_out_outages(self.connection)
         configure_logging(fmt=os.environ.get("SKOLSYNK_LOG_FORMAT", "json"))
         # rq's command line gave its loggers text handlers of their own; send them through

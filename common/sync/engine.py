@@ -165,9 +165,10 @@ def sync_group(
 ) -> RunReport:
     """Bring one class (its name, school and members) in line (a real-time job).
 
-    Members that already have a managed portal account are trusted as they are (their own
-    jobs keep them right); members without one are read from Graph so that they are created or
-    adopted in the same run, before they are added. ``believe_missing`` as in ``sync_user``.
+    Members that already have an active managed portal account are trusted as they are (their
+    own jobs keep them right); members without one, or with an inactive one, are read from
+    Graph so that they are created, adopted or reactivated in the same run, before they are
+    added. ``believe_missing`` as in ``sync_user``.
     """
     tenant = services.registry.get(tenant_id)
     graph = services.graph(tenant.id)
@@ -179,7 +180,10 @@ def sync_group(
     cls = microsoft.classes.get(group_id)
     member_ids = sorted(cls.member_ids) if cls is not None else []
     users = portal.find_users(external_ids=member_ids) if member_ids else []
-    linked = {u.external_id for u in users}
+    # an inactive account is not trusted as it is: it may belong to a member just restored or
+    # enabled whose own job has not run yet, and left out it would be dropped from the class
+    # for good (nothing runs this class again). Read such members from Graph as well.
+    linked = {u.external_id for u in users if u.active}
     for member_id in member_ids:
         if member_id not in linked:
             microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, member_id))
