@@ -152,11 +152,21 @@ def reconcile_tenant(
     return report
 
 
-def sync_user(services: Services, tenant_id: str, user_id: str, *, why: str) -> RunReport:
-    """Bring one Microsoft user's portal account in line (a real-time job)."""
+def sync_user(
+    services: Services, tenant_id: str, user_id: str, *, why: str, believe_missing: bool = True
+) -> RunReport:
+    """Bring one Microsoft user's portal account in line (a real-time job).
+
+    With ``believe_missing=False``, a user Graph does not show (a 404 right after a change can
+    be replication lag) is left alone: the report's outcome is ``UNSEEN`` and nothing is
+    written, so the caller can look again later (``common.state.guards.schedule_recheck``)
+    instead of waiting here.
+    """
     tenant = services.registry.get(tenant_id)
     graph = services.graph(tenant.id)
-    microsoft = read_user_settled(graph, tenant.scope, user_id)
+    microsoft = source.read_user(graph, tenant.scope, user_id)
+    if not believe_missing and not _known(microsoft, user_id):
+        return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
     microsoft, users = _accounts(graph, tenant.scope, portal, microsoft, [user_id])
     state = PortalState(users=tuple(users), groups=())
@@ -185,24 +195,33 @@ def _recheck_classes(
             dispatcher.enqueue_change(tenant.id, "group", group.external_id)
 
 
-def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -> RunReport:
+def sync_group(
+    services: Services, tenant_id: str, group_id: str, *, why: str, believe_missing: bool = True
+) -> RunReport:
     """Bring one class (its name, school and members) in line (a real-time job).
 
     The class's members in scope come classified from the read (the same rule as a full
-    read); members that already have a managed portal account need nothing more, members
-    without one are read from Graph so that they are created, adopted or take an account over
-    in the same run, before they are added. Every copy of the group in the portal is looked
-    at, so that duplicates are planned for as a full reconcile plans for them.
+    read); members that already have an active managed portal account need nothing more (their
+    own jobs keep them right), members without one, or with an inactive one, are read from
+    Graph so that they are created, adopted, reactivated or take an account over in the same
+    run, before they are added. Every copy of the group in the portal is looked at, so that
+    duplicates are planned for as a full reconcile plans for them. ``believe_missing`` as in
+    ``sync_user``.
     """
     tenant = services.registry.get(tenant_id)
     graph = services.graph(tenant.id)
-    microsoft = read_class_settled(graph, tenant.scope, group_id)
+    microsoft = source.read_class(graph, tenant.scope, group_id)
+    if not believe_missing and not _known(microsoft, group_id):
+        return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
     groups = portal.find_groups(group_id)
     cls = microsoft.classes.get(group_id)
     member_ids = sorted(cls.member_ids) if cls is not None else []
     users = portal.find_users(external_ids=member_ids) if member_ids else []
-    linked = {u.external_id for u in users}
+    # an inactive account is not trusted as it is: it may belong to a member just restored or
+    # enabled whose own job has not run yet, and left out it would be dropped from the class
+    # for good (nothing runs this class again). Such members are read from Graph as well.
+    linked = {u.external_id for u in users if u.active}
     newcomers = [m for m in member_ids if m not in linked]
     for member_id in newcomers:
         microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, member_id))
@@ -216,28 +235,15 @@ def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -
     return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
-#: a 404 right after a change can be replication lag: look again after these pauses
-SETTLE_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0)
+#: the outcome of an object run that found no such object and did not believe it gone yet
+UNSEEN = "unseen"
 
 
-def read_user_settled(graph: GraphClient, scope: Scope, user_id: str) -> MicrosoftState:
-    """``read_user``, looking again a few times before believing a user is purged."""
-    return _settled(lambda: source.read_user(graph, scope, user_id), user_id)
-
-
-def read_class_settled(graph: GraphClient, scope: Scope, group_id: str) -> MicrosoftState:
-    """``read_class``, looking again a few times before believing a class is purged."""
-    return _settled(lambda: source.read_class(graph, scope, group_id), group_id)
-
-
-def _settled(read: Callable[[], MicrosoftState], object_id: str) -> MicrosoftState:
-    state = read()
-    for delay in SETTLE_DELAYS_SECONDS:
-        if _known(state, object_id):
-            break
-        time.sleep(delay)
-        state = read()
-    return state
+def _unseen(tenant: Tenant, why: str, graph: GraphClient) -> RunReport:
+    report = RunReport(new_run_id(), tenant.id, why, now_iso(), outcome=UNSEEN)
+    report.finished_at = now_iso()
+    report.graph_requests = graph.graph_requests
+    return report
 
 
 def _known(state: MicrosoftState, object_id: str) -> bool:
