@@ -43,8 +43,12 @@ KEPT = re.compile(r"job ([0-9a-f-]{36}) result is kept")
 def test_worker_lines_after_a_job_no_longer_carry_its_ids(live_world) -> None:
     world: LiveWorld = live_world()
     cls = classic_class(world)
-    student = world.microsoft.graph.create_student("Logga", "Rad", school_id=cls[sds.SCHOOL_ID])
-    world.wait_user(student["id"], lambda u: u["active"], "the new student in the portal")
+    # three jobs on two workers: one worker takes a job after finishing another
+    for n in range(3):
+        student = world.microsoft.graph.create_student(
+            "Logga", f"Rad {n}", school_id=cls[sds.SCHOOL_ID]
+        )
+        world.wait_user(student["id"], lambda u: u["active"], "the new student in the portal")
 
     def after_a_job() -> list[tuple[str, dict[str, Any]]]:
         """(finished job id, the worker's next line) for every job a worker finished."""
