@@ -8,7 +8,8 @@ selected, the changed members only, a large group's members spread over several 
 group appears again, merge by id). ``$top`` is ignored; ``$filter`` takes only ``id`` as on
 Graph. ``$deltatoken=latest`` gives a deltaLink without the objects. ``/education/users/delta``
 and ``/education/classes/delta`` track the same objects in the education view and, as their
-pages say, report created and updated ones only.
+pages say, report created and updated ones only; ``/education/schools/delta`` lists the schools
+once (they never change after a load).
 
 Failure policy: a token older than the sandbox's maximum age (default 7 days), expired by the
 admin API or not made here answers 400 ``syncStateNotFound``; after the admin ``delta-gone``
@@ -150,6 +151,14 @@ EDUCATION_USERS = Feed(
     "microsoft.graph.educationUser",
     _education(schema.education_user),
 )
+EDUCATION_SCHOOLS = Feed(
+    "education/schools",
+    "school",
+    "Collection(educationSchool)",
+    schema.EDUCATION_SCHOOL_FIELDS,
+    "microsoft.graph.educationSchool",
+    lambda obj_id, obj, select: None,
+)
 EDUCATION_CLASSES = Feed(
     "education/classes",
     GROUP,
@@ -282,3 +291,37 @@ def delta_of(call: GraphCall, feed: Feed) -> Reply:
         context = f"{call.base_url}/$metadata#{feed.context}"
         return collection(context, [], None, **{"@odata.deltaLink": link})
     return _page(call, feed, state)
+
+
+def school_delta(call: GraphCall) -> Reply:
+    """``/education/schools/delta``: schools are made by SDS loads before a tenant serves and
+    never change after, so a round without a token lists them all and later rounds are empty."""
+    odata.check_options(call.args)
+    feed = EDUCATION_SCHOOLS
+    token = call.args.get("$deltatoken") or call.args.get("$skiptoken")
+    if token is not None and token != LATEST:
+        state = _read_token(call, feed, token)
+        select = tuple(state["sel"].split(",")) if state.get("sel") else None
+        items: list[dict[str, Any]] = []
+    else:
+        select = odata.parse_select(call.args)
+        if select:
+            schema.check_select(select, feed.known, feed.entity)
+        with call.tenant.lock:
+            schools = list(call.tenant.schools.values())
+        items = (
+            []
+            if token == LATEST
+            else [schema.pick(schema.education_school(s), select) for s in schools]
+        )
+    link = f"{call.base_url}/{feed.name}/delta?$deltatoken="
+    link += call.registry.sign(
+        {
+            "k": feed.name,
+            "t": call.tenant.id,
+            "sel": ",".join(select) if select else None,
+            "iat": time.time(),
+        }
+    )
+    context = f"{call.base_url}/$metadata#{feed.context}"
+    return collection(context, items, None, **{"@odata.deltaLink": link})

@@ -222,3 +222,15 @@ def test_education_user_delta_reports_users_then_the_updated_ones(
     graph.rename_user(ora["id"], "Ora", "Klein-Berg")
     second, _, _ = _round(graph, link)
     assert [(u["id"], u["surname"]) for u in second] == [(ora["id"], "Klein-Berg")]
+
+
+def test_education_school_delta_lists_the_schools_then_nothing(graph_sandbox: GraphSandbox) -> None:
+    # "educationSchool: delta": GET /education/schools/delta; the sandbox's schools come only
+    # from SDS loads, so they do not change after the first round
+    tenant = graph_sandbox.new_tenant(load=[("sds-classic", SDS_SAMPLES / "classic-min")])
+    first, link, _ = _round(tenant.graph, "/education/schools/delta()?$select=id,displayName")
+    assert {s["displayName"] for s in first} == {"Contoso High School", "Fabrikam High School"}
+    assert all(s.keys() == {"id", "displayName"} for s in first)
+    second, again, _ = _round(tenant.graph, link)
+    assert second == []
+    assert "$deltatoken=" in again

@@ -297,6 +297,7 @@ SDK_GET_TEMPLATES = [
     "/education/classes/delta()",
     "/education/schools",
     "/education/schools/$count",
+    "/education/schools/delta()",
     "/subscriptions",
 ]
 
