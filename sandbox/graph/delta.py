@@ -175,7 +175,7 @@ def _page(call: GraphCall, feed: Feed, state: dict[str, Any]) -> Reply:
     select = tuple(state["sel"].split(",")) if state.get("sel") else None
     with_members = feed.members and select is not None and "members" in select
     predicate = (
-        odata.parse_filter(state["f"], lambda name: name == "id", {"consistencylevel": "eventual"})
+        odata.parse_filter(state["f"], lambda name: name == "id", advanced=True)
         if state.get("f")
         else None
     )
@@ -272,7 +272,7 @@ def delta_of(call: GraphCall, feed: Feed) -> Reply:
         schema.check_select(select, feed.known, feed.entity)
     text = call.args.get("$filter")
     if text:
-        odata.parse_filter(text, lambda name: name == "id", {"consistencylevel": "eventual"})
+        odata.parse_filter(text, lambda name: name == "id", advanced=True)
     state = {
         "k": feed.name,
         "t": tenant.id,
