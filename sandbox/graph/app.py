@@ -35,7 +35,7 @@ from sandbox.graph import (
     urls,
 )
 from sandbox.graph.calls import ODATA_VERSION, GraphCall, Reply
-from sandbox.graph.delta import delta
+from sandbox.graph.delta import EDUCATION_CLASSES, EDUCATION_USERS, delta, delta_of, school_delta
 from sandbox.graph.errors import GraphError, error_body, new_request_id
 from sandbox.graph.registry import Registry
 from sandbox.graph.signin import SignIn
@@ -132,6 +132,9 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         ("/directory/deletedItems/<key>/restore", "POST", directory.restore_deleted),
         ("/education/users", "GET", education.list_users),
         ("/education/users/$count", "GET", education.count_users),
+        ("/education/users/delta", "GET", lambda c: delta_of(c, EDUCATION_USERS)),
+        ("/education/classes/delta", "GET", lambda c: delta_of(c, EDUCATION_CLASSES)),
+        ("/education/schools/delta", "GET", school_delta),
         ("/education/classes/$count", "GET", education.count_classes),
         ("/education/schools/$count", "GET", education.count_schools),
         ("/education/users/<key>", "GET", education.get_user),

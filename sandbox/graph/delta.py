@@ -1,4 +1,4 @@
-"""``/users/delta`` and ``/groups/delta``: change tracking with state tokens, as Graph does it.
+"""``/users/delta``, ``/groups/delta`` and the education ones: change tracking with state tokens.
 
 A round without a token returns every live object over several pages (``@odata.nextLink`` with
 a ``$skiptoken``) and ends with an ``@odata.deltaLink``. A round from a ``$deltatoken`` returns
@@ -6,7 +6,10 @@ what changed since: objects in full (selected properties), ``@removed`` ``change
 recycle bin and ``deleted`` for purges; groups carry ``members@delta`` when ``members`` is
 selected, the changed members only, a large group's members spread over several pages (the
 group appears again, merge by id). ``$top`` is ignored; ``$filter`` takes only ``id`` as on
-Graph. ``$deltatoken=latest`` gives a deltaLink without the objects.
+Graph. ``$deltatoken=latest`` gives a deltaLink without the objects. ``/education/users/delta``
+and ``/education/classes/delta`` track the same objects in the education view and, as their
+pages say, report created and updated ones only; ``/education/schools/delta`` lists the schools
+once (they never change after a load).
 
 Failure policy: a token older than the sandbox's maximum age (default 7 days), expired by the
 admin API or not made here answers 400 ``syncStateNotFound``; after the admin ``delta-gone``
@@ -17,7 +20,8 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.graph import odata, schema
@@ -27,7 +31,6 @@ from sandbox.graph.store import GROUP, USER, DirObject, Tenant
 
 OBJECTS_PER_PAGE = {USER: 200, GROUP: 100}
 MEMBERS_PER_PAGE = 400
-COLLECTION = {USER: "users", GROUP: "groups"}
 #: ``$deltatoken=latest`` asks for a deltaLink from now on, without the objects
 LATEST = "latest"
 
@@ -92,12 +95,87 @@ def _entry(obj_id: str, obj: DirObject | None, select: tuple[str, ...] | None) -
     return schema.project(obj, select)
 
 
-def _page(call: GraphCall, kind: str, state: dict[str, Any]) -> Reply:
+Entry = Callable[[str, DirObject | None, tuple[str, ...] | None], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One delta function: the objects it tracks and how it reports one (``None``: not at all).
+
+    ``name`` is its collection below the version (``users``, ``education/classes``) and the
+    kind its state tokens carry; ``context`` what follows ``$metadata#``.
+    """
+
+    name: str
+    kind: str
+    context: str
+    known: tuple[str, ...]
+    entity: str
+    entry: Entry
+    members: bool = False
+
+
+def _education(build: Callable[[DirObject], dict[str, Any]]) -> Entry:
+    """Education deltas report created and updated objects only ("educationUser: delta": "newly
+    created or updated"; "educationClass: delta": "deltas do not include deleted classes")."""
+
+    def entry(
+        obj_id: str, obj: DirObject | None, select: tuple[str, ...] | None
+    ) -> dict[str, Any] | None:
+        if obj is None or obj.deleted is not None or (obj.kind == GROUP and obj.edu is None):
+            return None
+        return schema.pick(build(obj), select)
+
+    return entry
+
+
+FEEDS = {
+    USER: Feed(
+        "users", USER, "users", tuple(schema.USER_PROPERTIES), "microsoft.graph.user", _entry
+    ),
+    GROUP: Feed(
+        "groups",
+        GROUP,
+        "groups",
+        (*schema.GROUP_PROPERTIES, "members"),
+        "microsoft.graph.group",
+        _entry,
+        members=True,
+    ),
+}
+EDUCATION_USERS = Feed(
+    "education/users",
+    USER,
+    "Collection(educationUser)",
+    schema.EDUCATION_USER_FIELDS,
+    "microsoft.graph.educationUser",
+    _education(schema.education_user),
+)
+EDUCATION_SCHOOLS = Feed(
+    "education/schools",
+    "school",
+    "Collection(educationSchool)",
+    schema.EDUCATION_SCHOOL_FIELDS,
+    "microsoft.graph.educationSchool",
+    lambda obj_id, obj, select: None,
+)
+EDUCATION_CLASSES = Feed(
+    "education/classes",
+    GROUP,
+    "Collection(educationClass)",
+    schema.EDUCATION_CLASS_FIELDS,
+    "microsoft.graph.educationClass",
+    _education(schema.education_class),
+)
+
+
+def _page(call: GraphCall, feed: Feed, state: dict[str, Any]) -> Reply:
     tenant = call.tenant
+    kind = feed.kind
     select = tuple(state["sel"].split(",")) if state.get("sel") else None
-    with_members = kind == GROUP and select is not None and "members" in select
+    with_members = feed.members and select is not None and "members" in select
     predicate = (
-        odata.parse_filter(state["f"], lambda name: name == "id", {"consistencylevel": "eventual"})
+        odata.parse_filter(state["f"], lambda name: name == "id", advanced=True)
         if state.get("f")
         else None
     )
@@ -114,7 +192,10 @@ def _page(call: GraphCall, kind: str, state: dict[str, Any]) -> Reply:
             if len(items) >= OBJECTS_PER_PAGE[kind] or (with_members and refs_left <= 0):
                 more = True
                 break
-            entry = _entry(obj_id, obj, select)
+            entry = feed.entry(obj_id, obj, select)
+            if entry is None:
+                after, member_offset = ordinal, 0
+                continue
             if with_members and obj is not None and obj.deleted is None:
                 changes = _member_changes(tenant, obj, since)[member_offset:]
                 chunk, rest = changes[:refs_left], changes[refs_left:]
@@ -129,14 +210,14 @@ def _page(call: GraphCall, kind: str, state: dict[str, Any]) -> Reply:
                     break
             items.append(entry)
             after, member_offset = ordinal, 0
-    context = f"{call.base_url}/$metadata#{COLLECTION[kind]}"
-    path = f"/{COLLECTION[kind]}/delta"
+    context = f"{call.base_url}/$metadata#{feed.context}"
+    path = f"/{feed.name}/delta"
     if more:
         token = call.registry.sign({**state, "o": after, "mo": member_offset})
         return collection(context, items, f"{call.base_url}{path}?$skiptoken={token}")
     delta = call.registry.sign(
         {
-            "k": kind,
+            "k": feed.name,
             "t": tenant.id,
             "s": state["u"],
             "sel": state.get("sel"),
@@ -149,7 +230,7 @@ def _page(call: GraphCall, kind: str, state: dict[str, Any]) -> Reply:
     )
 
 
-def _read_token(call: GraphCall, kind: str, token: str) -> dict[str, Any]:
+def _read_token(call: GraphCall, feed: Feed, token: str) -> dict[str, Any]:
     tenant = call.tenant
     if tenant.delta_gone:
         tenant.delta_gone = False
@@ -160,7 +241,7 @@ def _read_token(call: GraphCall, kind: str, token: str) -> dict[str, Any]:
             "without a token.",
         )
     state = call.registry.read(token)
-    if state is None or state.get("k") != kind or state.get("t") != tenant.id:
+    if state is None or state.get("k") != feed.name or state.get("t") != tenant.id:
         raise _sync_state_not_found()
     issued = float(state.get("iat", 0))
     max_age = call.registry.settings.delta_token_max_age_seconds
@@ -171,25 +252,29 @@ def _read_token(call: GraphCall, kind: str, token: str) -> dict[str, Any]:
 
 def delta(call: GraphCall, kind: str) -> Reply:
     """Answer one delta request for ``kind`` (users or groups)."""
+    return delta_of(call, FEEDS[kind])
+
+
+def delta_of(call: GraphCall, feed: Feed) -> Reply:
+    """Answer one request of a delta function."""
     odata.check_options(call.args)
     tenant = call.tenant
     if "$skiptoken" in call.args:
-        return _page(call, kind, _read_token(call, kind, call.args["$skiptoken"]))
+        return _page(call, feed, _read_token(call, feed, call.args["$skiptoken"]))
     token = call.args.get("$deltatoken")
     latest = token == LATEST
     if token is not None and not latest:
-        previous = _read_token(call, kind, token)
+        previous = _read_token(call, feed, token)
         state = {**previous, "u": tenant.seq, "o": 0, "mo": 0, "iat": time.time()}
-        return _page(call, kind, state)
+        return _page(call, feed, state)
     select = odata.parse_select(call.args)
-    known = (*schema.properties_of(kind), "members") if kind == GROUP else schema.USER_PROPERTIES
     if select:
-        schema.check_select(select, known, schema.type_name(kind))
+        schema.check_select(select, feed.known, feed.entity)
     text = call.args.get("$filter")
     if text:
-        odata.parse_filter(text, lambda name: name == "id", {"consistencylevel": "eventual"})
+        odata.parse_filter(text, lambda name: name == "id", advanced=True)
     state = {
-        "k": kind,
+        "k": feed.name,
         "t": tenant.id,
         "s": None,
         "u": tenant.seq,
@@ -201,8 +286,42 @@ def delta(call: GraphCall, kind: str) -> Reply:
     }
     if latest:
         keep = {key: state[key] for key in ("k", "t", "sel", "f", "iat")}
-        link = f"{call.base_url}/{COLLECTION[kind]}/delta?$deltatoken="
+        link = f"{call.base_url}/{feed.name}/delta?$deltatoken="
         link += call.registry.sign({**keep, "s": tenant.seq})
-        context = f"{call.base_url}/$metadata#{COLLECTION[kind]}"
+        context = f"{call.base_url}/$metadata#{feed.context}"
         return collection(context, [], None, **{"@odata.deltaLink": link})
-    return _page(call, kind, state)
+    return _page(call, feed, state)
+
+
+def school_delta(call: GraphCall) -> Reply:
+    """``/education/schools/delta``: schools are made by SDS loads before a tenant serves and
+    never change after, so a round without a token lists them all and later rounds are empty."""
+    odata.check_options(call.args)
+    feed = EDUCATION_SCHOOLS
+    token = call.args.get("$deltatoken") or call.args.get("$skiptoken")
+    if token is not None and token != LATEST:
+        state = _read_token(call, feed, token)
+        select = tuple(state["sel"].split(",")) if state.get("sel") else None
+        items: list[dict[str, Any]] = []
+    else:
+        select = odata.parse_select(call.args)
+        if select:
+            schema.check_select(select, feed.known, feed.entity)
+        with call.tenant.lock:
+            schools = list(call.tenant.schools.values())
+        items = (
+            []
+            if token == LATEST
+            else [schema.pick(schema.education_school(s), select) for s in schools]
+        )
+    link = f"{call.base_url}/{feed.name}/delta?$deltatoken="
+    link += call.registry.sign(
+        {
+            "k": feed.name,
+            "t": call.tenant.id,
+            "sel": ",".join(select) if select else None,
+            "iat": time.time(),
+        }
+    )
+    context = f"{call.base_url}/$metadata#{feed.context}"
+    return collection(context, items, None, **{"@odata.deltaLink": link})

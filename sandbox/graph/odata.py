@@ -326,19 +326,22 @@ class _Parser:
         return lambda get: any(_compare(op, item, value) for item in (get(name) or ()))
 
 
-def parse_filter(text: str, known: Callable[[str], bool], headers: Mapping[str, str]) -> Predicate:
+def parse_filter(text: str, known: Callable[[str], bool], *, advanced: bool) -> Predicate:
     """A predicate over a property getter; 400 for bad syntax, unknown properties, or an
-    advanced query without ``ConsistencyLevel: eventual``."""
+    advanced operator when the request is no advanced query (``advanced``: it has
+    ``ConsistencyLevel: eventual`` and ``$count``, "Advanced query capabilities on Microsoft
+    Entra ID objects", which also gives the error)."""
     parser = _Parser(text, known)
     predicate = parser.parse()
-    if parser.advanced and headers.get("consistencylevel", "").lower() != "eventual":
+    if parser.advanced and not advanced:
         raise GraphError(
             400,
             "Request_UnsupportedQuery",
             "Operator '"
             + sorted(parser.advanced)[0]
             + "' is not supported because the required parameters might be missing. Try "
-            "adding $count=true query parameter and ConsistencyLevel:eventual header.",
+            "adding $count=true query parameter and ConsistencyLevel:eventual header. Refer to "
+            "https://aka.ms/graph-docs/advanced-queries for more information",
         )
     return predicate
 

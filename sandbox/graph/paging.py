@@ -55,16 +55,23 @@ def count(call: GraphCall, objects: Iterable[Any], listing: Listing) -> Reply:
     """
     if not _eventual(call):
         raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
-    _, predicate, _ = prepare(call, listing.known, listing.entity)
+    _, predicate, _ = prepare(call, listing.known, listing.entity, counted=True)
     keep = _keep(predicate, listing)
     with call.tenant.lock:
         return Reply(200, str(sum(1 for obj in objects if keep(obj))))
 
 
 def prepare(
-    call: GraphCall, known: Iterable[str], entity: str, *, default_top: int = 100
+    call: GraphCall,
+    known: Iterable[str],
+    entity: str,
+    *,
+    default_top: int = 100,
+    counted: bool = False,
 ) -> tuple[tuple[str, ...] | None, odata.Predicate | None, int]:
-    """Checked ``$select``, ``$filter`` predicate and page size of a list request."""
+    """Checked ``$select``, ``$filter`` predicate and page size of a list request; advanced
+    filter operators need ``ConsistencyLevel: eventual`` and ``$count=true`` (or the ``$count``
+    segment, ``counted``)."""
     odata.check_options(call.args)
     known_set = set(known)
     select = odata.parse_select(call.args)
@@ -73,10 +80,11 @@ def prepare(
     text = call.args.get("$filter")
     predicate = None
     if text:
+        counting = counted or call.args.get("$count", "").lower() == "true"
         predicate = odata.parse_filter(
             text,
             lambda name: name in known_set or bool(schema.EXTENSION_NAME.match(name)),
-            call.headers,
+            advanced=_eventual(call) and counting,
         )
     return select, predicate, odata.parse_top(call.args, default=default_top)
 

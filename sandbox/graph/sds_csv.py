@@ -7,8 +7,9 @@ a single row when a required field is empty or its id repeats an earlier row; it
 optional field with a warning. The loaders add the rules that need other files (a school that
 is not in the school file, an enrollment of an unknown person).
 
-Failure policy: a missing required file or column raises ``ValueError`` naming it (nothing is
-loaded); everything else about a row goes into the ``ImportReport``.
+Failure policy: a missing required file or column, or a file that is not UTF-8 CSV, raises
+``ValueError`` naming it (nothing is loaded); everything else about a row goes into the
+``ImportReport``.
 """
 
 from __future__ import annotations
@@ -130,6 +131,14 @@ class CsvFolder:
             if optional_file:
                 return []
             raise ValueError(f"{path} is missing")
+        try:
+            return self._read(path, file, required, key)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is not UTF-8 text (SDS reads UTF-8 CSV files)") from exc
+        except csv.Error as exc:
+            raise ValueError(f"{path} is not a CSV file SDS can read: {exc}") from exc
+
+    def _read(self, path: Path, file: str, required: tuple[str, ...], key: str | None) -> list[Row]:
         renamed = {self.label(file, c): c for c in self.columns.get(file, {})}
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
+from tests.conftest import SDS_SAMPLES
 from tests.fixtures.graph import GraphClient, GraphSandbox, SandboxTenant
 from tests.sandbox.graph.conftest import SHORT_DELTA_TOKEN_MAX_AGE_SECONDS
 
@@ -185,3 +188,49 @@ def test_a_forged_delta_token_is_refused(graph_tenant: SandboxTenant) -> None:
     response = graph_tenant.graph.get("/users/delta?$deltatoken=made-up")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "syncStateNotFound"
+
+
+@pytest.mark.parametrize("spelling", ["delta", "delta()"])
+def test_education_class_delta_reports_classes_and_their_changes_not_deleted_ones(
+    graph_sandbox: GraphSandbox, spelling: str
+) -> None:
+    # "educationClass: delta": GET /education/classes/delta, "including membership changes";
+    # "educationClass deltas do not include deleted classes"
+    tenant = graph_sandbox.new_tenant(load=[("sds-classic", SDS_SAMPLES / "classic-min")])
+    graph = tenant.graph
+    first, link, _ = _round(graph, f"/education/classes/{spelling}?$select=id,displayName")
+    assert {c["displayName"] for c in first} == {"Math - Algebra 1", "Math - Algebra 2"}
+    assert all(c.keys() == {"id", "displayName"} for c in first)
+    kept, gone = sorted(first, key=lambda c: c["displayName"])
+    student = graph.get(f"/users/OKlein@{graph.domain}").json()
+    graph.remove_member(kept["id"], student["id"])
+    graph.delete_group(gone["id"])
+    second, _, _ = _round(graph, link)
+    assert [c["id"] for c in second] == [kept["id"]]
+
+
+def test_education_user_delta_reports_users_then_the_updated_ones(
+    graph_sandbox: GraphSandbox,
+) -> None:
+    # "educationUser: delta": GET /education/users/delta, "newly created or updated" users
+    tenant = graph_sandbox.new_tenant(load=[("sds-classic", SDS_SAMPLES / "classic-min")])
+    graph = tenant.graph
+    first, link, _ = _round(graph, "/education/users/delta()")
+    roles = [u["primaryRole"] for u in first]
+    assert (roles.count("student"), roles.count("teacher")) == (22, 2)
+    ora = graph.get(f"/users/OKlein@{graph.domain}").json()
+    graph.rename_user(ora["id"], "Ora", "Klein-Berg")
+    second, _, _ = _round(graph, link)
+    assert [(u["id"], u["surname"]) for u in second] == [(ora["id"], "Klein-Berg")]
+
+
+def test_education_school_delta_lists_the_schools_then_nothing(graph_sandbox: GraphSandbox) -> None:
+    # "educationSchool: delta": GET /education/schools/delta; the sandbox's schools come only
+    # from SDS loads, so they do not change after the first round
+    tenant = graph_sandbox.new_tenant(load=[("sds-classic", SDS_SAMPLES / "classic-min")])
+    first, link, _ = _round(tenant.graph, "/education/schools/delta()?$select=id,displayName")
+    assert {s["displayName"] for s in first} == {"Contoso High School", "Fabrikam High School"}
+    assert all(s.keys() == {"id", "displayName"} for s in first)
+    second, again, _ = _round(tenant.graph, link)
+    assert second == []
+    assert "$deltatoken=" in again

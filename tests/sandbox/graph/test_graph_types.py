@@ -114,6 +114,8 @@ def _select_all(type_name: str) -> str:
         ("/directory/deletedItems/microsoft.graph.group?$select={group}", "group"),
         ("/education/users", "educationUser"),
         ("/education/classes", "educationClass"),
+        ("/education/users/delta", "educationUser"),
+        ("/education/classes/delta", "educationClass"),
         ("/education/schools", "educationSchool"),
     ],
 )

@@ -102,7 +102,10 @@ def test_the_sdk_pages_through_users_with_typed_models(
         return users
 
     users = _run(graph_sandbox, school, work)
-    assert len(users) == 24
+    # the same users as a plain HTTP read (24 from the CSVs, and whoever else the tenant has)
+    plain = school.graph.all_pages("/users?$select=id,userPrincipalName")
+    assert sorted(u.id for u in users) == sorted(u["id"] for u in plain)
+    assert len(users) >= 24
     assert all(u.account_enabled is True for u in users)
     assert f"OKlein@{school.domain}" in {u.user_principal_name for u in users}
 
@@ -143,9 +146,12 @@ def test_the_sdk_follows_delta_to_its_delta_link_and_counts(
         return seen, page.odata_delta_link, users, groups
 
     seen, delta_link, users, groups = _run(graph_sandbox, school, work)
-    assert seen == 24
+    plain_users = len(school.graph.all_pages("/users?$select=id"))
+    plain_groups = len(school.graph.all_pages("/groups?$select=id"))
+    assert seen == plain_users >= 24
     assert delta_link and "$deltatoken=" in delta_link
-    assert (users, groups) == (24, 2)
+    assert (users, groups) == (plain_users, plain_groups)
+    assert plain_groups >= 2
 
 
 def test_the_sdk_reads_the_recycle_bin_and_members_by_type_and_restores(

@@ -81,14 +81,29 @@ def test_filters_the_product_uses(graph_tenant: SandboxTenant) -> None:
     assert [g["id"] for g in groups["value"]] == [klass["id"]]
 
 
-def test_advanced_filters_need_consistency_level_eventual(graph_tenant: SandboxTenant) -> None:
+def test_advanced_filters_need_consistency_level_eventual_and_count(
+    graph_tenant: SandboxTenant,
+) -> None:
+    # "Advanced query capabilities on Microsoft Entra ID objects": "If a property or query
+    # parameter in the URL is supported only in advanced queries but either the ConsistencyLevel
+    # header or the $count=true query string is missing, the request returns an error."
     graph_tenant.graph.create_staff("Åke", "Hägg")
     query = "/users?$filter=endswith(displayName,'Hägg')"
-    refused = graph_tenant.graph.get(query)
-    assert refused.status_code == 400
-    assert refused.json()["error"]["code"] == "Request_UnsupportedQuery"
-    allowed = graph_tenant.graph.get(query, headers={"ConsistencyLevel": "eventual"})
+    eventual = {"ConsistencyLevel": "eventual"}
+    for refused in (
+        graph_tenant.graph.get(query),
+        graph_tenant.graph.get(query, headers=eventual),
+        graph_tenant.graph.get(query + "&$count=true"),
+    ):
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "Request_UnsupportedQuery"
+        assert "Try adding $count=true" in refused.json()["error"]["message"]
+    allowed = graph_tenant.graph.get(query + "&$count=true", headers=eventual)
     assert [u["displayName"] for u in allowed.json()["value"]] == ["Åke Hägg"]
+    counted = graph_tenant.graph.get(
+        "/users/$count?$filter=endswith(displayName,'Hägg')", headers=eventual
+    )
+    assert counted.text == "1"
 
 
 def test_users_are_found_by_id_and_by_principal_name(graph_tenant: SandboxTenant) -> None:

@@ -330,3 +330,21 @@ def test_v21_rows_sds_rejects_create_nothing(graph_sandbox: GraphSandbox, tmp_pa
     assert "wizard@classrmtest31.org" not in upns
     titles = {c["displayName"] for c in tenant.graph.all_pages("/education/classes")}
     assert "Ghost Class" not in titles
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_it(
+    graph_sandbox: GraphSandbox, tmp_path: Path
+) -> None:
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    for source in (SDS_SAMPLES / "classic-min").iterdir():
+        (folder / source.name).write_text(source.read_text(encoding="utf-8-sig"))
+    with (folder / "Student.csv").open("ab") as handle:
+        handle.write("13999,10001,Åsa\n".encode("latin-1"))
+    response = graph_sandbox.admin(
+        "POST", "/tenants", json={"load": [{"format": "sds-classic", "path": str(folder)}]}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        f"{folder / 'Student.csv'} is not UTF-8 text (SDS reads UTF-8 CSV files)"
+    )

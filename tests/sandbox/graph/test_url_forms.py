@@ -291,10 +291,13 @@ SDK_GET_TEMPLATES = [
     "/directory/deletedItems/graph.group/$count",
     "/education/users",
     "/education/users/$count",
+    "/education/users/delta()",
     "/education/classes",
     "/education/classes/$count",
+    "/education/classes/delta()",
     "/education/schools",
     "/education/schools/$count",
+    "/education/schools/delta()",
     "/subscriptions",
 ]
 
