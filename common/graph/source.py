@@ -10,8 +10,8 @@ the same things: they share the field lists, the listings and the classification
 (``common.graph.classify``), which is what makes both paths decide alike.
 
 Failure policy: any listing or read that fails raises (``GraphUnavailable``, ``Throttled``,
-``GraphAuthError``...); a partial listing never comes back looking complete, so every
-``MicrosoftState`` returned here is ``complete``. Only a 404 of the object being read is an
+``GraphAuthError``...); a partial listing never comes back, so every ``MicrosoftState``
+returned here is whole. Only a 404 of the object being read is an
 answer (soft-deleted or purged), not a failure.
 """
 
