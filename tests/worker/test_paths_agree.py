@@ -140,6 +140,8 @@ class Changes(RuleBasedStateMachine):
         self.purged: dict[str, str] = {}  # purged user id -> its e-mail, free again
         self.every_user: set[str] = set(self.live)  # every user the sequence met, purged too
         self.every_class: set[str] = set(self.members)
+        #: the tenant's last full reconcile before the changes (the one that built it)
+        self.first_run = self.world.services.runs.last(self.world.tenant_id)
 
     def _live_user(self, data: st.DataObject) -> str:
         return data.draw(st.sampled_from(sorted(self.live)), label="user")
@@ -283,6 +285,7 @@ def test_changes_by_notification_alone_leave_nothing_for_a_full_reconcile(live_w
     def check(machine: Changes) -> None:
         world = machine.world
         settle(world)
+        assert world.services.runs.last(world.tenant_id) == machine.first_run  # none ran
         view = engine.preview(world.services, world.tenant_id)
         assert [f"{a.kind} {a.label}: {a.reason}" for a in view.plan.actions] == []
         mark = datetime.now(UTC)
