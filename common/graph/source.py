@@ -5,9 +5,13 @@ the listings of a full read start together, their further pages ride in later ba
 members and owners of the classes in scope fill the remaining places. A real-time read of one
 object is a single ``$batch`` call.
 
+Over 400 lines because the whole-tenant read and the one-object reads are two ways of reading
+the same things: they share the field lists, the listings and the classification calls
+(``common.graph.classify``), which is what makes both paths decide alike.
+
 Failure policy: any listing or read that fails raises (``GraphUnavailable``, ``Throttled``,
-``GraphAuthError``...); a partial listing never comes back looking complete, so every
-``MicrosoftState`` returned here is ``complete``. Only a 404 of the object being read is an
+``GraphAuthError``...); a partial listing never comes back, so every ``MicrosoftState``
+returned here is whole. Only a 404 of the object being read is an
 answer (soft-deleted or purged), not a failure.
 """
 

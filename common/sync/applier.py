@@ -88,14 +88,14 @@ class Applier:
         to_apply = [a for a in plan.actions if a.kind not in REMOVAL_KINDS]
         always_held = [] if approved else [a for a in removals if a.kind in ALWAYS_HELD_KINDS]
         if always_held and not gate and not hold_removals:
-            self.safety.hold(ctx.tenant_id, always_held, run_id=ctx.run_id, why=ctx.why)
-            report.held = len(always_held)
-            report.outcome = "held"
-            report.message = (
+            self._hold(
+                always_held,
+                report,
+                ctx,
                 f"{len(always_held)} duplicate portal objects are held for approval "
-                f"(they may carry licences)."
+                f"(they may carry licences).",
+                "duplicate",
             )
-            self._audit_each(ctx, always_held, "held", "duplicate")
             removals = tuple(a for a in removals if a.kind not in ALWAYS_HELD_KINDS)
         if gate:
             report.skipped = len(removals)
@@ -103,14 +103,14 @@ class Applier:
             report.message = f"Removals skipped: {gate}."
             self._audit_each(ctx, removals, "skipped", gate)
         elif hold_removals:
-            self.safety.hold(ctx.tenant_id, list(removals), run_id=ctx.run_id, why=ctx.why)
-            report.held = len(removals)
-            report.outcome = "held"
-            report.message = (
+            self._hold(
+                list(removals),
+                report,
+                ctx,
                 f"{len(removals)} deactivations and deletions are held for approval "
-                f"(more than the tenant's threshold)."
+                f"(more than the tenant's threshold).",
+                "mass-change guard",
             )
-            self._audit_each(ctx, removals, "held", "mass-change guard")
         else:
             to_apply.extend(removals)
             self.safety.note_removals(ctx.tenant_id, len(removals), ctx.run_id)
@@ -139,6 +139,16 @@ class Applier:
             report.outcome = "partial"
             report.message = f"{len(report.failed)} changes were refused by the portal."
         return report
+
+    def _hold(
+        self, actions: list[Action], report: RunReport, ctx: RunContext, message: str, why: str
+    ) -> None:
+        """Hold ``actions`` for a person's decision and say so in the report and audit log."""
+        self.safety.hold(ctx.tenant_id, actions, run_id=ctx.run_id, why=ctx.why)
+        report.held += len(actions)
+        report.outcome = "held"
+        report.message = message
+        self._audit_each(ctx, actions, "held", why)
 
     # --- one action ------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from common.errors import NotFound, SkolsynkError
 from common.graph import source
@@ -277,7 +278,7 @@ def approve_held(
     for cid in class_ids:
         microsoft = _merge(microsoft, source.read_class(graph, tenant.scope, cid))
     users = portal.find_users(external_ids=user_ids) if user_ids else []
-    groups = _unique_groups(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
+    groups = _unique(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
     plan = make_plan(microsoft, PortalState(users=tuple(users), groups=tuple(groups)))
     # only the approved removals (and what undoes them, if the object came back) are applied
     approved = {h.action.key for h in taken}
@@ -387,12 +388,12 @@ def _accounts(
     return microsoft, users
 
 
-def _unique(users: Iterable[PortalUser]) -> list[PortalUser]:
-    return list({u.id: u for u in users}.values())
+_Object = TypeVar("_Object", PortalUser, PortalGroup)
 
 
-def _unique_groups(groups: Iterable[PortalGroup]) -> list[PortalGroup]:
-    return list({g.id: g for g in groups}.values())
+def _unique(objects: Iterable[_Object]) -> list[_Object]:
+    """Each portal object once (by portal id), in the order first met."""
+    return list({o.id: o for o in objects}.values())
 
 
 def _lookup_users(

@@ -34,6 +34,7 @@ from common.state.dispatch import LIVE_QUEUE, Dispatcher
 from common.state.store import KEY_PREFIX
 from common.sync import engine
 from tests.fixtures.live import LiveWorld, wait_for
+from tests.worker.test_realtime import classic_class
 
 pytestmark = pytest.mark.slow
 
@@ -139,6 +140,8 @@ class Changes(RuleBasedStateMachine):
         self.purged: dict[str, str] = {}  # purged user id -> its e-mail, free again
         self.every_user: set[str] = set(self.live)  # every user the sequence met, purged too
         self.every_class: set[str] = set(self.members)
+        #: the tenant's last full reconcile before the changes (the one that built it)
+        self.first_run = self.world.services.runs.last(self.world.tenant_id)
 
     def _live_user(self, data: st.DataObject) -> str:
         return data.draw(st.sampled_from(sorted(self.live)), label="user")
@@ -282,6 +285,7 @@ def test_changes_by_notification_alone_leave_nothing_for_a_full_reconcile(live_w
     def check(machine: Changes) -> None:
         world = machine.world
         settle(world)
+        assert world.services.runs.last(world.tenant_id) == machine.first_run  # none ran
         view = engine.preview(world.services, world.tenant_id)
         assert [f"{a.kind} {a.label}: {a.reason}" for a in view.plan.actions] == []
         mark = datetime.now(UTC)
@@ -323,11 +327,7 @@ def test_a_disabled_member_stays_in_her_class_when_another_member_leaves(live_wo
     # the next reconcile added her back
     world: LiveWorld = live_world(generate=TENANT_SIZE, seed=7)
     graph = world.microsoft.graph
-    cls = next(
-        g
-        for g in graph.groups()
-        if g.get(sds.OBJECT_TYPE) == sds.OBJECT_TYPE_SECTION and world.portal_group(g["id"])
-    )
+    cls = classic_class(world)
     disabled, leaver = (
         graph.create_student(given, "Berg", school_id=cls[sds.SCHOOL_ID])["id"]
         for given in ("Ines", "Ture")
@@ -354,11 +354,7 @@ def test_a_teacher_moved_out_of_scope_leaves_her_classes_by_her_own_job(live_wor
     # Microsoft 365 changes only the teacher (her school); her classes are not told
     world: LiveWorld = live_world(generate=TENANT_SIZE, seed=9)
     graph = world.microsoft.graph
-    cls = next(
-        g
-        for g in graph.groups()
-        if g.get(sds.OBJECT_TYPE) == sds.OBJECT_TYPE_SECTION and world.portal_group(g["id"])
-    )
+    cls = classic_class(world)
     school = cls[sds.SCHOOL_ID]
     tenant = world.services.registry.get(world.tenant_id)
     world.services.registry.save(replace(tenant, scope=Scope(school_ids=frozenset({school}))))

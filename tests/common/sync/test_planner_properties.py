@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.model import (
+    ALWAYS_HELD_KINDS,
     REMOVAL_KINDS,
     ActionKind,
     MicrosoftState,
@@ -25,6 +26,7 @@ from common.model import (
     PortalState,
     PortalUser,
     Role,
+    oldest_first,
 )
 from common.sync.planner import make_plan
 
@@ -63,10 +65,13 @@ class SimPortal:
         return PortalState(tuple(self.users.values()), tuple(self.groups.values()))
 
     def user_of(self, entra_id: str) -> str | None:
-        return next((u.id for u in self.users.values() if u.external_id == entra_id), None)
+        """The account of a Microsoft user (the oldest, where the portal holds copies)."""
+        users = sorted(self.users.values(), key=oldest_first)
+        return next((u.id for u in users if u.external_id == entra_id), None)
 
     def group_of(self, entra_id: str) -> str:
-        return next(g.id for g in self.groups.values() if g.external_id == entra_id)
+        groups = sorted(self.groups.values(), key=oldest_first)
+        return next(g.id for g in groups if g.external_id == entra_id)
 
     def apply(self, plan: Plan) -> None:
         for action in plan.actions:
@@ -79,10 +84,10 @@ class SimPortal:
             self.users[pid] = self.set_user(
                 PortalUser(pid, "", None, None, None, None, None, True), changes
             )
-        elif kind in USER_KINDS - {K.CREATE_USER, K.DELETE_USER}:
+        elif kind in USER_KINDS - {K.CREATE_USER, K.DELETE_USER, K.DELETE_DUPLICATE_USER}:
             assert portal_id is not None
             self.users[portal_id] = self.set_user(self.users[portal_id], changes)
-        elif kind is K.DELETE_USER:
+        elif kind in (K.DELETE_USER, K.DELETE_DUPLICATE_USER):
             assert portal_id is not None
             del self.users[portal_id]
             for gid, g in self.groups.items():  # the portal drops references to it
@@ -104,7 +109,7 @@ class SimPortal:
                 display_name=changes.get("displayName", g.display_name),
                 school_id=changes.get("school", g.school_id),
             )
-        elif kind is K.DELETE_GROUP:
+        elif kind in (K.DELETE_GROUP, K.DELETE_DUPLICATE_GROUP):
             assert portal_id is not None
             del self.groups[portal_id]
         elif kind is K.ADD_MEMBERS:
@@ -328,3 +333,42 @@ def test_every_action_has_a_reason_and_its_own_key(
     assert all(a.reason for a in plan.actions)
     assert len({a.key for a in plan.actions}) == len(plan.actions)
     assert {a.kind for a in plan.removals} <= REMOVAL_KINDS
+
+
+@st.composite
+def portal_states_with_copies(draw: st.DrawFn) -> PortalState:
+    """A portal where some objects have copies carrying the same ``externalId`` (lost answers,
+    concurrent runs, another client), made at various times."""
+    state = draw(portal_states())
+    times = st.sampled_from([None, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"])
+    users = [replace(u, created=draw(times)) for u in state.users]
+    for n, user in enumerate(draw(st.lists(st.sampled_from(users or [None]), max_size=3))):
+        if user is not None and user.managed:
+            users.append(replace(user, id=f"pc{n}", user_name=f"copy{n}@s.se", created=draw(times)))
+    groups = [replace(g, created=draw(times)) for g in state.groups]
+    for n, group in enumerate(draw(st.lists(st.sampled_from(groups or [None]), max_size=2))):
+        if group is not None and group.managed:
+            groups.append(replace(group, id=f"gc{n}", created=draw(times)))
+    return PortalState(tuple(users), tuple(groups))
+
+
+@SETTINGS
+@given(microsoft_states(), portal_states_with_copies())
+def test_duplicates_converge_to_their_held_deletions_and_then_to_nothing(
+    microsoft: MicrosoftState, state: PortalState
+) -> None:
+    plan = make_plan(microsoft, state)
+    held = [a for a in plan.actions if a.kind in ALWAYS_HELD_KINDS]
+    portal = SimPortal.of(state)
+    portal.apply(replace(plan, actions=tuple(a for a in plan.actions if a not in held)))
+    # until a person approves, all that is left is removing the copies (held; or through the
+    # ordinary removal rules where the copy kept was itself removed, its person being gone)
+    left = make_plan(microsoft, portal.state()).actions
+    assert all(a.kind in REMOVAL_KINDS for a in left)
+    assert {a.portal_id for a in left} == {a.portal_id for a in held} & set(portal.users) | (
+        {a.portal_id for a in held} & set(portal.groups)
+    )
+    approved = make_plan(microsoft, portal.state())
+    portal.apply(approved)
+    assert make_plan(microsoft, portal.state()).actions == ()
+    assert all(len(d.duplicate_ids) >= 1 for d in plan.duplicates)
