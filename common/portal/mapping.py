@@ -1,24 +1,21 @@
-"""Where Skolsynk's attributes go on one SCIM server, and the codec between the model and SCIM.
+"""Where Skolsynk's attributes go on one SCIM server.
 
 Owns ``AttributeMapping`` (model attribute -> the declared SCIM attribute that holds it, or
 nothing), ``build_mapping`` (the default for a server's ``Capabilities``, with a per-portal
-override), ``parse_overrides``, and the codec: SCIM resources -> ``PortalUser``/``PortalGroup``,
-model attributes -> SCIM resources and PATCH operations. Only declared, writable attributes are
-ever sent (RFC 7643 §3: a resource's ``schemas`` hold only declared schemas).
+override) and ``parse_overrides``. Only declared, writable attributes are ever sent (RFC 7643
+§3: a resource's ``schemas`` hold only declared schemas); ``common.portal.codec`` writes them.
 
-Failure policy: a resource the codec cannot read raises ``PortalRequestError`` naming the
-attributes at fault (never the body); an override naming an unknown model attribute or an
-attribute the server does not declare raises ``ValueError`` with a sentence.
+Failure policy: an override naming an unknown model attribute or an attribute the server does
+not declare raises ``ValueError`` with a sentence (``mapping_overrides``: ``NeedsAttention``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from common.errors import NeedsAttention, PortalRequestError
-from common.model import Fidelity, PortalGroup, PortalUser, Role
+from common.errors import NeedsAttention
+from common.model import Fidelity
 from common.portal.discovery import Capabilities, ResourceKind
 from common.portal.scim import (
     ENTERPRISE_USER_SCHEMA,
@@ -248,226 +245,3 @@ _WORDS = {
     "schools": "school",
     "grade": "grade",
 }
-
-
-# --- SCIM resources -> the model --------------------------------------------------------------
-
-
-def _get(data: Any, name: str) -> Any:
-    """``data[name]`` with names compared case-insensitively (RFC 7643 §2.1)."""
-    if not isinstance(data, Mapping):
-        return None
-    if name in data:
-        return data[name]
-    lowered = name.lower()
-    for key, value in data.items():
-        if str(key).lower() == lowered:
-            return value
-    return None
-
-
-def _read(resource: Mapping[str, Any], target: Target | None) -> Any:
-    if target is None:
-        return None
-    holder: Any = resource if target.core else _get(resource, target.schema)
-    for part in target.attribute.split("."):
-        holder = _get(holder, part)
-    return holder
-
-
-def _string(value: Any, name: str, bad: list[str]) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return str(value)
-    bad.append(name)
-    return None
-
-
-def _strings(value: Any, name: str, bad: list[str]) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return (str(value),)
-    if isinstance(value, list):
-        return tuple(sorted(str(v) for v in value if v is not None and v != ""))
-    bad.append(name)
-    return ()
-
-
-def _role(value: str | None) -> Role | None:
-    try:
-        return Role(value.strip().lower()) if value else None
-    except ValueError:
-        return None
-
-
-def _primary_email(emails: Any) -> str | None:
-    values = (
-        [e for e in emails if isinstance(e, Mapping) and _get(e, "value")]
-        if isinstance(emails, list)
-        else []
-    )
-    for email in values:
-        if str(_get(email, "primary")).lower() == "true":
-            return str(_get(email, "value"))
-    return str(_get(values[0], "value")) if values else None
-
-
-def _version(resource: Mapping[str, Any]) -> str | None:
-    version = _get(_get(resource, "meta"), "version")
-    return str(version) if version else None
-
-
-def _fail(what: str, bad: Iterable[str]) -> PortalRequestError:
-    names = ", ".join(sorted(set(bad))) or "?"
-    return PortalRequestError(
-        f"the portal sent a {what} the sync cannot read (attributes: {names})"
-    )
-
-
-def parse_user(resource: Mapping[str, Any], mapping: AttributeMapping) -> PortalUser:
-    """A SCIM User resource as a ``PortalUser``, read from where ``mapping`` puts each value."""
-    bad: list[str] = []
-    portal_id, user_name = _get(resource, "id"), _get(resource, "userName")
-    if not isinstance(portal_id, str | int) or not isinstance(user_name, str):
-        raise _fail("user", [n for n, v in (("id", portal_id), ("userName", user_name)) if not v])
-    m = mapping.users
-    active = _read(resource, m["active"])
-    user = PortalUser(
-        id=str(portal_id),
-        user_name=user_name,
-        external_id=_string(_get(resource, "externalId"), "externalId", bad),
-        email=_primary_email(_read(resource, m["email"])),
-        given_name=_string(_read(resource, m["givenName"]), "name", bad),
-        family_name=_string(_read(resource, m["familyName"]), "name", bad),
-        display_name=_string(_read(resource, m["displayName"]), "displayName", bad),
-        # an account without the attribute is not disabled
-        active=active is not False and str(active).lower() != "false",
-        role=_role(_string(_read(resource, m["role"]), "role", bad)),
-        school_ids=_strings(_read(resource, m["schools"]), "schools", bad),
-        grade=_string(_read(resource, m["grade"]), "grade", bad),
-        version=_version(resource),
-        fidelity=mapping.user_fidelity(),
-    )
-    if bad:
-        raise _fail("user", bad)
-    return user
-
-
-def parse_group(resource: Mapping[str, Any], mapping: AttributeMapping) -> PortalGroup:
-    """A SCIM Group resource as a ``PortalGroup`` (members by portal id)."""
-    bad: list[str] = []
-    portal_id = _get(resource, "id")
-    if not isinstance(portal_id, str | int):
-        raise _fail("group", ["id"])
-    members = _get(resource, "members") or []
-    if not isinstance(members, list) or not all(
-        isinstance(m, Mapping) and _get(m, "value") for m in members
-    ):
-        raise _fail("group", ["members"])
-    group = PortalGroup(
-        id=str(portal_id),
-        display_name=_string(_get(resource, "displayName"), "displayName", bad) or "",
-        external_id=_string(_get(resource, "externalId"), "externalId", bad),
-        member_ids=frozenset(str(_get(m, "value")) for m in members),
-        school_id=_string(_read(resource, mapping.groups.get("school")), "school", bad),
-        version=_version(resource),
-        fidelity=mapping.group_fidelity(),
-    )
-    if bad:
-        raise _fail("group", bad)
-    return group
-
-
-# --- the model -> SCIM ------------------------------------------------------------------------
-
-
-def empty(value: Any) -> bool:
-    return value is None or value == "" or (isinstance(value, list | tuple) and not value)
-
-
-def scim_value(name: str, value: Any, target: Target) -> Any:
-    """A model value as the SCIM value ``target`` holds."""
-    if name == "email":
-        return [{"value": value, "type": "work", "primary": True}]
-    if name == "active":
-        return bool(value)
-    if name == "role":
-        role = str(value.value if isinstance(value, Role) else value)
-        # core userType is free text: the RFC's examples capitalise it
-        return role.capitalize() if target.attribute == "userType" else role
-    if name == "schools":
-        schools = sorted(str(s) for s in value)
-        return schools if target.multi_valued else schools[0]
-    return value
-
-
-def _check(attrs: Mapping[str, Any], known: Iterable[str], what: str) -> None:
-    unknown = sorted(set(attrs) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {what} attributes: {', '.join(unknown)}")
-
-
-def user_resource(attrs: Mapping[str, Any], mapping: AttributeMapping) -> dict[str, Any]:
-    """A SCIM User resource holding ``attrs`` (model names) where the mapping puts them."""
-    _check(attrs, USER_FIELDS, "user")
-    return _resource(attrs, mapping.users, USER_SCHEMA)
-
-
-def group_resource(attrs: Mapping[str, Any], mapping: AttributeMapping) -> dict[str, Any]:
-    """A SCIM Group resource holding ``attrs`` (model names, plus ``members``: portal ids)."""
-    _check(attrs, [*GROUP_FIELDS, "members"], "group")
-    resource = _resource(
-        {k: v for k, v in attrs.items() if k != "members"}, mapping.groups, GROUP_SCHEMA
-    )
-    if attrs.get("members"):
-        resource["members"] = [{"value": v} for v in attrs["members"]]
-    return resource
-
-
-def _resource(
-    attrs: Mapping[str, Any], targets: Mapping[str, Target | None], core: str
-) -> dict[str, Any]:
-    resource: dict[str, Any] = {"schemas": [core]}
-    for name, value in attrs.items():
-        target = targets.get(name)
-        if target is None or (empty(value) and name != "active"):
-            continue
-        if target.core:
-            holder = resource
-        else:
-            if target.schema not in resource["schemas"]:
-                resource["schemas"].append(target.schema)
-            holder = resource.setdefault(target.schema, {})
-        *parents, leaf = target.attribute.split(".")
-        for parent in parents:
-            holder = holder.setdefault(parent, {})
-        holder[leaf] = scim_value(name, value, target)
-    return resource
-
-
-def patch_operations(
-    changes: Mapping[str, Any], targets: Mapping[str, Target | None], *, skip: Iterable[str] = ()
-) -> list[tuple[str, dict[str, Any]]]:
-    """(model name, PATCH operation) for ``changes`` that have a home and are not in ``skip``."""
-    skipped = set(skip)
-    operations: list[tuple[str, dict[str, Any]]] = []
-    for name, value in changes.items():
-        target = targets.get(name)
-        if target is None or name in skipped:
-            continue
-        if empty(value) and name != "active":
-            operations.append((name, {"op": "remove", "path": target.path}))
-        else:
-            operations.append(
-                (
-                    name,
-                    {
-                        "op": "replace",
-                        "path": target.path,
-                        "value": scim_value(name, value, target),
-                    },
-                )
-            )
-    return operations

@@ -19,7 +19,8 @@ import pytest
 from common.errors import ConflictError, PortalRequestError, PortalUnavailable
 from common.http import RetryPolicy, Transport, build_session
 from common.model import Role
-from common.portal.client import ScimPortal, forget_servers
+from common.portal.client import ScimPortal
+from common.portal.learning import forget_servers
 from common.portal.scim import ENTERPRISE_USER_SCHEMA, SCHOOL_USER_SCHEMA, USER_SCHEMA
 
 _EQ = re.compile(r'^(userName|externalId|emails\.value) eq "(.*)"$')
