@@ -43,7 +43,7 @@ from common.portal.filters import (
     queries,
     remove_member,
 )
-from common.portal.learning import LearningWire
+from common.portal.learning import LearningWire, Memory
 from common.portal.mapping import REQUIRED
 
 #: members added or removed per PATCH request
@@ -59,8 +59,9 @@ def _same_address(user: PortalUser, addresses: set[str]) -> bool:
 class ScimPortal(LearningWire):
     """A portal organisation at ``base_url`` (its SCIM root), reached through ``transport``.
 
-    ``overrides`` is the per-portal mapping (``mapping.parse_overrides``). One instance may be
-    used from several threads. See the module docstring for the failure policy.
+    ``overrides`` is the per-portal mapping (``mapping.parse_overrides``); ``memory`` keeps what
+    was learnt from the server's refusals for later processes. One instance may be used from
+    several threads. See the module docstring for the failure policy.
     """
 
     def __init__(
@@ -70,8 +71,9 @@ class ScimPortal(LearningWire):
         token: Secret | str,
         *,
         overrides: Mapping[str, str] | None = None,
+        memory: Memory | None = None,
     ) -> None:
-        super().__init__(transport, base_url, token, overrides=overrides)
+        super().__init__(transport, base_url, token, overrides=overrides, memory=memory)
         #: sentences on attributes refused during this instance's life (one per attribute)
         self.refusals: list[str] = []
 

@@ -22,6 +22,7 @@ from common.model import Role
 from common.portal.client import ScimPortal
 from common.portal.learning import forget_servers
 from common.portal.scim import ENTERPRISE_USER_SCHEMA, SCHOOL_USER_SCHEMA, USER_SCHEMA
+from common.state.portal_memory import PortalMemory
 
 _EQ = re.compile(r'^(userName|externalId|emails\.value) eq "(.*)"$')
 
@@ -270,3 +271,25 @@ def test_a_mapping_can_send_an_attribute_elsewhere_or_nowhere(strict: Strict) ->
     assert stored[ENTERPRISE_USER_SCHEMA] == {"department": "student"}
     assert "userType" not in stored
     assert table["schools"] == "not sent"
+
+
+def test_a_refused_attribute_is_not_tried_again_by_a_later_process(
+    strict: Strict, redis_client: Any
+) -> None:
+    strict.refuse_paths = {"userType"}
+    memory = PortalMemory(redis_client)
+    with serving(strict) as first:
+        later = ScimPortal(first.transport, first.base_url, "t", memory=memory)
+        user = later.create_user({"userName": "a@s.se", "externalId": "e-a"})
+        later.update_user(user.id, {"role": "teacher", "displayName": "A"})
+        forget_servers()  # a new process: only the memory in Redis is left
+        again = ScimPortal(first.transport, first.base_url, "t", memory=memory)
+        before = len(strict.requests)
+        again.update_user(user.id, {"role": "teacher", "displayName": "B"})
+        sent = [p for m, p in strict.requests[before:] if m == "PATCH"]
+        fidelity = again.get_user(user.id).fidelity
+
+    assert len(sent) == 1  # no second refusal
+    assert again.refusals == []
+    assert strict.users[user.id]["displayName"] == "B"
+    assert fidelity is not None and "role" in fidelity.unheld  # the planner stops planning it
