@@ -90,7 +90,7 @@ def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Pr
         would_hold,
         graph.graph_requests,
         graph,
-        notes=portal.mapping().notes,
+        notes=(*portal.mapping().notes, *portal.capabilities().notes),
     )
 
 
