@@ -224,9 +224,18 @@ class ScimPortal(LearningWire):
             except ConflictError:
                 return self._adopt_holder(attrs, user_name, external_id)
             except PortalRequestError as exc:
-                # the server may have changed what it declares: learn it again, once
-                if attempt == 2 or not self._schema_changed(exc):
+                # the server may have changed what it declares: learn it again, once; or it
+                # refused one secondary attribute: create without it
+                if attempt == 2:
                     raise
+                if not self._schema_changed(exc):
+                    targets = [(n, t) for n, t in mapping.users.items() if t and n in attrs]
+                    refused = self._refused_attribute(
+                        exc, [(n, {"path": t.path}) for n, t in targets]
+                    )
+                    if refused is None or len(targets) < 2:
+                        raise
+                    self._refuse("Users", refused, exc)
                 mapping = self.mapping()
                 continue
             return body if isinstance(body, PortalUser) else parse_user(body, mapping)

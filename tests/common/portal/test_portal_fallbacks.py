@@ -105,6 +105,8 @@ def _handler(state: Strict) -> type[BaseHTTPRequestHandler]:
                 return self.refuse(409, "uniqueness", "userName taken")
             if SCHOOL_USER_SCHEMA in user.get("schemas", []) and not state.declare_school:
                 return self.refuse(400, "invalidSyntax", "undeclared schema")
+            for path in state.refuse_paths & set(user):
+                return self.refuse(400, "invalidValue", f"{path} is not one of ours")
             user["id"] = uuid.uuid4().hex
             state.users[user["id"]] = user
             self.answer(201, user)
@@ -226,6 +228,17 @@ def test_one_refused_attribute_blocks_nothing_else_and_is_not_sent_again(strict:
     assert strict.users[user.id]["displayName"] == "Anna C"
     assert patches_after_first == 2  # refused once, then the rest went through
     assert patches == 3  # the next update no longer sends the refused attribute
+    assert len(refusals) == 1 and "role" in refusals[0]
+
+
+def test_a_create_refused_for_one_attribute_is_made_without_it(strict: Strict) -> None:
+    strict.refuse_paths = {"userType"}
+    with serving(strict) as portal:
+        user = portal.create_user(ANNA)
+        refusals = list(portal.refusals)
+
+    assert strict.users[user.id]["externalId"] == "e-anna"
+    assert "userType" not in strict.users[user.id]
     assert len(refusals) == 1 and "role" in refusals[0]
 
 
