@@ -196,17 +196,21 @@ def test_connection_refused_retries_then_raises_unavailable() -> None:
     assert len(sleep.waits) == 3
 
 
-def test_read_timeout_counts_as_unavailable(server: ScriptedServer) -> None:
-    server.delay_seconds = 0.5
-    quick = Transport(
+def _impatient(attempts: int) -> Transport:
+    """A portal transport that gives up reading after 0.1 s."""
+    return Transport(
         build_session(timeout=(2.0, 0.1)),
         service="the portal",
         unavailable=PortalUnavailable,
-        policy=RetryPolicy(attempts=2),
+        policy=RetryPolicy(attempts=attempts),
         sleep=SleepLog(),
     )
+
+
+def test_read_timeout_counts_as_unavailable(server: ScriptedServer) -> None:
+    server.delay_seconds = 0.5
     with pytest.raises(PortalUnavailable, match="ReadTimeout"):
-        quick.request("GET", server.url + "/slow")
+        _impatient(2).request("GET", server.url + "/slow")
 
 
 # --- writes that are not idempotent are never sent twice blindly ------------------------------
@@ -223,15 +227,8 @@ def test_a_create_answered_5xx_is_not_sent_again(server: ScriptedServer, status:
 
 def test_a_create_whose_answer_timed_out_is_not_sent_again(server: ScriptedServer) -> None:
     server.delay_seconds = 0.5
-    quick = Transport(
-        build_session(timeout=(2.0, 0.1)),
-        service="the portal",
-        unavailable=PortalUnavailable,
-        policy=RetryPolicy(attempts=4),
-        sleep=SleepLog(),
-    )
     with pytest.raises(PortalUnavailable, match="ReadTimeout") as caught:
-        quick.request("POST", server.url + "/Groups", json={})
+        _impatient(4).request("POST", server.url + "/Groups", json={})
     assert caught.value.maybe_applied
     assert len(server.seen) == 1
 
