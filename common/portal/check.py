@@ -152,7 +152,10 @@ def render(check: PortalCheck) -> str:
         f"sorting {yes[data['sort']]}, filters {yes[filt['supported']]} "
         f"(at most {filt['max_results'] or 'unstated'} per page)"
     )
-    lines.append("  filter forms that work:")
+    lines.append(
+        "  filter forms that work:"
+        + (" (tried on an organisation with no users)" if not data["users"] else "")
+    )
     lines += [f"    {form:<24} {yes[ok]}" for form, ok in data["filters"].items()]
     lines.append(f"  userName eq ignores letter case: {yes[data['filters_ignore_case']]}")
     lines.append(f"  paging (startIndex/count): {data['paging']}")

@@ -18,18 +18,21 @@ the server's capabilities change. Bodies and tokens never go into messages or lo
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from common.config import Secret
-from common.errors import ConflictError, NeedsAttention, PortalRequestError
+from common.errors import ConflictError, PortalRequestError
 from common.http import Transport
 from common.model import PortalGroup, PortalUser, oldest_first
-from common.portal.discovery import Capabilities, discover
+from common.portal.codec import (
+    group_resource,
+    parse_group,
+    parse_user,
+    patch_operations,
+    user_resource,
+)
 from common.portal.filters import (
     FilterForms,
     chunks,
@@ -40,59 +43,25 @@ from common.portal.filters import (
     queries,
     remove_member,
 )
-from common.portal.mapping import (
-    REQUIRED,
-    AttributeMapping,
-    build_mapping,
-    group_resource,
-    parse_group,
-    parse_user,
-    patch_operations,
-    user_resource,
-)
-from common.portal.wire import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ScimWire
+from common.portal.learning import LearningWire, Memory
+from common.portal.mapping import REQUIRED
 
 #: members added or removed per PATCH request
 MEMBERS_PER_PATCH = 100
-#: how long this process trusts what it learnt of a server (capabilities, filter forms)
-CAPABILITIES_TTL_SECONDS = 600.0
-#: SCIM error types a server answers when a request uses what it does not declare
-SCHEMA_REFUSALS = frozenset({"invalidSyntax", "invalidPath", "invalidValue"})
 #: SCIM error types that name one attribute of a PATCH (RFC 7644 §3.12)
 ATTRIBUTE_REFUSALS = frozenset({"invalidPath", "invalidValue", "mutability", "noTarget"})
-
-
-@dataclass
-class _Learnt:
-    """What this process learnt of one server, shared by every ``ScimPortal`` of it."""
-
-    capabilities: Capabilities
-    mapping: AttributeMapping
-    at: float
-    forms: FilterForms = field(default_factory=FilterForms)
-    #: (endpoint, model attribute) the server refused, not sent again
-    refused: frozenset[tuple[str, str]] = frozenset()
-
-
-_LEARNT: dict[tuple[str, str], _Learnt] = {}
-_LEARNT_LOCK = threading.Lock()
-
-
-def forget_servers() -> None:
-    """Forget what this process learnt of every server (tests, and a changed mapping)."""
-    with _LEARNT_LOCK:
-        _LEARNT.clear()
 
 
 def _same_address(user: PortalUser, addresses: set[str]) -> bool:
     return bool({(user.email or "").lower(), user.user_name.lower()} & addresses)
 
 
-class ScimPortal(ScimWire):
+class ScimPortal(LearningWire):
     """A portal organisation at ``base_url`` (its SCIM root), reached through ``transport``.
 
-    ``overrides`` is the per-portal mapping (``mapping.parse_overrides``). One instance may be
-    used from several threads. See the module docstring for the failure policy.
+    ``overrides`` is the per-portal mapping (``mapping.parse_overrides``); ``memory`` keeps what
+    was learnt from the server's refusals for later processes. One instance may be used from
+    several threads. See the module docstring for the failure policy.
     """
 
     def __init__(
@@ -102,62 +71,14 @@ class ScimPortal(ScimWire):
         token: Secret | str,
         *,
         overrides: Mapping[str, str] | None = None,
+        memory: Memory | None = None,
     ) -> None:
-        super().__init__(transport, base_url, token)
-        self.overrides = dict(overrides or {})
-        self._key = (self.base_url, json.dumps(self.overrides, sort_keys=True))
+        super().__init__(transport, base_url, token, overrides=overrides, memory=memory)
         #: sentences on attributes refused during this instance's life (one per attribute)
         self.refusals: list[str] = []
 
     def __repr__(self) -> str:
         return f"ScimPortal({self.base_url!r})"
-
-    # --- what the server supports -----------------------------------------------------------
-
-    def _learnt(self, *, refresh: bool = False) -> _Learnt:
-        with _LEARNT_LOCK:
-            learnt = _LEARNT.get(self._key)
-        if (
-            learnt is not None
-            and not refresh
-            and time.monotonic() - learnt.at < CAPABILITIES_TTL_SECONDS
-        ):
-            return learnt
-        capabilities = discover(self._discovery_read)
-        try:
-            mapping = build_mapping(capabilities, self.overrides)
-        except ValueError as exc:
-            raise NeedsAttention(f"The attribute mapping of {self.base_url}: {exc}.") from exc
-        fresh = _Learnt(capabilities, mapping, time.monotonic())
-        if learnt is not None and learnt.capabilities == capabilities:
-            # the same server: what was learnt from its refusals still holds
-            fresh.forms, fresh.refused = learnt.forms, learnt.refused
-        with _LEARNT_LOCK:
-            _LEARNT[self._key] = fresh
-        return fresh
-
-    def _update_learnt(self, **changes: Any) -> None:
-        learnt = self._learnt()
-        with _LEARNT_LOCK:
-            current = _LEARNT.get(self._key, learnt)
-            for name, value in changes.items():
-                setattr(current, name, value)
-
-    def capabilities(self, *, refresh: bool = False) -> Capabilities:
-        """What the server declares (read once, cached for ``CAPABILITIES_TTL_SECONDS``)."""
-        return self._learnt(refresh=refresh).capabilities
-
-    def mapping(self) -> AttributeMapping:
-        """Where each attribute goes on this server."""
-        return self._learnt().mapping
-
-    def filter_forms(self) -> FilterForms:
-        return self._learnt().forms
-
-    def page_size(self) -> int:
-        """How many resources to ask for per page: the server's maximum, if it says one."""
-        limit = self.capabilities().max_results
-        return min(limit, MAX_PAGE_SIZE) if limit else DEFAULT_PAGE_SIZE
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -308,20 +229,22 @@ class ScimPortal(ScimWire):
             except ConflictError:
                 return self._adopt_holder(attrs, user_name, external_id)
             except PortalRequestError as exc:
-                # the server may have changed what it declares: learn it again, once
-                if attempt == 2 or not self._schema_changed(exc):
+                # the server may have changed what it declares: learn it again, once; or it
+                # refused one secondary attribute: create without it
+                if attempt == 2:
                     raise
+                if not self._schema_changed(exc):
+                    targets = [(n, t) for n, t in mapping.users.items() if t and n in attrs]
+                    refused = self._refused_attribute(
+                        exc, [(n, {"path": t.path}) for n, t in targets]
+                    )
+                    if refused is None or len(targets) < 2:
+                        raise
+                    self._refuse("Users", refused, exc)
                 mapping = self.mapping()
                 continue
             return body if isinstance(body, PortalUser) else parse_user(body, mapping)
         raise AssertionError("unreachable: the second attempt returns or raises")
-
-    def _schema_changed(self, exc: PortalRequestError) -> bool:
-        """After a refusal for a schema reason: whether discovery now says something else."""
-        if exc.status != 400 or exc.code not in SCHEMA_REFUSALS:
-            return False
-        before = self._learnt().capabilities
-        return self._learnt(refresh=True).capabilities != before
 
     def _adopt_holder(
         self, attrs: Mapping[str, Any], user_name: str, external_id: str | None

@@ -25,7 +25,7 @@ from common.errors import (
     TransientError,
 )
 from common.http import Transport
-from common.portal.mapping import _get as _field
+from common.portal.codec import field_of
 from common.portal.scim import PATCH_OP, SCIM_MEDIA_TYPE
 
 #: page size when the server does not say its maximum (ServiceProviderConfig filter.maxResults)
@@ -346,6 +346,6 @@ def _error_of(response: requests.Response) -> tuple[str, str | None]:
         return "", None
     if not isinstance(data, dict):
         return "", None
-    detail = str(_field(data, "detail") or "")[:_DETAIL_MAX_CHARS]
-    scim_type = _field(data, "scimType")
+    detail = str(field_of(data, "detail") or "")[:_DETAIL_MAX_CHARS]
+    scim_type = field_of(data, "scimType")
     return detail, str(scim_type) if scim_type else None

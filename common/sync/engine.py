@@ -77,6 +77,7 @@ def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Pr
         f"classes in scope; reading the {tenant.environment} portal"
     )
     portal = services.portal(tenant)
+    portal.capabilities(refresh=True)  # what the portal declares is read at every reconcile
     state = PortalState(users=tuple(portal.list_users()), groups=tuple(portal.list_groups()))
     plan = make_plan(microsoft, state)
     gate = services.safety.health_problem(tenant.id, microsoft, state, tenant.thresholds)
@@ -93,7 +94,7 @@ def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Pr
         would_hold,
         graph.graph_requests,
         graph,
-        notes=portal.mapping().notes,
+        notes=(*portal.mapping().notes, *portal.capabilities().notes),
     )
 
 

@@ -17,6 +17,7 @@ from common.http import RetryPolicy, Transport, VerifyingSession, build_session
 from common.portal.client import ScimPortal
 from common.portal.mapping import mapping_overrides
 from common.state.audit import AuditLog
+from common.state.portal_memory import PortalMemory
 from common.state.registry import Tenant, TenantRegistry
 from common.state.runs import RunStore
 from common.state.telemetry import Telemetry
@@ -63,6 +64,7 @@ class Services:
             environment.url,
             environment.token,
             overrides=mapping_overrides(environment.mapping),
+            memory=PortalMemory(self.redis),
         )
 
 

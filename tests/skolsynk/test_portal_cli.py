@@ -139,6 +139,7 @@ def test_a_mapping_set_on_the_tenant_is_shown_and_used_by_the_sync(make_world: A
     done = world.cli("tenant", "set", world.tenant_id, "--test-mapping", "grade=off")
     shown = world.cli("tenant", "show", world.tenant_id)
     bad = world.cli("tenant", "set", world.tenant_id, "--test-mapping", "shoe=off")
+    preview = world.cli("preview", world.tenant_id)
     report = world.reconcile()
 
     assert done.returncode == 0, done.stderr
@@ -150,4 +151,5 @@ def test_a_mapping_set_on_the_tenant_is_shown_and_used_by_the_sync(make_world: A
     assert report.outcome == "ok" and len(users) == 24
     assert not any(u.get("grade") for u in users)
     assert any(u.get("role") == "student" for u in users)
+    assert "Note: this portal has no attribute for grade; it is not sent." in preview.stdout
     assert "this portal has no attribute for grade; it is not sent" in report.notes

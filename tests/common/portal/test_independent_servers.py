@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from common.graph import sds
-from common.portal.client import forget_servers
+from common.portal.learning import forget_servers
 from common.portal.scim import ENTERPRISE_USER_SCHEMA, SCHOOL_USER_SCHEMA
 from common.state.runs import RunReport
 from common.sync import engine

@@ -30,9 +30,10 @@ from common.errors import (
 from common.http import RetryPolicy, Transport, build_session
 from common.model import Role
 from common.portal.client import ScimPortal
+from common.portal.codec import parse_group, parse_user, patch_operations
 from common.portal.discovery import discover
 from common.portal.filters import FILTER_VALUES_PER_QUERY
-from common.portal.mapping import build_mapping, parse_group, parse_user, patch_operations
+from common.portal.mapping import build_mapping
 from common.portal.protocol import Portal
 from common.portal.scim import (
     ENTERPRISE_USER_SCHEMA,

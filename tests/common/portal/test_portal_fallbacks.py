@@ -19,8 +19,10 @@ import pytest
 from common.errors import ConflictError, PortalRequestError, PortalUnavailable
 from common.http import RetryPolicy, Transport, build_session
 from common.model import Role
-from common.portal.client import ScimPortal, forget_servers
+from common.portal.client import ScimPortal
+from common.portal.learning import forget_servers
 from common.portal.scim import ENTERPRISE_USER_SCHEMA, SCHOOL_USER_SCHEMA, USER_SCHEMA
+from common.state.portal_memory import PortalMemory
 
 _EQ = re.compile(r'^(userName|externalId|emails\.value) eq "(.*)"$')
 
@@ -103,6 +105,8 @@ def _handler(state: Strict) -> type[BaseHTTPRequestHandler]:
                 return self.refuse(409, "uniqueness", "userName taken")
             if SCHOOL_USER_SCHEMA in user.get("schemas", []) and not state.declare_school:
                 return self.refuse(400, "invalidSyntax", "undeclared schema")
+            for path in state.refuse_paths & set(user):
+                return self.refuse(400, "invalidValue", f"{path} is not one of ours")
             user["id"] = uuid.uuid4().hex
             state.users[user["id"]] = user
             self.answer(201, user)
@@ -227,6 +231,17 @@ def test_one_refused_attribute_blocks_nothing_else_and_is_not_sent_again(strict:
     assert len(refusals) == 1 and "role" in refusals[0]
 
 
+def test_a_create_refused_for_one_attribute_is_made_without_it(strict: Strict) -> None:
+    strict.refuse_paths = {"userType"}
+    with serving(strict) as portal:
+        user = portal.create_user(ANNA)
+        refusals = list(portal.refusals)
+
+    assert strict.users[user.id]["externalId"] == "e-anna"
+    assert "userType" not in strict.users[user.id]
+    assert len(refusals) == 1 and "role" in refusals[0]
+
+
 def test_a_user_name_held_by_a_managed_account_is_a_collision(strict: Strict) -> None:
     with serving(strict) as portal:
         portal.create_user({"userName": "a@s.se", "externalId": "e-someone-else"})
@@ -269,3 +284,25 @@ def test_a_mapping_can_send_an_attribute_elsewhere_or_nowhere(strict: Strict) ->
     assert stored[ENTERPRISE_USER_SCHEMA] == {"department": "student"}
     assert "userType" not in stored
     assert table["schools"] == "not sent"
+
+
+def test_a_refused_attribute_is_not_tried_again_by_a_later_process(
+    strict: Strict, redis_client: Any
+) -> None:
+    strict.refuse_paths = {"userType"}
+    memory = PortalMemory(redis_client)
+    with serving(strict) as first:
+        later = ScimPortal(first.transport, first.base_url, "t", memory=memory)
+        user = later.create_user({"userName": "a@s.se", "externalId": "e-a"})
+        later.update_user(user.id, {"role": "teacher", "displayName": "A"})
+        forget_servers()  # a new process: only the memory in Redis is left
+        again = ScimPortal(first.transport, first.base_url, "t", memory=memory)
+        before = len(strict.requests)
+        again.update_user(user.id, {"role": "teacher", "displayName": "B"})
+        sent = [p for m, p in strict.requests[before:] if m == "PATCH"]
+        fidelity = again.get_user(user.id).fidelity
+
+    assert len(sent) == 1  # no second refusal
+    assert again.refusals == []
+    assert strict.users[user.id]["displayName"] == "B"
+    assert fidelity is not None and "role" in fidelity.unheld  # the planner stops planning it
