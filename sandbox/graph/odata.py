@@ -326,13 +326,21 @@ class _Parser:
         return lambda get: any(_compare(op, item, value) for item in (get(name) or ()))
 
 
-def parse_filter(text: str, known: Callable[[str], bool], *, advanced: bool) -> Predicate:
+def parse_filter(
+    text: str,
+    known: Callable[[str], bool],
+    headers: Mapping[str, str] | None = None,
+    *,
+    advanced: bool | None = None,
+) -> Predicate:
     """A predicate over a property getter; 400 for bad syntax, unknown properties, or an
-    advanced operator when the request is no advanced query (``advanced``: it has
-    ``ConsistencyLevel: eventual`` and ``$count``, "Advanced query capabilities on Microsoft
-    Entra ID objects", which also gives the error)."""
+    advanced operator when the request is no advanced query: ``advanced`` says whether it is
+    (``ConsistencyLevel: eventual`` and ``$count``, "Advanced query capabilities on Microsoft
+    Entra ID objects", which also gives the error); without it the ``headers`` alone decide."""
     parser = _Parser(text, known)
     predicate = parser.parse()
+    if advanced is None:
+        advanced = (headers or {}).get("consistencylevel", "").lower() == "eventual"
     if parser.advanced and not advanced:
         raise GraphError(
             400,
