@@ -306,3 +306,35 @@ def test_a_refused_attribute_is_not_tried_again_by_a_later_process(
     assert again.refusals == []
     assert strict.users[user.id]["displayName"] == "B"
     assert fidelity is not None and "role" in fidelity.unheld  # the planner stops planning it
+
+
+@pytest.mark.slow
+def test_a_reconcile_that_cannot_read_the_portal_whole_removes_nothing(
+    strict: Strict, graph_sandbox: Any, redis_url: str
+) -> None:
+    from common.sync import engine
+    from tests.conftest import SDS_SAMPLES
+    from tests.fixtures.engine import environment, registered_services
+
+    strict.ignore_paging = True
+    # accounts the sync manages whose Microsoft objects are gone: a full read would remove them
+    for n in range(5):
+        strict.users[f"u{n}"] = {"id": f"u{n}", "userName": f"gone{n}@s.se", "externalId": f"x{n}"}
+    microsoft = graph_sandbox.new_tenant(
+        load=[{"format": "sds-classic", "path": str(SDS_SAMPLES / "classic-25")}]
+    )
+    with serving(strict) as portal:
+        target = type("Target", (), {"scim_url": portal.base_url, "token": "t"})()
+        services = registered_services(
+            environment(graph_sandbox.info, redis_url), microsoft, target, name="Skola"
+        )
+        try:
+            with pytest.raises(PortalRequestError, match="ignores startIndex"):
+                engine.reconcile_tenant(services, microsoft.id)
+            last = services.runs.last(microsoft.id)
+        finally:
+            services.redis.close()
+            graph_sandbox.reset()
+
+    assert [m for m, _ in strict.requests if m != "GET"] == []
+    assert last is not None and last.outcome == "failed" and "startIndex" in last.message
