@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, Protocol
 
 import redis
 
-from common.config import Secret
+from common.config import Secret, key_ring
 from common.errors import NotFound
 from common.state.dispatch import Dispatcher
 from common.state.store import KEY_PREFIX, redis_errors
@@ -142,13 +142,15 @@ class SubscriptionStore:
         # Any: redis-py's stubs type replies as bytes | str, which helps nothing here
         self.redis: Any = client
         self._key = secret_key.reveal().encode()
+        #: keys that wrote digests before a rotation (``SKOLSYNK_SECRET_KEY_PREVIOUS``)
+        self._previous = [k.reveal().encode() for k in key_ring(secret_key)[1:]]
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, _Known]] = {}
 
-    def digest(self, subscription_id: str, client_state: str) -> str:
+    def digest(self, subscription_id: str, client_state: str, *, key: bytes | None = None) -> str:
         """HMAC-SHA256 of a clientState, bound to its subscription id."""
         message = f"{subscription_id.lower()}\x00{client_state}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return hmac.new(key or self._key, message, hashlib.sha256).hexdigest()
 
     def add(
         self,
@@ -270,11 +272,26 @@ class SubscriptionStore:
             return Verdict("unknown_subscription")
         presented = self.digest(subscription_id, client_state or "")
         # constant time, and a missing clientState compares like a wrong one
-        if not hmac.compare_digest(known.client_state_digest, presented) or client_state is None:
+        matches = hmac.compare_digest(known.client_state_digest, presented)
+        if not matches and client_state is not None and self._previous:
+            matches = self._upgrade(subscription_id, client_state, known, presented)
+        if not matches or client_state is None:
             return Verdict("wrong_client_state", record)
         if tenant_id.lower() != record.tenant_id.lower():
             return Verdict("wrong_tenant", record)
         return Verdict("ok", record)
+
+    def _upgrade(self, subscription_id: str, client_state: str, known: _Known, new: str) -> bool:
+        """Whether a previous key wrote this digest; if so it is written again with the current
+        key (the clientState itself is never stored), so the previous key can be dropped."""
+        for key in self._previous:
+            old = self.digest(subscription_id, client_state, key=key)
+            if hmac.compare_digest(known.client_state_digest, old):
+                with redis_errors():
+                    self.redis.hset(subscription_key(subscription_id), "client_state_digest", new)
+                self._cache.pop(subscription_id.lower(), None)
+                return True
+        return False
 
 
 @dataclass(frozen=True)
