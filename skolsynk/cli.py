@@ -12,7 +12,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from common.errors import ConfigError, NeedsAttention, SkolsynkError, TransientError
+from common.errors import (
+    AlreadyRunning,
+    ConfigError,
+    NeedsAttention,
+    SkolsynkError,
+    TransientError,
+)
 
 #: modules that add subcommands, in the order they appear in ``--help``
 COMMAND_MODULES: tuple[str, ...] = (
@@ -28,6 +34,12 @@ EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_CONFIG = 3
 EXIT_TRY_LATER = 4
+EXIT_CODES = f"""exit codes:
+  0  done (also: nothing to do, or the same work was already running elsewhere)
+  {EXIT_FAILED}  refused or failed: the message says why and what to change
+  {EXIT_USAGE}  the command line itself is wrong (unknown option, missing argument)
+  {EXIT_CONFIG}  the configuration (environment variables) is incomplete or wrong
+  {EXIT_TRY_LATER}  a service (Redis, Microsoft Graph, the portal) is unavailable: try later"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skolsynk",
         description="Keep a school's Microsoft 365 tenant and a learning-material portal in step.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
@@ -50,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return 130
+    except AlreadyRunning as exc:
+        # not a failure: the work this command asked for is being done
+        print(str(exc))
+        return 0
     except SkolsynkError as exc:
         print(f"skolsynk: {exc}", file=sys.stderr)
         if exc.hint:

@@ -16,16 +16,10 @@ from common.state.dispatch import Dispatcher
 from common.state.registry import ENVIRONMENTS, Tenant
 from common.sync import engine
 from common.sync.tenants import add_tenant, canonical_tenant_id, remove_tenant, update_tenant
+from skolsynk.cli import EXIT_CODES
 from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import ProgressBar, table, to_json
 from skolsynk.tenant_options import apply_options, portal_options, settings_options
-
-EXIT_CODES = """exit codes:
-  0  done (also: nothing to do, or a reconcile of the tenant was already running)
-  1  refused or failed: the message says why and what to change
-  2  the command line itself is wrong (unknown option, missing argument)
-  3  the configuration (environment variables) is incomplete or wrong
-  4  a service (Redis, Microsoft Graph, the portal) is unavailable: try again later"""
 
 
 def register(subparsers: Any) -> None:

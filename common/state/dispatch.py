@@ -12,7 +12,9 @@ the same atomic script, only if it set it, writes the job; so a burst of notific
 object while its job waits becomes one job, and a marker never exists without its job. The job
 clears the marker when it starts, so a notification that arrives while it runs queues exactly
 one more run. A per-object *lock* keeps two runs for one object from
-overlapping. Full reconciles are coalesced per tenant the same way, while pending or running.
+overlapping, and an object run waits while its tenant's full reconcile runs (the reconcile's
+lease is in ``common.state.leases``). Full reconciles are coalesced per tenant the same way,
+while pending or running.
 
 Failure policy: every Redis failure becomes ``QueueUnavailable``
 (``common.state.store.redis_errors``;
@@ -99,7 +101,6 @@ RECOVER_ABANDONED_JOB: Final = "worker.jobs.recover_abandoned"
 BUSY_REQUEUE_DELAY: Final = timedelta(seconds=2)
 #: a requested reconcile absorbs further requests for its tenant this long while it waits
 RECONCILE_PENDING_SECONDS: Final = 3 * 60 * 60
-RECONCILE_LOCK_SECONDS: Final = RECONCILE_TIMEOUT_SECONDS + 5 * 60
 #: Graph repeats lifecycle events; one renewal per tenant in this window is enough
 RENEWAL_DEDUPE_SECONDS: Final = 5 * 60
 
@@ -533,7 +534,8 @@ class Dispatcher:
 
         Acquired: the pending marker is cleared at once (a notification from now on queues one
         more run, which sees this run's result) and the object's lock is held until the block
-        ends. Not acquired (another run of this object is in progress): the job is queued again
+        ends. Not acquired (another run of this object, or a full reconcile of its tenant, is in
+        progress, ``common.state.leases``): the job is queued again
         ``BUSY_REQUEUE_DELAY`` later and the pending marker is kept, so notifications keep
         folding into that one job. Requeueing rather than waiting keeps a worker free for other
         objects; rather than raising, it keeps rq's retries and failed registry for real errors.
@@ -543,6 +545,11 @@ class Dispatcher:
         member = _inflight_member(Change(tenant_id, kind, object_id))
         with redis_errors():
             acquired = bool(self.redis.set(lock, token, nx=True, ex=OBJECT_LEASE_SECONDS))
+            # the object's lock first, then the tenant's reconcile lease (which takes its lease
+            # first, then waits for object locks): one of the two always sees the other
+            if acquired and self.redis.exists(reconcile_lock_key(tenant_id)):
+                self._release_lock(keys=[lock], args=[token])
+                acquired = False
             if not acquired:
                 self._requeue_busy(Change(tenant_id, kind, object_id))
             else:
@@ -618,34 +625,6 @@ class Dispatcher:
                 },
             )
         return recovered
-
-    @contextmanager
-    def reconcile_guard(self, tenant_id: str) -> Iterator[Turn]:
-        """Guard one full reconcile of a tenant: yields a ``Turn``; work only when acquired.
-
-        While it runs, ``enqueue_reconcile`` for the tenant queues nothing (the running one
-        repairs the same drift; the hourly schedule follows). A second reconcile that starts
-        while one runs (only possible by hand, ``rq enqueue``) is skipped, not queued again: it
-        would redo the same whole-tenant work right after.
-        """
-        lock = reconcile_lock_key(tenant_id)
-        token = secrets.token_hex(16)
-        with redis_errors():
-            acquired = bool(self.redis.set(lock, token, nx=True, ex=RECONCILE_LOCK_SECONDS))
-            if acquired:
-                self.redis.set(
-                    reconcile_pending_key(tenant_id), b"running", ex=RECONCILE_LOCK_SECONDS
-                )
-        if not acquired:
-            log.info("reconcile already running; this run skipped", extra={"tenant": tenant_id})
-            yield Turn(acquired=False)
-            return
-        try:
-            yield Turn(acquired=True)
-        finally:
-            with redis_errors():
-                self.redis.delete(reconcile_pending_key(tenant_id))
-                self._release_lock(keys=[lock], args=[token])
 
     # -- internals --------------------------------------------------------------------------
 

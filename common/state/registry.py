@@ -258,6 +258,8 @@ class TenantRegistry:
                 pipe.delete(f"{KEY_PREFIX}{suffix}:{tenant.id}")
             for kind in ("reconcile", "live"):
                 pipe.delete(f"{KEY_PREFIX}last-run:{tenant.id}:{kind}")
+                for env in ENVIRONMENTS:
+                    pipe.delete(f"{KEY_PREFIX}last-run:{tenant.id}:{kind}:{env}")
             pipe.execute()
         return tenant
 

@@ -5,6 +5,8 @@ Microsoft 365 tenant, and a removed tenant leaves nothing running.
   through Entra's discovery document, so the same tenant cannot be registered twice.
 - A portal URL must pass the URL policy (``common.portal.urls``) and may not be a portal that
   another tenant uses, however it is spelled (compared normalised).
+- A disabled tenant gets no writes: runs that write refuse to start (``refuse_disabled``) and
+  real-time jobs are dropped as they start (``writable_tenant``).
 - ``remove_tenant`` deletes the tenant's Graph subscriptions, drops its queued jobs and pending
   markers, and forgets it; its audit log stays readable for its six months.
 
@@ -20,11 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from common.config import Secret
-from common.errors import GraphUnavailable, NeedsAttention, NotFound, SkolsynkError
+from common.errors import (
+    GraphUnavailable,
+    NeedsAttention,
+    NotFound,
+    SkolsynkError,
+    TenantDisabled,
+    UnknownTenant,
+)
 from common.graph.discovery import parse_guid, tenant_id_for_domain
 from common.http import Transport
+from common.logs import get_logger
 from common.portal.urls import check_portal_url, same_portal
 from common.state.registry import PortalEnvironment, Tenant
+from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.subscriptions import SubscriptionStore
 from common.state.tenant_work import drop_tenant_work
 from common.sync.services import Services
@@ -32,6 +43,8 @@ from common.sync.services import Services
 #: checks that a portal answers as a SCIM server with this token before it is stored
 #: (``None``: the URL policy and the uniqueness rules only)
 PortalCheck = Callable[[str, Secret], None]
+
+log = get_logger(__name__)
 
 GUID_EXAMPLE = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
@@ -146,3 +159,31 @@ def _checked_portals(
             check_portal(url, portal.token)
         portals[env] = PortalEnvironment(url, portal.token, portal.undecryptable)
     return replace(tenant, portals=portals)
+
+
+def refuse_disabled(tenant: Tenant) -> None:
+    """``TenantDisabled`` for a disabled tenant: a run that writes must not start."""
+    if not tenant.enabled:
+        raise TenantDisabled(
+            f"Tenant {tenant.name} is disabled: nothing is written to its portal.",
+            hint=f"Enable it with `skolsynk tenant set {tenant.id} --enable`.",
+        )
+
+
+def writable_tenant(services: Services, tenant_id: str, *, why: str) -> Tenant | RunReport:
+    """The tenant of a real-time job, or the report of a job dropped because the tenant is
+    disabled or no longer registered (checked as each job starts, so that disabling stops the
+    very next one)."""
+    try:
+        tenant = services.registry.get(tenant_id)
+    except UnknownTenant:
+        reason = "the tenant is not registered (removed?)"
+    else:
+        if tenant.enabled:
+            return tenant
+        reason = "the tenant is disabled"
+    log.info("change dropped", extra={"tenant": tenant_id, "reason": reason})
+    report = RunReport(new_run_id(), tenant_id, why, now_iso(), outcome="skipped")
+    report.message = f"Change dropped: {reason}."
+    report.finished_at = report.started_at
+    return report
