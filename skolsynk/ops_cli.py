@@ -6,8 +6,9 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.errors import NeedsAttention
+from common.errors import NeedsAttention, UnknownTenant
 from common.state.dispatch import Dispatcher
+from common.state.registry import RemovedTenant, Tenant
 from common.state.subscriptions import SubscriptionStore
 from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import table, to_csv, to_json
@@ -51,7 +52,7 @@ def register(subparsers: Any) -> None:
 def tenant_status(tenant_id: str) -> dict[str, Any]:
     svc = services()
     tenant = svc.registry.get(tenant_id)
-    last = svc.runs.last(tenant.id)
+    last = svc.runs.last(tenant.id, environment=tenant.environment)
     live = svc.runs.last(tenant.id, kind="live")
     subscriptions = SubscriptionStore(svc.redis, svc.config.secret_key).for_tenant(tenant.id)
     return {
@@ -61,6 +62,14 @@ def tenant_status(tenant_id: str) -> dict[str, Any]:
         "enabled": tenant.enabled,
         "last_reconcile": last.to_dict() if last else None,
         "last_live_change": live.to_dict() if live else None,
+        "environments": {
+            env: {
+                "url": portal.url,
+                "last_reconcile": (run := svc.runs.last(tenant.id, environment=env))
+                and run.to_dict(),
+            }
+            for env, portal in tenant.portals.items()
+        },
         "held": len(svc.safety.held(tenant.id)),
         "subscriptions": [
             {
@@ -137,6 +146,14 @@ def _status(args: argparse.Namespace) -> int:
         last = item["last_reconcile"]
         if last and last["message"]:
             print(f"{item['name']}: {last['message']}")
+        if len(item["environments"]) > 1:
+            for env, portal in item["environments"].items():
+                run = portal["last_reconcile"]
+                when = f"{run['finished_at']} {run['outcome']}" if run else "never"
+                current = " (current)" if env == item["environment"] else ""
+                print(
+                    f"{item['name']}: {env} portal{current} {portal['url']}, last reconcile {when}"
+                )
     return 0
 
 
@@ -157,7 +174,14 @@ def parse_since(text: str) -> datetime:
 
 def _audit(args: argparse.Namespace) -> int:
     svc = services()
-    tenant = svc.registry.get(args.tenant)
+    try:
+        tenant: Tenant | RemovedTenant = svc.registry.get(args.tenant)
+    except UnknownTenant:
+        # a removed tenant's audit log is kept (and read) for its six months
+        gone = svc.registry.removed(args.tenant)
+        if gone is None:
+            raise
+        tenant = gone
     since = parse_since(args.since) if args.since else None
     entries = list(svc.audit.entries(tenant.id, since=since, limit=args.limit))
     if args.format == "json":

@@ -20,7 +20,10 @@ Failure policy: Redis failures raise ``QueueUnavailable``; a lease that is busy 
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -92,12 +95,14 @@ def holder(client: redis.Redis, tenant_id: str) -> LeaseHolder | None:
 
 @contextmanager
 def reconcile_lease(
-    client: redis.Redis, tenant_id: str, tenant_name: str, *, started_by: str
+    client: redis.Redis, tenant_id: str, tenant_name: str, *, started_by: str | None = None
 ) -> Iterator[None]:
     """Hold the tenant's reconcile lease for the block; ``AlreadyRunning`` when it is taken.
 
-    Returns from the ``with`` only after object runs of the tenant already under way ended.
+    ``started_by`` says who asked (default: this process's user, host and pid). Enters the
+    block only after object runs of the tenant already under way have ended.
     """
+    started_by = started_by or this_process()
     lock = client.lock(
         reconcile_lock_key(tenant_id),
         timeout=RECONCILE_LEASE_SECONDS,
@@ -134,6 +139,15 @@ def reconcile_lease(
             client.delete(_holder_key(tenant_id), reconcile_pending_key(tenant_id))
             with suppress(LockError):
                 lock.release()
+
+
+def this_process() -> str:
+    """Who runs this process, as a second run's message names it: ``anna on host1 (pid 42)``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return f"{user} on {socket.gethostname()} (pid {os.getpid()})"
 
 
 def _mark(client: redis.Redis, tenant_id: str, started_by: str) -> None:

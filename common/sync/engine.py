@@ -105,13 +105,14 @@ def reconcile_tenant(
 ) -> RunReport:
     """Make the tenant's portal match Microsoft 365 (or, with ``dry_run``, say what would).
 
-    ``started_by`` says who asked, for a second run to read ("the scheduler").
+    ``started_by`` says who asked, for a second run to read ("the scheduler"; by default
+    this process's user and host).
     """
     tenant = services.registry.get(tenant_id)
     if dry_run:
         return _reconcile(services, tenant, dry_run=True, why=why, status=status)
     refuse_disabled(tenant)
-    with reconcile_lease(services.redis, tenant.id, tenant.name, started_by=started_by or why):
+    with reconcile_lease(services.redis, tenant.id, tenant.name, started_by=started_by):
         return _reconcile(services, tenant, why=why, status=status, progress=progress)
 
 
