@@ -1,5 +1,6 @@
 """A tenant's queued work, dropped when the tenant is removed: jobs waiting on the queues (and
-scheduled to run later) whose first argument is the tenant, and its pending markers.
+scheduled to run later) whose first argument is the tenant, and its pending markers; and, for a
+demo that shared someone's Redis, everything stored for a tenant (``purge_tenant``).
 
 Failure policy: Redis failures raise ``QueueUnavailable``. A job that is already running is
 left to finish (its tenant is gone, so it writes nothing more than it already has).
@@ -40,6 +41,35 @@ def drop_tenant_work(client: redis.Redis, tenant_id: str) -> int:
         markers += [reconcile_pending_key(tenant_id), renewal_pending_key(tenant_id)]
         client.delete(*markers)
     return dropped
+
+
+def purge_tenant(client: redis.Redis, tenant_id: str) -> int:
+    """Delete everything stored for the tenant: its settings, runs, safety state, audit log,
+    subscription records, queued jobs and the jobs rq keeps after they ran; keys deleted.
+    Shared counters (the metrics' totals) stay: they only ever count up."""
+    deleted = drop_tenant_work(client, tenant_id)
+    with redis_errors():
+        subscriptions = f"{KEY_PREFIX}subscriptions:{tenant_id}"
+        ids = [m.decode() for m in client.smembers(subscriptions)]  # type: ignore[union-attr]
+        keys: list[Any] = [f"{KEY_PREFIX}subscription:{i.lower()}" for i in ids]
+        keys += client.scan_iter(match=f"{KEY_PREFIX}*{tenant_id}*", count=1000)
+        for name in QUEUE_NAMES:
+            queue = Queue(name, connection=client, serializer=JSONSerializer)
+            for registry in (
+                queue.finished_job_registry,
+                queue.failed_job_registry,
+                queue.started_job_registry,
+            ):
+                job_ids = registry.get_job_ids()
+                for job in Job.fetch_many(job_ids, connection=client, serializer=JSONSerializer):
+                    if job is not None and job.args and str(job.args[0]) == tenant_id:
+                        registry.remove(job, delete_job=True)
+                        deleted += 1
+        if keys:
+            deleted += int(client.delete(*keys))
+        client.srem(f"{KEY_PREFIX}tenants", tenant_id)
+        client.hdel(f"{KEY_PREFIX}removed-tenants", tenant_id)
+    return deleted
 
 
 def _drop(queue: Queue, job_ids: list[str], tenant_id: str, *, queued: bool) -> int:
