@@ -136,7 +136,10 @@ def _reconcile(
             report.outcome = "preview"
         elif view.foreign:
             report.outcome = "held"
-            report.message = view.foreign
+            report.message = (
+                f"Held whole, nothing was written: {view.foreign}. Check the portal URL with "
+                f"`skolsynk tenant show {tenant.id}`."
+            )
         else:
             status(f"Applying {len(view.plan.actions)} changes")
             applier = Applier(

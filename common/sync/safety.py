@@ -67,11 +67,10 @@ def foreign_portal_problem(
     ):
         return None
     return (
-        f"Held whole: this run would remove {removals} of the {managed} objects the portal "
-        f"holds for the sync and create {creates} of the {in_microsoft} objects of "
-        f"{tenant_name}'s Microsoft 365 anew. The portal organisation most likely belongs to "
-        "another tenant (or was registered under the wrong tenant id); nothing was written. "
-        "Check the portal URL with `skolsynk tenant show`"
+        f"the plan would remove {removals} of the {managed} objects the portal holds for the "
+        f"sync and create {creates} of the {in_microsoft} objects of {tenant_name}'s "
+        "Microsoft 365 anew: the portal organisation most likely belongs to another tenant "
+        "(or was registered under the wrong tenant id)"
     )
 
 

@@ -3,6 +3,8 @@ would remove most of the portal while creating most of Microsoft 365 anew is hel
 
 from __future__ import annotations
 
+import json
+
 from common.config import Secret
 from common.state.registry import PortalEnvironment, Tenant
 from common.sync import engine
@@ -26,11 +28,16 @@ def test_a_portal_holding_another_tenants_school_is_not_touched(make_world) -> N
 
     view = engine.preview(second.services, second.tenant_id)
     assert view.foreign is not None
+    text = second.cli("preview", second.tenant_id)
+    assert "The whole run would be HELD: the plan would remove 26 of the 26" in text.stdout
+    data = json.loads(second.cli("preview", second.tenant_id, "--format", "json").stdout)
+    assert "another tenant" in data["held_whole_because"]
     report = second.reconcile()
 
     assert report.outcome == "held"
     assert "most likely belongs to another tenant" in report.message
-    assert "would remove 26 of the 26 objects" in report.message
+    assert report.message.startswith("Held whole, nothing was written: the plan would remove")
+    assert "remove 26 of the 26 objects" in report.message
     assert report.written == 0
     assert first.portal.snapshot() == before
     # nothing was put up for approval either: approving would delete the first school
