@@ -50,12 +50,18 @@ VERIFICATION_CACHE_SECONDS: Final = 5.0
 #: two per tenant; a bound on memory whatever arrives
 MAX_CACHED_SUBSCRIPTIONS: Final = 10_000
 
-Reason = Literal["ok", "unknown_subscription", "wrong_client_state", "wrong_tenant"]
+Reason = Literal[
+    "ok", "unknown_subscription", "wrong_client_state", "wrong_tenant", "tenant_removed"
+]
 REJECTION_REASONS: Final[tuple[Reason, ...]] = (
     "unknown_subscription",
     "wrong_client_state",
     "wrong_tenant",
+    "tenant_removed",
 )
+#: a removed tenant's subscription is remembered this long at least (Graph retries a delivery
+#: for up to four hours), or until it would have expired, so its late deliveries are counted
+RETIRED_AT_LEAST: Final = timedelta(hours=4)
 
 
 class SubscriptionApi(Protocol):
@@ -222,6 +228,17 @@ class SubscriptionStore:
             pipe.srem(tenant_subscriptions_key(record.tenant_id), record.id)
             pipe.execute()
 
+    def retire(self, record: StoredSubscription, *, now: datetime | None = None) -> None:
+        """Forget a removed tenant's subscription but remember it was ours: notifications for
+        it are then answered without queueing anything, counted as ``tenant_removed``."""
+        left = max(RETIRED_AT_LEAST, record.expires_at - _now(now))
+        with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(subscription_key(record.id), "retired", "1")
+            pipe.expire(subscription_key(record.id), int(left.total_seconds()))
+            pipe.srem(tenant_subscriptions_key(record.tenant_id), record.id)
+            pipe.execute()
+        self._cache.pop(record.id.lower(), None)
+
     def verify(self, subscription_id: str, client_state: str | None, tenant_id: str) -> Verdict:
         """Check a notification's subscription id, clientState and tenant against our record."""
         return self.verify_many([(subscription_id, client_state, tenant_id)])[0]
@@ -277,6 +294,8 @@ class SubscriptionStore:
             matches = self._upgrade(subscription_id, client_state, known, presented)
         if not matches or client_state is None:
             return Verdict("wrong_client_state", record)
+        if known.retired:
+            return Verdict("tenant_removed", record)
         if tenant_id.lower() != record.tenant_id.lower():
             return Verdict("wrong_tenant", record)
         return Verdict("ok", record)
@@ -300,12 +319,14 @@ class _Known:
 
     record: StoredSubscription | None
     client_state_digest: str
+    #: the subscription of a removed tenant (``SubscriptionStore.retire``)
+    retired: bool = False
 
     @classmethod
     def of(cls, raw: dict[bytes, bytes]) -> _Known:
         record = _record(raw)
         digest = raw[b"client_state_digest"].decode() if record is not None else ""
-        return cls(record, digest)
+        return cls(record, digest, raw.get(b"retired") == b"1")
 
 
 def _record(raw: dict[bytes, bytes]) -> StoredSubscription | None:

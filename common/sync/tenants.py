@@ -121,8 +121,8 @@ def remove_tenant(services: Services, tenant_ref: str) -> Removal:
             deleted += 1
         except SkolsynkError as exc:
             problem = str(exc)
-        # forgotten either way: the listener then answers its notifications without queueing
-        store.remove(record)
+        # retired either way: the listener answers its late notifications without queueing
+        store.retire(record)
     # the dispatcher must not run what was queued for the tenant
     dropped = drop_tenant_work(services.redis, tenant.id)
     services.registry.remove(tenant.id)

@@ -80,6 +80,8 @@ def test_removing_a_tenant_deletes_its_subscriptions_and_its_notifications_queue
     # a delivery Graph had under way for a deleted subscription: answered, never queued
     time.sleep(VERIFICATION_CACHE_SECONDS + 0.5)  # the listener's verification cache ages out
     users = next(s for s in subscriptions if s["resource"] == "/users")
+    # (its clientState is Graph's and ours only as a digest: the unit tests of the store show
+    # the right one is counted as tenant_removed; here, that any is answered and not queued)
     sub = Sub(users["id"], world.tenant_id, "/users", "whatever-it-was")
     before = world.stack.metrics()
     answer = requests.post(
@@ -98,7 +100,7 @@ def _rejected(metrics: str) -> float:
     total = 0.0
     for line in metrics.splitlines():
         if line.startswith("skolsynk_notifications_rejected_total{") and (
-            'reason="unknown_subscription"' in line
+            'endpoint="notifications"' in line
         ):
             total += float(line.rsplit(" ", 1)[1])
     return total

@@ -144,6 +144,20 @@ def test_after_a_key_rotation_a_subscription_still_verifies_and_moves_to_the_new
     assert not store.verify(subscription_id, "state-1", TENANT).ok
 
 
+def test_a_retired_subscription_is_known_as_a_removed_tenants_and_listed_nowhere(
+    store: SubscriptionStore, redis_client: redis.Redis
+) -> None:
+    subscription_id = add(store, expires=datetime.now(UTC) + timedelta(days=2))
+    (record,) = store.for_tenant(TENANT)
+    store.retire(record)
+    assert store.for_tenant(TENANT) == []
+    assert store.verify(subscription_id, "state-1", TENANT).reason == "tenant_removed"
+    assert store.verify(subscription_id, "forged", TENANT).reason == "wrong_client_state"
+    # remembered until it would have expired at Graph, then gone
+    ttl = redis_client.ttl(f"skolsynk:subscription:{subscription_id}")
+    assert 47 * 3600 < ttl <= 48 * 3600
+
+
 def test_verify_of_an_unknown_subscription_says_so(store: SubscriptionStore) -> None:
     assert store.verify(str(uuid.uuid4()), "state-1", TENANT).reason == "unknown_subscription"
 
