@@ -21,15 +21,14 @@ from common.state.dispatch import RECONCILE_QUEUE, Dispatcher
 from tests.fixtures.engine import SyncWorld
 from tests.fixtures.live import wait_for
 
-#: slows every Graph and portal request so that a reconcile of the sample lasts several
-#: seconds, longer than a second process takes to start
-SLOW_GRAPH_MS = 400
-SLOW_PORTAL_MS = 150
+#: while the second process starts, every portal request of the first takes this long, so the
+#: first holds its lease for many seconds however loaded the machine is; it is reset as soon as
+#: the second has had its say, so the first then finishes quickly
+STALLED_PORTAL_MS = 5000
 
 
-def slow_down(world: SyncWorld) -> None:
-    world.graph_sandbox.set_knobs(world.tenant_id, latency_ms=SLOW_GRAPH_MS)
-    world.portal_server.set_knobs(world.portal.name, latency_ms=SLOW_PORTAL_MS)
+def stall_portal(world: SyncWorld, *, stalled: bool = True) -> None:
+    world.portal_server.set_knobs(world.portal.name, latency_ms=STALLED_PORTAL_MS if stalled else 0)
 
 
 def skolsynk(
@@ -70,10 +69,16 @@ def test_two_reconciles_started_together_write_once_and_one_names_the_other(
     make_world,
 ) -> None:
     world = make_world(sample="classic-min")
-    slow_down(world)
+    stall_portal(world)
 
     first = start_skolsynk(world, "reconcile", world.tenant_id)
     second = start_skolsynk(world, "reconcile", world.tenant_id)
+    wait_for(
+        lambda: first.poll() is not None or second.poll() is not None,
+        timeout=120,
+        what="one of the two reconciles ends",
+    )
+    stall_portal(world, stalled=False)
     results = [(p.wait(120), *p.communicate()) for p in (first, second)]
 
     assert [code for code, _, _ in results] == [0, 0], results
@@ -94,7 +99,7 @@ def test_a_cli_reconcile_during_a_queued_reconcile_writes_nothing_and_says_so(
     make_world, tmp_path: Path
 ) -> None:
     world = make_world(sample="classic-min")
-    slow_down(world)
+    stall_portal(world)
     client = world.services.redis
     Dispatcher(client).enqueue_reconcile(world.tenant_id, why="schedule")
     rq = str(Path(sys.executable).with_name("rq"))
@@ -117,6 +122,7 @@ def test_a_cli_reconcile_during_a_queued_reconcile_writes_nothing_and_says_so(
     try:
         wait_for(lambda: leases.reconcile_running(client, world.tenant_id), what="rq reconciles")
         by_hand = skolsynk(world, "reconcile", world.tenant_id)
+        stall_portal(world, stalled=False)
         assert worker.wait(120) == 0
     finally:
         worker.kill()
