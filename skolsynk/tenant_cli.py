@@ -14,6 +14,7 @@ from typing import Any
 from common.model import Scope, Thresholds
 from common.state.dispatch import Dispatcher
 from common.state.registry import ENVIRONMENTS, Tenant
+from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
 from common.sync.tenants import add_tenant, canonical_tenant_id, remove_tenant, update_tenant
 from skolsynk.cli import EXIT_CODES
@@ -270,8 +271,17 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _rekey(args: argparse.Namespace) -> int:
-    count, stuck = services().registry.rekey()
+    svc = services()
+    count, stuck = svc.registry.rekey()
     print(f"Encrypted {count} portal tokens with the current SKOLSYNK_SECRET_KEY.")
+    store = SubscriptionStore(svc.redis, svc.config.secret_key)
+    waiting = store.on_other_keys(t.id for t in svc.registry.all())
+    if waiting:
+        print(
+            f"{waiting} subscriptions are still verified with an earlier key; each moves to the "
+            "new key with its next notification. Keep SKOLSYNK_SECRET_KEY_PREVIOUS until "
+            "this command says none are left."
+        )
     if stuck:
         print(
             f"No key at hand decrypts the tokens of: {', '.join(stuck)}. Add the key they were "
@@ -279,5 +289,6 @@ def _rekey(args: argparse.Namespace) -> int:
             "again with `skolsynk tenant set TENANT --test-token-file PATH`."
         )
         return 1
-    print("SKOLSYNK_SECRET_KEY_PREVIOUS is no longer needed for portal tokens.")
+    if not waiting:
+        print("SKOLSYNK_SECRET_KEY_PREVIOUS is no longer needed.")
     return 0

@@ -152,6 +152,8 @@ class SubscriptionStore:
         self._previous = [k.reveal().encode() for k in key_ring(secret_key)[1:]]
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, _Known]] = {}
+        #: names the key that wrote a digest without revealing it (recorded beside the digest)
+        self.key_id = self.digest("key id", "skolsynk")[:16]
 
     def digest(self, subscription_id: str, client_state: str, *, key: bytes | None = None) -> str:
         """HMAC-SHA256 of a clientState, bound to its subscription id."""
@@ -185,6 +187,7 @@ class SubscriptionStore:
             "notification_url": record.notification_url,
             "lifecycle_url": record.lifecycle_url,
             "client_state_digest": self.digest(subscription_id, client_state),
+            "key_id": self.key_id,
             "reauthorize": "0",
         }
         with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
@@ -227,6 +230,22 @@ class SubscriptionStore:
             pipe.delete(subscription_key(record.id))
             pipe.srem(tenant_subscriptions_key(record.tenant_id), record.id)
             pipe.execute()
+
+    def on_other_keys(self, tenant_ids: Iterable[str]) -> int:
+        """How many of these tenants' subscriptions have a digest that a key other than the
+        current one wrote (or one written before keys were recorded): while there are any,
+        the previous keys are still needed to verify their notifications."""
+        with redis_errors():
+            ids = [
+                m.decode()
+                for tenant_id in tenant_ids
+                for m in self.redis.smembers(tenant_subscriptions_key(tenant_id))
+            ]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for subscription_id in ids:
+                    pipe.hget(subscription_key(subscription_id), "key_id")
+                found = pipe.execute()
+        return sum(1 for key_id in found if key_id is None or key_id.decode() != self.key_id)
 
     def retire(self, record: StoredSubscription, *, now: datetime | None = None) -> None:
         """Forget a removed tenant's subscription but remember it was ours: notifications for
@@ -290,7 +309,10 @@ class SubscriptionStore:
         presented = self.digest(subscription_id, client_state or "")
         # constant time, and a missing clientState compares like a wrong one
         matches = hmac.compare_digest(known.client_state_digest, presented)
-        if not matches and client_state is not None and self._previous:
+        if matches and client_state is not None and known.key_id != self.key_id:
+            # written before key ids were recorded: it is the current key's, say so once
+            self._note_key(subscription_id)
+        elif not matches and client_state is not None and self._previous:
             matches = self._upgrade(subscription_id, client_state, known, presented)
         if not matches or client_state is None:
             return Verdict("wrong_client_state", record)
@@ -300,6 +322,11 @@ class SubscriptionStore:
             return Verdict("wrong_tenant", record)
         return Verdict("ok", record)
 
+    def _note_key(self, subscription_id: str) -> None:
+        with redis_errors():
+            self.redis.hset(subscription_key(subscription_id), "key_id", self.key_id)
+        self._cache.pop(subscription_id.lower(), None)
+
     def _upgrade(self, subscription_id: str, client_state: str, known: _Known, new: str) -> bool:
         """Whether a previous key wrote this digest; if so it is written again with the current
         key (the clientState itself is never stored), so the previous key can be dropped."""
@@ -307,7 +334,10 @@ class SubscriptionStore:
             old = self.digest(subscription_id, client_state, key=key)
             if hmac.compare_digest(known.client_state_digest, old):
                 with redis_errors():
-                    self.redis.hset(subscription_key(subscription_id), "client_state_digest", new)
+                    self.redis.hset(
+                        subscription_key(subscription_id),
+                        mapping={"client_state_digest": new, "key_id": self.key_id},
+                    )
                 self._cache.pop(subscription_id.lower(), None)
                 return True
         return False
@@ -321,12 +351,15 @@ class _Known:
     client_state_digest: str
     #: the subscription of a removed tenant (``SubscriptionStore.retire``)
     retired: bool = False
+    #: which key wrote the digest (``SubscriptionStore.key_id``; empty: not recorded)
+    key_id: str = ""
 
     @classmethod
     def of(cls, raw: dict[bytes, bytes]) -> _Known:
         record = _record(raw)
         digest = raw[b"client_state_digest"].decode() if record is not None else ""
-        return cls(record, digest, raw.get(b"retired") == b"1")
+        key_id = raw.get(b"key_id", b"").decode()
+        return cls(record, digest, raw.get(b"retired") == b"1", key_id)
 
 
 def _record(raw: dict[bytes, bytes]) -> StoredSubscription | None:

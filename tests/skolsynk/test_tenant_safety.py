@@ -286,6 +286,7 @@ def test_a_rotated_secret_key_keeps_everything_working_and_a_wrong_one_only_what
     rekeyed = skolsynk(world, "tenant", "rekey", env=rotated)
     assert rekeyed.returncode == 0, rekeyed.stderr
     assert "Encrypted 1 portal tokens" in rekeyed.stdout
+    assert "SKOLSYNK_SECRET_KEY_PREVIOUS is no longer needed." in rekeyed.stdout
     only_new = {"SKOLSYNK_SECRET_KEY": "a-brand-new-secret-key-42"}
     assert skolsynk(world, "preview", world.tenant_id, env=only_new).returncode == 0
 

@@ -136,9 +136,11 @@ def test_after_a_key_rotation_a_subscription_still_verifies_and_moves_to_the_new
     subscription_id = add(store)
     new_key = SecretKey("the-rotated-secret-key-99", (Secret("subscription-tests-secret-key-42"),))
     rotated = SubscriptionStore(redis_client, new_key)
+    assert rotated.on_other_keys([TENANT]) == 1
     assert rotated.verify(subscription_id, "state-1", TENANT).ok
     assert not rotated.verify(subscription_id, "another-state", TENANT).ok
     # the digest was written again with the new key: the previous one is no longer needed
+    assert rotated.on_other_keys([TENANT]) == 0
     only_new = SubscriptionStore(redis_client, SecretKey("the-rotated-secret-key-99"))
     assert only_new.verify(subscription_id, "state-1", TENANT).ok
     assert not store.verify(subscription_id, "state-1", TENANT).ok
