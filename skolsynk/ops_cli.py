@@ -53,6 +53,8 @@ def tenant_status(tenant_id: str) -> dict[str, Any]:
     svc = services()
     tenant = svc.registry.get(tenant_id)
     last = svc.runs.last(tenant.id, environment=tenant.environment)
+    if last is None and (older := svc.runs.last(tenant.id)) and not older.environment:
+        last = older  # kept before runs recorded their environment
     live = svc.runs.last(tenant.id, kind="live")
     subscriptions = SubscriptionStore(svc.redis, svc.config.secret_key).for_tenant(tenant.id)
     return {
