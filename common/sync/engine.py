@@ -140,6 +140,12 @@ def _reconcile(
                 f"Held whole, nothing was written: {view.foreign}. Check the portal URL with "
                 f"`skolsynk tenant show {tenant.id}`."
             )
+        elif not services.registry.get(tenant.id).enabled:
+            # disabled while this run read: the writes it planned are not made
+            report.outcome = "skipped"
+            report.message = (
+                f"Tenant {tenant.name} was disabled during the run; nothing was written."
+            )
         else:
             status(f"Applying {len(view.plan.actions)} changes")
             applier = Applier(

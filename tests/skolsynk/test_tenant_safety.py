@@ -399,6 +399,21 @@ def test_disabling_stops_writes_and_reconciles_until_enabled(make_world) -> None
     assert len(world.portal.users()) == 24
 
 
+@pytest.mark.slow
+def test_a_tenant_disabled_while_its_reconcile_reads_gets_nothing_written(make_world) -> None:
+    world = make_world(sample="classic-min")
+    world.graph_sandbox.set_knobs(world.tenant_id, latency_ms=STALLED_PORTAL_MS)
+    run = start_skolsynk(world, "reconcile", world.tenant_id)
+    client = world.services.redis
+    wait_for(lambda: leases.reconcile_running(client, world.tenant_id), what="it reconciles")
+    assert skolsynk(world, "tenant", "set", world.tenant_id, "--disable").returncode == 0
+    world.graph_sandbox.set_knobs(world.tenant_id, latency_ms=0)
+    run.wait(120)
+    out, _ = run.communicate()
+    assert "was disabled during the run; nothing was written." in out
+    assert world.portal.users() == []
+
+
 def test_removing_a_tenant_drops_its_queued_work_and_keeps_its_audit_log(make_world) -> None:
     world = make_world(sample="classic-min")
     assert skolsynk(world, "reconcile", world.tenant_id).returncode == 0
