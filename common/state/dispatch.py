@@ -549,6 +549,9 @@ class Dispatcher:
             # first, then waits for object locks): one of the two always sees the other
             if acquired and self.redis.exists(reconcile_lock_key(tenant_id)):
                 self._release_lock(keys=[lock], args=[token])
+                # no run of this object is under way: the lease the worker took for it must
+                # not look like a lost run (its recovery would start a second chain of jobs)
+                self.redis.zrem(INFLIGHT_KEY, member)
                 acquired = False
             if not acquired:
                 self._requeue_busy(Change(tenant_id, kind, object_id))
