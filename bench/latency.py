@@ -121,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="skolsynk-latency-") as tmp, Stack(Path(tmp)) as stack:
-        stack.ensure_redis(private=True)
+        stack.ensure_redis()
         graph_info = stack.start_graph("--generate", str(args.users), "--seed", "9")
         portal_info = stack.start_portal()
         listener = stack.start_listener()

@@ -52,7 +52,7 @@ def bench_size(users: int, args: argparse.Namespace) -> dict[str, Any]:
         graph = stack.start_graph("--generate", str(users), "--seed", "1")
         load_seconds = time.monotonic() - loaded
         portal = stack.start_portal()
-        stack.ensure_redis(private=True)
+        stack.ensure_redis()
         env = stack.env()
         tenant = graph["tenants"][0]
         org = portal["organisations"][0]

@@ -18,6 +18,8 @@ DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIN_SECRET_KEY_LENGTH = 16
+#: how a yes/no variable may be spelled (unset or empty is no)
+_FLAGS = {"": False, "0": False, "no": False, "false": False, "1": True, "yes": True, "true": True}
 
 
 class Secret:
@@ -45,6 +47,25 @@ class Secret:
         return hash(self._value)
 
 
+class SecretKey(Secret):
+    """``SKOLSYNK_SECRET_KEY`` with the keys it replaced (``SKOLSYNK_SECRET_KEY_PREVIOUS``):
+    new writes use this key; what the previous ones wrote can still be read."""
+
+    __slots__ = ("previous",)
+
+    def __init__(self, value: str, previous: tuple[Secret, ...] = ()) -> None:
+        super().__init__(value)
+        self.previous = previous
+
+    def __repr__(self) -> str:
+        return f"SecretKey('***', previous={len(self.previous)})"
+
+
+def key_ring(key: Secret) -> tuple[Secret, ...]:
+    """The key itself, then the previous keys it carries (newest first), for decrypting."""
+    return (key, *getattr(key, "previous", ()))
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything Skolsynk reads from its environment."""
@@ -52,12 +73,14 @@ class Config:
     redis_url: str
     client_id: str
     client_secret: Secret
-    secret_key: Secret
+    secret_key: SecretKey
     authority: str = DEFAULT_AUTHORITY
     graph_url: str = DEFAULT_GRAPH_URL
     ca_bundle: Path | None = None
     public_url: str | None = None
     log_format: str = "json"
+    #: portals on private-network addresses are accepted (``SKOLSYNK_ALLOW_PRIVATE_PORTALS``)
+    allow_private_portals: bool = False
 
     def describe(self) -> dict[str, str]:
         """Each setting as a person may see it (secrets as ``***``)."""
@@ -102,6 +125,19 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         problems.append(
             f"SKOLSYNK_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long"
         )
+    previous_keys: list[Secret] = []
+    for position, raw_key in enumerate(env.get("SKOLSYNK_SECRET_KEY_PREVIOUS", "").split(","), 1):
+        if not raw_key.strip():
+            continue
+        if len(raw_key.strip()) < MIN_SECRET_KEY_LENGTH:
+            problems.append(
+                f"SKOLSYNK_SECRET_KEY_PREVIOUS: key {position} is shorter than "
+                f"{MIN_SECRET_KEY_LENGTH} characters"
+            )
+        previous_keys.append(Secret(raw_key.strip()))
+    allow_private = env.get("SKOLSYNK_ALLOW_PRIVATE_PORTALS", "").strip().lower()
+    if allow_private not in _FLAGS:
+        problems.append("SKOLSYNK_ALLOW_PRIVATE_PORTALS must be yes or no (1/0, true/false)")
     authority = _check_url(
         "SKOLSYNK_AUTHORITY",
         env.get("SKOLSYNK_AUTHORITY", "").strip() or DEFAULT_AUTHORITY,
@@ -134,10 +170,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         redis_url=redis_url,
         client_id=client_id,
         client_secret=Secret(client_secret),
-        secret_key=Secret(secret_key),
+        secret_key=SecretKey(secret_key, tuple(previous_keys)),
         authority=authority,
         graph_url=graph_url,
         ca_bundle=ca_bundle,
         public_url=public_url,
         log_format=log_format,
+        allow_private_portals=_FLAGS[allow_private],
     )

@@ -9,7 +9,9 @@
     │   │   ├── GraphAuthError
     │   │   └── PortalAuthError
     │   ├── UnknownTenant              no such tenant in the registry
+    │   ├── TenantDisabled             the tenant is disabled: nothing may be written for it
     │   └── UnsafeRun                  a safety gate stopped the run (source health)
+    ├── AlreadyRunning                 nothing to do: the same work is running elsewhere (exit 0)
     ├── TransientError                 retry later: the same call may succeed
     │   ├── Throttled                  429 after our own retries; ``retry_after`` seconds if known
     │   ├── GraphUnavailable           5xx, timeouts, connection errors from Graph
@@ -79,6 +81,15 @@ class UnknownTenant(NeedsAttention):
     """No tenant with this id (or name) is registered."""
 
     hint = "See `skolsynk tenant list`, or register it with `skolsynk tenant add`."
+
+
+class TenantDisabled(NeedsAttention):
+    """The tenant is disabled (``tenant set --disable``): nothing is written to its portal."""
+
+
+class AlreadyRunning(SkolsynkError):
+    """The same work is already running elsewhere (a reconcile of this tenant); this run did
+    nothing and that is not a failure."""
 
 
 class UnsafeRun(NeedsAttention):

@@ -170,8 +170,8 @@ def give_up_error(
             f"{service} kept throttling {what} (429) after {attempts} attempts",
             retry_after=retry_after,
         )
-    answered = f"answered {what} with {status}" if status else f"could not be reached for {what}"
-    return unavailable(f"{service} {answered} after {attempts} attempts")
+    answered = f"answered {status}" if status else "could not be reached"
+    return unavailable(f"{service} {answered} after {attempts} attempts ({what})")
 
 
 #: called after every answer (or failure): method, the status (0 when none came), seconds

@@ -14,7 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from common.errors import ConfigError, NeedsAttention, SkolsynkError, TransientError
+from common.errors import (
+    AlreadyRunning,
+    ConfigError,
+    NeedsAttention,
+    SkolsynkError,
+    TransientError,
+)
 from skolsynk.output import portal_error_hint
 
 #: modules that add subcommands, in the order they appear in ``--help``
@@ -35,6 +41,12 @@ EXIT_CONFIG = 3
 EXIT_TRY_LATER = 4
 #: what a shell reports for a tool stopped by SIGPIPE (128 + 13), as ``seq 1e9 | head`` does
 EXIT_BROKEN_PIPE = 141
+EXIT_CODES = f"""exit codes:
+  0  done (also: nothing to do, or the same work was already running elsewhere)
+  {EXIT_FAILED}  refused or failed: the message says why and what to change
+  {EXIT_USAGE}  the command line itself is wrong (unknown option, missing argument)
+  {EXIT_CONFIG}  the configuration (environment variables) is incomplete or wrong
+  {EXIT_TRY_LATER}  a service (Redis, Microsoft Graph, the portal) is unavailable: try later"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skolsynk",
         description="Keep a school's Microsoft 365 tenant and a learning-material portal in step.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
@@ -66,6 +80,10 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return 130
+    except AlreadyRunning as exc:
+        # not a failure: the work this command asked for is being done
+        print(str(exc))
+        return 0
     except SkolsynkError as exc:
         print(f"skolsynk: {exc}", file=sys.stderr)
         hint = portal_error_hint(exc, _tenant_of(args)) or exc.hint

@@ -1,6 +1,7 @@
 """``skolsynk demo``: the whole system on this machine, doing its whole job, in one command.
 
-Starts Redis (when none answers), the sandbox tenant with a generated municipality, the
+Starts a Redis of its own (unless REDIS_URL names one: then everything it wrote there is
+deleted on the way out), the sandbox tenant with a generated municipality, the
 reference portal, the listener under gunicorn, two workers and the scheduler; registers the
 tenant, previews and runs the first sync, then makes a series of changes in Microsoft 365 through
 the sandbox's Graph API and shows each one reaching the portal through change notifications.
@@ -30,12 +31,13 @@ from common.graph import sds
 from common.state.registry import PortalEnvironment, Tenant
 from common.state.subscription_lifecycle import ensure_subscriptions
 from common.state.subscriptions import SubscriptionStore
+from common.state.tenant_work import purge_tenant
 from common.sync import engine
 from common.sync.services import Services, build_services
 from sandbox.graph.admin_client import GraphAdmin
 from skolsynk import demo_signin
 from skolsynk.output import ProgressBar, table
-from skolsynk.stack import Stack, StackError, redis_answers
+from skolsynk.stack import Stack, StackError, redis_answers, url_without_password
 from skolsynk.sync_cli import preview_text
 
 DEFAULT_USERS = 300
@@ -156,9 +158,10 @@ def run_demo(args: argparse.Namespace) -> int:
             explore(demo)
         return 0 if ok or not args.check else 1
     finally:
-        if demo is not None and not args.keep_running:
-            demo.services.registry.remove(demo.tenant.id)
         stack.stop()
+        if demo is not None and stack.shared_redis:
+            # someone else's Redis: take away everything the demo wrote there
+            purge_tenant(demo.services.redis, demo.tenant.id)
         print(f"Stopped every process of the demo. Logs are in {workdir}")
 
 
@@ -185,7 +188,10 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 def start(stack: Stack, users: int) -> Demo:
     print("Starting Skolsynk and its stand-ins on this machine…")
     redis_url = stack.ensure_redis()
-    print(f"  Redis: {redis_url}")
+    print(
+        f"  Redis: {url_without_password(redis_url)}"
+        + (" (shared: cleaned up afterwards)" if stack.shared_redis else "")
+    )
     info = stack.start_graph("--generate", str(users), "--seed", str(DEMO_SEED))
     tenant_info = info["tenants"][0]
     print(f"  Microsoft 365 (sandbox): {tenant_info['name']}, {tenant_info['domain']}")
@@ -205,8 +211,9 @@ def start(stack: Stack, users: int) -> Demo:
         name=f"Demo {tenant_info['name']}",
         portals={"test": PortalEnvironment(org["scim_url"], Secret(org["token"]))},
     )
-    if any(t.id == tenant.id for t in services.registry.all()):
-        services.registry.remove(tenant.id)
+    if stack.shared_redis:
+        # what an earlier demo left (one stopped by force); the demo's tenant is its own
+        purge_tenant(services.redis, tenant.id)
     services.registry.add(tenant)
     graph = GraphAdmin(info, tenant_info["id"], tenant_info["domain"])
     return Demo(stack, services, graph, tenant, org)

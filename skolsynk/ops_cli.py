@@ -6,8 +6,9 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.errors import NeedsAttention
+from common.errors import NeedsAttention, UnknownTenant
 from common.state.dispatch import Dispatcher
+from common.state.registry import RemovedTenant, Tenant
 from common.state.subscriptions import SubscriptionStore
 from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import cell, duration, table, to_csv, to_json
@@ -83,7 +84,9 @@ def recent_writes(tenant_id: str) -> int:
 def tenant_status(tenant_id: str) -> dict[str, Any]:
     svc = services()
     tenant = svc.registry.get(tenant_id)
-    last = svc.runs.last(tenant.id)
+    last = svc.runs.last(tenant.id, environment=tenant.environment)
+    if last is None and (older := svc.runs.last(tenant.id)) and not older.environment:
+        last = older  # kept before runs recorded their environment
     live = svc.runs.last(tenant.id, kind="live")
     subscriptions = SubscriptionStore(svc.redis, svc.config.secret_key).for_tenant(tenant.id)
     return {
@@ -93,6 +96,14 @@ def tenant_status(tenant_id: str) -> dict[str, Any]:
         "enabled": tenant.enabled,
         "last_reconcile": last.to_dict() if last else None,
         "last_live_change": live.to_dict() if live else None,
+        "environments": {
+            env: {
+                "url": portal.url,
+                "last_reconcile": (run := svc.runs.last(tenant.id, environment=env))
+                and run.to_dict(),
+            }
+            for env, portal in tenant.portals.items()
+        },
         "held": len(svc.safety.held(tenant.id)),
         "writes_last_24h": recent_writes(tenant.id),
         "subscriptions": [
@@ -174,6 +185,14 @@ def _status(args: argparse.Namespace) -> int:
                 f"{item['name']}: {last['duplicates']} duplicate portal objects "
                 f"(see `skolsynk preview {item['id']}`)"
             )
+        if len(item["environments"]) > 1:
+            for env, portal in item["environments"].items():
+                run = portal["last_reconcile"]
+                when = f"{run['finished_at']} {run['outcome']}" if run else "never"
+                current = " (current)" if env == item["environment"] else ""
+                print(
+                    f"{item['name']}: {env} portal{current} {portal['url']}, last reconcile {when}"
+                )
     return 0
 
 
@@ -214,7 +233,14 @@ def _who(entry: dict[str, Any]) -> str:
 
 def _audit(args: argparse.Namespace) -> int:
     svc = services()
-    tenant = svc.registry.get(args.tenant)
+    try:
+        tenant: Tenant | RemovedTenant = svc.registry.get(args.tenant)
+    except UnknownTenant:
+        # a removed tenant's audit log is kept (and read) for its six months
+        gone = svc.registry.removed(args.tenant)
+        if gone is None:
+            raise
+        tenant = gone
     since = parse_since(args.since) if args.since else None
     entries = list(svc.audit.entries(tenant.id, since=since, limit=args.limit))
     if args.format == "json":

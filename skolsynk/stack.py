@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import requests
@@ -31,7 +32,6 @@ import requests
 from common.errors import SkolsynkError
 
 READY_TIMEOUT_SECONDS = 90.0
-DEFAULT_REDIS_PORT = 6379
 SECRET_KEY_BYTES = 24
 
 
@@ -43,6 +43,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def url_without_password(url: str) -> str:
+    """A Redis URL as it may be shown: its password as ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{parts.username or ''}:***@{host}", parts.path, "", ""))
 
 
 def redis_answers(url: str) -> bool:
@@ -107,6 +116,8 @@ class Stack:
         workdir.mkdir(parents=True, exist_ok=True)
         self.children: list[Child] = []
         self.redis_url = redis_url
+        #: the Redis was given (REDIS_URL): what the stack writes there, it must clean up
+        self.shared_redis = redis_url is not None
         self.graph: dict[str, Any] = {}
         self.portal: dict[str, Any] = {}
         self.listener_url = ""
@@ -167,19 +178,23 @@ class Stack:
 
     # --- the pieces ----------------------------------------------------------------------------
 
-    def ensure_redis(self, *, private: bool = False) -> str:
-        """REDIS_URL if set, else Redis on the default port if it answers, else (or when
-        ``private``) a redis-server of the stack's own on a free port."""
+    def ensure_redis(self) -> str:
+        """The Redis the stack uses: the one ``REDIS_URL`` names when it is set explicitly
+        (``shared_redis``: whatever else is there is someone else's), else a redis-server of the
+        stack's own on a free port, never one that merely happens to answer on 6379."""
         if self.redis_url:
+            if not self.shared_redis:
+                return self.redis_url
+            if not redis_answers(self.redis_url):
+                raise StackError(
+                    f"Redis does not answer at REDIS_URL ({url_without_password(self.redis_url)}).",
+                    hint="Start it, fix REDIS_URL, or unset REDIS_URL to let the demo run its own.",
+                )
             return self.redis_url
-        default = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
-        if not private and redis_answers(default):
-            self.redis_url = default
-            return default
         binary = shutil.which("redis-server")
         if binary is None:
             raise StackError(
-                "No Redis answers on 127.0.0.1:6379 and redis-server is not installed.",
+                "redis-server is not installed, and REDIS_URL does not name a Redis to use.",
                 hint="Install it (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL.",
             )
         port = free_port()
@@ -202,6 +217,7 @@ class Stack:
         )
         self.wait(child, lambda: redis_answers(url), what="redis-server")
         self.redis_url = url
+        self.shared_redis = False
         return url
 
     def start_graph(self, *args: str) -> dict[str, Any]:

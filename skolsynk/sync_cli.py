@@ -103,6 +103,7 @@ def preview_data(view: engine.Preview) -> dict[str, Any]:
         "portal": {"users": len(view.portal.users), "groups": len(view.portal.groups)},
         "portal_cannot_hold": list(view.notes),
         "counts": plan.counts(),
+        "held_whole_because": view.foreign,
         "removals_skipped_because": view.gate,
         "removals_would_be_held": view.would_hold,
         "classes": [{"id": cid, "name": name} for cid, name in plan.classes_in_scope],
@@ -188,7 +189,9 @@ def preview_text(view: engine.Preview, *, limit: int | None) -> str:
         out.append(table(("WHAT", "HOW MANY"), summary))
     else:
         out.append("Nothing to do: the portal matches Microsoft 365.")
-    if view.gate:
+    if view.foreign:
+        out += ["", f"The whole run would be HELD: {view.foreign}."]
+    elif view.gate:
         out += ["", f"Removals would be SKIPPED: {view.gate}."]
     elif view.would_hold:
         out += [

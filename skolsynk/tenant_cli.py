@@ -1,16 +1,26 @@
-"""``skolsynk tenant add|list|show|set|remove``: the schools Skolsynk serves."""
+"""``skolsynk tenant add|list|show|set|remove|rekey``: the schools Skolsynk serves.
+
+Tokens are read from a file (``--test-token-file PATH``) or standard input (``--test-token -``)
+so that they never show in ``ps`` or a shell's history; ``--test-token TOKEN`` works too.
+Switching a tenant's environment queues a full reconcile against the new portal (``--reconcile``
+runs it here instead, with progress), since nothing else would fill it.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
-from common.config import Secret
 from common.model import Scope, Thresholds
-from common.state.registry import ENVIRONMENTS, PortalEnvironment, Tenant
+from common.state.dispatch import Dispatcher
+from common.state.registry import ENVIRONMENTS, Tenant
+from common.state.subscriptions import SubscriptionStore
+from common.sync import engine
+from common.sync.tenants import add_tenant, canonical_tenant_id, remove_tenant, update_tenant
+from skolsynk.cli import EXIT_CODES
 from skolsynk.context import add_tenant_argument, services
-from skolsynk.output import table, to_json
+from skolsynk.output import ProgressBar, table, to_json
+from skolsynk.tenant_options import apply_options, portal_options, settings_options
 
 
 def register(subparsers: Any) -> None:
@@ -18,147 +28,82 @@ def register(subparsers: Any) -> None:
         "tenant",
         help="register and configure school tenants",
         description="Register the Microsoft 365 tenants of schools and where their portal is.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="tenant_command", metavar="ACTION", required=True)
 
-    add = commands.add_parser("add", help="register a tenant (it starts on the test portal)")
-    add.add_argument("tenant_id", metavar="TENANT_ID", help="the Microsoft 365 tenant id")
+    def command(name: str, text: str, description: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name,
+            help=text,
+            description=description,
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return sub
+
+    add = command(
+        "add",
+        "register a tenant (it starts on the test portal)",
+        "Register a school's Microsoft 365 tenant and its test portal. The tenant starts on "
+        "the test portal; nothing is written anywhere until you run `skolsynk reconcile`.",
+    )
+    add.add_argument(
+        "tenant_id",
+        metavar="TENANT_ID",
+        help="the Microsoft 365 tenant id (a GUID), or one of its domains "
+        "(lund.onmicrosoft.com), which is looked up",
+    )
     add.add_argument("--name", required=True, help="a name people use for this school tenant")
-    _portal_options(add)
-    _settings_options(add)
+    portal_options(add)
+    settings_options(add, changing=False)
     add.set_defaults(handler=_add)
 
-    show_all = commands.add_parser("list", help="list registered tenants")
+    show_all = command("list", "list registered tenants", "List the registered tenants.")
     show_all.add_argument("--format", choices=("text", "json"), default="text")
     show_all.set_defaults(handler=_list)
 
-    show = commands.add_parser("show", help="show one tenant's settings (tokens hidden)")
+    show = command(
+        "show", "show one tenant's settings (tokens hidden)", "Show one tenant's settings."
+    )
     add_tenant_argument(show)
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.set_defaults(handler=_show)
 
-    change = commands.add_parser("set", help="change a tenant's settings")
+    change = command(
+        "set",
+        "change a tenant's settings",
+        "Change a tenant's settings. Switching --environment queues a full reconcile against "
+        "the new portal (--reconcile runs it here and now).",
+    )
     add_tenant_argument(change)
-    change.add_argument("--name", help="rename the tenant (the name people use for it)")
-    _portal_options(change)
-    _settings_options(change)
+    change.add_argument("--name", help="a new name for the tenant")
+    portal_options(change)
+    change.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="after switching --environment, run the reconcile here instead of queueing it",
+    )
+    settings_options(change, changing=True)
     change.set_defaults(handler=_set)
 
-    remove = commands.add_parser("remove", help="forget a tenant (the portal is not changed)")
+    remove = command(
+        "remove",
+        "forget a tenant (the portal is not changed)",
+        "Forget a tenant: its Graph subscriptions are deleted, its queued work is dropped; "
+        "nothing in its portal is changed and its audit log stays readable for six months.",
+    )
     add_tenant_argument(remove)
     remove.set_defaults(handler=_remove)
 
-
-def _portal_options(parser: argparse.ArgumentParser) -> None:
-    for env in ENVIRONMENTS:
-        parser.add_argument(
-            f"--{env}-portal", metavar="URL", help=f"SCIM base URL of the {env} portal"
-        )
-        parser.add_argument(
-            f"--{env}-token", metavar="TOKEN", help=f"bearer token of the {env} portal"
-        )
-        parser.add_argument(
-            f"--{env}-mapping",
-            metavar="MAPPING",
-            help=f"where attributes go on the {env} portal, e.g. 'grade=off,role=userType' "
-            "(default: what the portal declares; '' resets)",
-        )
-    parser.add_argument(
-        "--environment", choices=ENVIRONMENTS, help="which portal environment to sync to"
+    rekey = command(
+        "rekey",
+        "encrypt every stored token with the current SKOLSYNK_SECRET_KEY",
+        "After changing SKOLSYNK_SECRET_KEY (with the old key in SKOLSYNK_SECRET_KEY_PREVIOUS), "
+        "encrypt every stored portal token with the new key.",
     )
-
-
-def _settings_options(parser: argparse.ArgumentParser) -> None:
-    scope = parser.add_argument_group("scope (what reaches the portal)")
-    scope.add_argument(
-        "--school",
-        action="append",
-        metavar="SCHOOL_ID",
-        help="sync only these SDS school ids (repeatable)",
-    )
-    scope.add_argument("--all-schools", action="store_true", help="sync every school again")
-    scope.add_argument(
-        "--class-pattern", metavar="PATTERN", help="only classes whose name matches, e.g. '7*'"
-    )
-    scope.add_argument(
-        "--include", action="append", metavar="ID_OR_NAME", help="always sync this class or user"
-    )
-    scope.add_argument(
-        "--exclude", action="append", metavar="ID_OR_NAME", help="never sync this class or user"
-    )
-    scope.add_argument(
-        "--clear-lists", action="store_true", help="empty the include and exclude lists"
-    )
-    guard = parser.add_argument_group("safety")
-    guard.add_argument(
-        "--max-removals", type=int, metavar="N", help="hold removals above N objects (default 20)"
-    )
-    guard.add_argument(
-        "--max-removal-share",
-        type=float,
-        metavar="SHARE",
-        help="...and above this share of managed objects (default 0.05)",
-    )
-    state = parser.add_mutually_exclusive_group()
-    state.add_argument(
-        "--enable",
-        dest="enabled",
-        action="store_const",
-        const=True,
-        help="include the tenant in the hourly reconcile and subscription renewal (the default)",
-    )
-    state.add_argument(
-        "--disable",
-        dest="enabled",
-        action="store_const",
-        const=False,
-        help="leave it out of the hourly reconcile and subscription renewal; its portal is kept",
-    )
-
-
-def _apply_options(tenant: Tenant, args: argparse.Namespace) -> Tenant:
-    portals = dict(tenant.portals)
-    for env in ENVIRONMENTS:
-        url = getattr(args, f"{env}_portal")
-        token = getattr(args, f"{env}_token")
-        mapping = getattr(args, f"{env}_mapping", None)
-        if url is None and token is None and mapping is None:
-            continue
-        current = portals.get(env)
-        portals[env] = PortalEnvironment(
-            url=(url or (current.url if current else "")).rstrip("/"),
-            token=Secret(token)
-            if token is not None
-            else (current.token if current else Secret("")),
-            mapping=mapping if mapping is not None else (current.mapping if current else ""),
-        )
-    scope = tenant.scope
-    if args.all_schools:
-        scope = replace(scope, school_ids=frozenset())
-    if args.school:
-        scope = replace(scope, school_ids=frozenset(args.school))
-    if args.class_pattern is not None:
-        scope = replace(scope, class_pattern=args.class_pattern or None)
-    if args.clear_lists:
-        scope = replace(scope, include=frozenset(), exclude=frozenset())
-    if args.include:
-        scope = replace(scope, include=scope.include | set(args.include))
-    if args.exclude:
-        scope = replace(scope, exclude=scope.exclude | set(args.exclude))
-    thresholds = tenant.thresholds
-    if args.max_removals is not None:
-        thresholds = replace(thresholds, max_removals=args.max_removals)
-    if args.max_removal_share is not None:
-        thresholds = replace(thresholds, max_removal_share=args.max_removal_share)
-    return replace(
-        tenant,
-        name=getattr(args, "name", None) or tenant.name,
-        environment=args.environment or tenant.environment,
-        portals=portals,
-        scope=scope,
-        thresholds=thresholds,
-        enabled=tenant.enabled if args.enabled is None else args.enabled,
-    )
+    rekey.set_defaults(handler=_rekey)
 
 
 def describe(tenant: Tenant) -> dict[str, Any]:
@@ -169,7 +114,11 @@ def describe(tenant: Tenant) -> dict[str, Any]:
         "environment": tenant.environment,
         "enabled": tenant.enabled,
         "portals": {
-            env: {"url": p.url, "token": str(p.token), "mapping": p.mapping}
+            env: {
+                "url": p.url,
+                "token": "*** (cannot be decrypted)" if p.undecryptable else str(p.token),
+                "mapping": p.mapping,
+            }
             for env, p in tenant.portals.items()
         },
         "scope": {
@@ -187,12 +136,22 @@ def describe(tenant: Tenant) -> dict[str, Any]:
 
 
 def _add(args: argparse.Namespace) -> int:
-    tenant = _apply_options(
-        Tenant(id=args.tenant_id, name=args.name, scope=Scope(), thresholds=Thresholds()), args
+    svc = services()
+    # the id first: "already registered" is the answer to a repeated command, whatever else
+    tenant_id = canonical_tenant_id(svc, args.tenant_id)
+    svc.registry.refuse_registered(tenant_id, args.name)
+    tenant = apply_options(
+        Tenant(id=tenant_id, name=args.name, scope=Scope(), thresholds=Thresholds()), args
     )
     check_portals(tenant, args)
-    stored = services().registry.add(tenant)
-    print(f"Registered tenant {stored.name} ({stored.id}) on the {stored.environment} portal.")
+    stored = add_tenant(svc, tenant, check_portal=None)
+    looked_up = (
+        "" if stored.id == args.tenant_id.strip().lower() else f", looked up from {args.tenant_id}"
+    )
+    print(
+        f"Registered tenant {stored.name} ({stored.id}{looked_up}) "
+        f"on the {stored.environment} portal."
+    )
     print(f"Next: `skolsynk preview {stored.id}` shows what the first sync would do.")
     return 0
 
@@ -249,13 +208,93 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _set(args: argparse.Namespace) -> int:
-    registry = services().registry
-    tenant = _apply_options(registry.get(args.tenant), args)
+    svc = services()
+    before = svc.registry.get(args.tenant)
+    tenant = apply_options(before, args)
+    changed = frozenset(
+        env
+        for env in ENVIRONMENTS
+        if getattr(args, f"{env}_portal") is not None
+        and (env not in before.portals or tenant.portals[env].url != before.portals[env].url)
+    )
     check_portals(tenant, args)
-    registry.save(tenant)
+    tenant = update_tenant(svc, tenant, check_portal=None, changed=changed)
     print(
         f"Updated tenant {tenant.name} ({tenant.id}); it syncs to the {tenant.environment} portal."
     )
+    if not tenant.enabled:
+        if before.enabled:
+            print("It is disabled: nothing is written to its portal until `--enable`.")
+        return 0
+    if before.enabled and tenant.environment == before.environment and not args.reconcile:
+        return 0
+    if args.reconcile:
+        progress = ProgressBar()
+        try:
+            report = engine.reconcile_tenant(
+                svc, tenant.id, why="environment switch", status=progress.status, progress=progress
+            )
+        finally:
+            progress.finish()
+        print(
+            f"Reconciled against the {tenant.environment} portal: {report.outcome}, "
+            f"{report.written} changes written." + (f" {report.message}" if report.message else "")
+        )
+        return 0 if report.outcome in ("ok", "held", "gated", "skipped") else 1
+    queued = Dispatcher(svc.redis).enqueue_reconcile(tenant.id, why="environment switch")
+    what = (
+        "enabled again"
+        if tenant.environment == before.environment
+        else (f"switched to the {tenant.environment} portal")
+    )
+    print(
+        f"It was {what}, so a full reconcile against {tenant.portal().url} "
+        + ("is queued" if queued else "was already queued")
+        + f"; follow it with `skolsynk status {tenant.id}`, or run it here with "
+        f"`skolsynk reconcile {tenant.id}`."
+    )
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    removal = remove_tenant(services(), args.tenant)
+    tenant = removal.tenant
+    print(f"Removed tenant {tenant.name} ({tenant.id}). Nothing in its portal was changed.")
+    print(
+        f"Deleted {removal.subscriptions_deleted} Graph subscriptions, dropped "
+        f"{removal.jobs_dropped} queued jobs; its audit log stays readable for six months "
+        f"(`skolsynk audit {tenant.id}`)."
+    )
+    if removal.subscriptions_left:
+        print(
+            f"{removal.subscriptions_left} subscriptions could not be deleted in Microsoft 365 "
+            f"({removal.problem}); they expire within three days and their notifications are "
+            "answered without queueing anything."
+        )
+    return 0
+
+
+def _rekey(args: argparse.Namespace) -> int:
+    svc = services()
+    count, stuck = svc.registry.rekey()
+    print(f"Encrypted {count} portal tokens with the current SKOLSYNK_SECRET_KEY.")
+    store = SubscriptionStore(svc.redis, svc.config.secret_key)
+    waiting = store.on_other_keys(t.id for t in svc.registry.all())
+    if waiting:
+        print(
+            f"{waiting} subscriptions are still verified with an earlier key; each moves to the "
+            "new key with its next notification. Keep SKOLSYNK_SECRET_KEY_PREVIOUS until "
+            "this command says none are left."
+        )
+    if stuck:
+        print(
+            f"No key at hand decrypts the tokens of: {', '.join(stuck)}. Add the key they were "
+            "written with to SKOLSYNK_SECRET_KEY_PREVIOUS and run this again, or set them "
+            "again with `skolsynk tenant set TENANT --test-token-file PATH`."
+        )
+        return 1
+    if not waiting:
+        print("SKOLSYNK_SECRET_KEY_PREVIOUS is no longer needed.")
     return 0
 
 
@@ -300,9 +339,3 @@ def portal_mapping_text(tenant: Tenant) -> str:
     lines = [f"  mapping on the {tenant.environment} portal ({portal.mapping or 'default'}):"]
     lines += [f"    {a} -> {w}" for a, w in check.mapping.table()]
     return "\n".join(lines)
-
-
-def _remove(args: argparse.Namespace) -> int:
-    tenant = services().registry.remove(args.tenant)
-    print(f"Removed tenant {tenant.name} ({tenant.id}). Nothing in its portal was changed.")
-    return 0

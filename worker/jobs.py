@@ -14,7 +14,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Protocol
 
+from rq import get_current_job
+
 from common.config import load_config
+from common.errors import AlreadyRunning, TenantDisabled
 from common.logs import bind_job_context, get_logger
 from common.state.dispatch import Change, Dispatcher, ObjectKind
 from common.state.guards import RECHECK_DELAYS_SECONDS, JobGuards
@@ -42,14 +45,32 @@ def _guards(svc: Services) -> JobGuards:
 
 
 def full_reconcile(tenant_id: str) -> dict[str, Any]:
-    """Reconcile one tenant: make its portal match Microsoft 365."""
+    """Reconcile one tenant: make its portal match Microsoft 365.
+
+    While another reconcile of the tenant runs, or while the tenant is disabled, it writes
+    nothing and says why in the log and its result (no retry: that is not a failure).
+    """
     svc = _services()
     bind_job_context(tenant=tenant_id, job="full_reconcile")
-    with _guards(svc).reconcile_guard(tenant_id) as turn:
-        if not turn:
-            return {"outcome": "skipped", "message": "a reconcile of this tenant is running"}
-        report = engine.reconcile_tenant(svc, tenant_id, why="reconcile")
+    job = get_current_job()
+    why = str(job.meta.get("why", "")) if job is not None else ""
+    try:
+        report = engine.reconcile_tenant(
+            svc, tenant_id, why="reconcile", started_by=_started_by(why)
+        )
+    except (AlreadyRunning, TenantDisabled) as exc:
+        log.info("reconcile skipped", extra={"outcome": "skipped", "reason": str(exc)})
+        return {"outcome": "skipped", "message": str(exc)}
     return _finished("reconcile finished", report)
+
+
+def _started_by(why: str) -> str:
+    """Who queued a reconcile, as the second run's message names it."""
+    if why == "schedule":
+        return "the scheduler"
+    if not why:
+        return "a queued job (rq enqueue)"
+    return f"a queued job ({why})"
 
 
 def reconcile_all() -> list[str]:

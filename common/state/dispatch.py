@@ -11,8 +11,9 @@ Coalescing: a change notification sets a *pending marker* for its object (``SET 
 the same atomic script, only if it set it, writes the job; so a burst of notifications for one
 object while its job waits becomes one job, and a marker never exists without its job. The job
 clears the marker when it starts (``common.state.guards``), so a notification that arrives
-while it runs queues exactly one more run. Full reconciles are coalesced per tenant the same
-way, while pending or running.
+while it runs queues exactly one more run, and an object run waits while its tenant's full
+reconcile runs (the reconcile's lease is in ``common.state.leases``). Full reconciles are
+coalesced per tenant the same way, while pending or running.
 
 Job-level retries are configured here, once per kind of job (``*_RETRY_INTERVALS_SECONDS``,
 rq's ``Retry``); the HTTP transport's own retries are in ``common.http``.
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 LIVE_QUEUE: Final = "live"
 RECONCILE_QUEUE: Final = "reconcile"
+QUEUE_NAMES: Final = (LIVE_QUEUE, RECONCILE_QUEUE)
 
 SYNC_USER_JOB: Final = "worker.jobs.sync_user"
 SYNC_GROUP_JOB: Final = "worker.jobs.sync_group"

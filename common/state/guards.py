@@ -34,7 +34,6 @@ from common.state.dispatch import (
     object_job_name,
     object_job_options,
     pending_key,
-    reconcile_pending_key,
 )
 from common.state.store import KEY_PREFIX, redis_errors
 
@@ -43,9 +42,6 @@ log = logging.getLogger(__name__)
 #: an object run's lease; the heartbeat renews it, so a dead worker frees its object this soon
 OBJECT_LEASE_SECONDS: Final = 15
 OBJECT_HEARTBEAT_SECONDS: Final = 5.0
-#: a reconcile's lease: a reconcile cut off (worker killed, Redis away) frees its tenant this soon
-RECONCILE_LEASE_SECONDS: Final = 60
-RECONCILE_HEARTBEAT_SECONDS: Final = 20.0
 #: runs in progress, by lease expiry; a run whose lease ran out without ending was lost with
 #: its worker, and ``recover_abandoned`` queues its object again
 INFLIGHT_KEY: Final = KEY_PREFIX + "inflight"
@@ -135,7 +131,8 @@ class JobGuards:
 
         Acquired: the pending marker is cleared at once (a notification from now on queues one
         more run, which sees this run's result) and the object's lease is held until the block
-        ends. Not acquired (another run of this object is in progress): the job is queued again
+        ends. Not acquired (another run of this object, or a full reconcile of its tenant, is in
+        progress): the job is queued again
         ``BUSY_REQUEUE_DELAY`` later and the pending marker is kept, so notifications keep
         folding into that one job. Requeueing rather than waiting keeps a worker free for other
         objects; rather than raising, it keeps rq's retries and failed registry for real errors.
@@ -145,6 +142,15 @@ class JobGuards:
         member = _inflight_member(change)
         with redis_errors():
             acquired = bool(lock.acquire(blocking=False))
+            # the object's lease first, then the tenant's reconcile lease (which takes its lease
+            # first, then waits for object leases, ``common.state.leases``): one of the two
+            # always sees the other
+            if acquired and self.redis.exists(reconcile_lock_key(tenant_id)):
+                _release(lock)
+                # no run of this object is under way: the lease the worker took for it must
+                # not look like a lost run (its recovery would start a second chain of jobs)
+                self.redis.zrem(INFLIGHT_KEY, member)
+                acquired = False
             if not acquired:
                 self._requeue_busy(change)
             else:
@@ -224,41 +230,6 @@ class JobGuards:
                 **object_job_options(),
             )
         return True
-
-    @contextmanager
-    def reconcile_guard(self, tenant_id: str) -> Iterator[Turn]:
-        """Guard one full reconcile of a tenant: yields a ``Turn``; work only when acquired.
-
-        While it runs, ``enqueue_reconcile`` for the tenant queues nothing (the running one
-        repairs the same drift; the hourly schedule follows). A second reconcile that starts
-        while one runs (only possible by hand, ``rq enqueue``) is skipped, not queued again: it
-        would redo the same whole-tenant work right after. The lease and the "running" marker
-        are renewed while the run lasts, so a reconcile cut off frees its tenant within
-        ``RECONCILE_LEASE_SECONDS``.
-        """
-        lock = self._lease(reconcile_lock_key(tenant_id), RECONCILE_LEASE_SECONDS)
-        marker = reconcile_pending_key(tenant_id)
-        with redis_errors():
-            acquired = bool(lock.acquire(blocking=False))
-            if acquired:
-                self.redis.set(marker, b"running", ex=RECONCILE_LEASE_SECONDS)
-        if not acquired:
-            log.info("reconcile already running; this run skipped", extra={"tenant": tenant_id})
-            yield Turn(acquired=False)
-            return
-
-        def renew_marker() -> None:
-            self.redis.set(marker, b"running", ex=RECONCILE_LEASE_SECONDS)
-
-        try:
-            with _Heartbeat(
-                lock, RECONCILE_LEASE_SECONDS, RECONCILE_HEARTBEAT_SECONDS, renew_marker
-            ):
-                yield Turn(acquired=True)
-        finally:
-            with redis_errors():
-                self.redis.delete(marker)
-                _release(lock)
 
     def _requeue_busy(self, change: Change) -> None:
         marker = pending_key(change.tenant_id, change.kind, change.object_id)

@@ -4,6 +4,14 @@ A tenant has a name, an environment (``test`` or ``production``; new tenants sta
 ``test``), a portal SCIM base URL and bearer token per environment (the token encrypted with
 ``SKOLSYNK_SECRET_KEY``), a scope, thresholds and an enabled flag.
 
+Key rotation: tokens written with a key of ``SKOLSYNK_SECRET_KEY_PREVIOUS`` still decrypt;
+every write uses the current key, and ``rekey`` re-encrypts every stored token with it. A token
+that no key decrypts does not make the tenant unreadable: only ``Tenant.portal()`` (the commands
+that send the token) fails, and setting the token again repairs it.
+
+A removed tenant leaves a tombstone (id, name, when) for as long as its audit log is kept, so
+its audit log can still be read by id or name.
+
 Failure policy: an unknown tenant raises ``UnknownTenant``; bad settings raise ``ConfigError``
 naming every problem; Redis failures raise ``QueueUnavailable`` (translated in ``redis_errors``).
 """
@@ -19,16 +27,18 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import redis
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from common.config import Secret
+from common.config import Secret, key_ring
 from common.errors import ConfigError, NeedsAttention, UnknownTenant
 from common.model import Scope, Thresholds
+from common.state.audit import AUDIT_RETENTION, audit_key
 from common.state.store import KEY_PREFIX, redis_errors
 
 TENANTS_KEY = KEY_PREFIX + "tenants"
+REMOVED_TENANTS_KEY = KEY_PREFIX + "removed-tenants"
 ENVIRONMENTS = ("test", "production")
 Environment = Literal["test", "production"]
 
@@ -41,6 +51,8 @@ class PortalEnvironment:
     token: Secret
     #: where attributes go on this portal when not the default (``role=userType,grade=off``)
     mapping: str = ""
+    #: the stored ciphertext, when no key at hand decrypts it (``token`` is then empty)
+    undecryptable: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,29 +71,62 @@ class Tenant:
     def portal(self) -> PortalEnvironment:
         """The portal of the tenant's current environment."""
         try:
-            return self.portals[self.environment]
+            portal = self.portals[self.environment]
         except KeyError:
             raise NeedsAttention(
                 f"Tenant {self.name} is set to the {self.environment} environment, "
                 f"but no {self.environment} portal is configured.",
                 hint=(
                     f"Run `skolsynk tenant set {self.id} --{self.environment}-portal URL "
-                    f"--{self.environment}-token TOKEN`."
+                    f"--{self.environment}-token-file PATH`."
                 ),
             ) from None
+        if portal.undecryptable:
+            raise NeedsAttention(
+                f"The {self.environment} portal token of tenant {self.name} cannot be decrypted "
+                "with SKOLSYNK_SECRET_KEY or any key in SKOLSYNK_SECRET_KEY_PREVIOUS.",
+                hint=(
+                    "Put the key it was written with in SKOLSYNK_SECRET_KEY_PREVIOUS, or set the "
+                    f"token again: `skolsynk tenant set {self.id} "
+                    f"--{self.environment}-token-file PATH`."
+                ),
+            )
+        return portal
 
 
-def _fernet(secret_key: Secret) -> Fernet:
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"skolsynk portal tokens"
-    ).derive(secret_key.reveal().encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
+@dataclass(frozen=True)
+class RemovedTenant:
+    """What is left of a removed tenant: enough to find and read its audit log."""
+
+    id: str
+    name: str
+    removed_at: str
 
 
-def check_portal_url(url: str, problems: list[str], what: str) -> None:
+def _fernet(secret_key: Secret) -> MultiFernet:
+    """Encrypts with the current key; decrypts with it or any previous one."""
+    return MultiFernet(
+        [
+            Fernet(
+                base64.urlsafe_b64encode(
+                    HKDF(
+                        algorithm=hashes.SHA256(),
+                        length=32,
+                        salt=None,
+                        info=b"skolsynk portal tokens",
+                    ).derive(key.reveal().encode())
+                )
+            )
+            for key in key_ring(secret_key)
+        ]
+    )
+
+
+def _basic_url_problem(url: str, what: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        problems.append(f"{what} must be an http(s) URL (the SCIM base URL), not {url!r}")
+        return f"{what} must be an http(s) URL (the SCIM base URL), not {url!r}"
+    return None
 
 
 class TenantRegistry:
@@ -104,6 +149,20 @@ class TenantRegistry:
                 return candidate
         raise UnknownTenant(f"No tenant {tenant!r} is registered.")
 
+    def removed(self, tenant: str) -> RemovedTenant | None:
+        """The tombstone of a tenant removed within the audit log's retention, by id or name."""
+        with redis_errors():
+            raws = self.redis.hgetall(REMOVED_TENANTS_KEY)
+        cutoff = datetime.now(UTC).timestamp() - AUDIT_RETENTION.total_seconds()
+        for raw in raws.values():
+            data = json.loads(raw)
+            gone = RemovedTenant(data["id"], data["name"], data["removed_at"])
+            if datetime.fromisoformat(gone.removed_at).timestamp() < cutoff:
+                continue
+            if tenant.casefold() in (gone.id.casefold(), gone.name.casefold()):
+                return gone
+        return None
+
     def all(self) -> list[Tenant]:
         """Every tenant, sorted by name."""
         with redis_errors():
@@ -116,20 +175,37 @@ class TenantRegistry:
 
     def add(self, tenant: Tenant) -> Tenant:
         """Register a new tenant; refuses an id or name that is taken."""
+        self.refuse_registered(tenant.id, tenant.name)
         problems = self._problems(tenant)
         if problems:
             raise ConfigError(problems)
-        if any(t.name.casefold() == tenant.name.casefold() for t in self.all()):
-            raise NeedsAttention(f"A tenant named {tenant.name!r} is already registered.")
         stored = replace(tenant, created_at=tenant.created_at or _now())
         with redis_errors():
             if not self.redis.set(self._key(tenant.id), self._encode(stored), nx=True):
-                raise NeedsAttention(
-                    f"Tenant {tenant.id} is already registered.",
-                    hint="Change it with `skolsynk tenant set`.",
-                )
+                self.refuse_registered(tenant.id, tenant.name)
             self.redis.sadd(TENANTS_KEY, tenant.id)
+            # registered again: its audit log is in use again (a removal set it to age out)
+            self.redis.hdel(REMOVED_TENANTS_KEY, tenant.id)
+            self.redis.persist(audit_key(tenant.id))
         return stored
+
+    def refuse_registered(self, tenant_id: str, name: str | None = None) -> None:
+        """Raise ``NeedsAttention`` when this id (or name) is already registered."""
+        with redis_errors():
+            raw = self.redis.get(self._key(tenant_id))
+        if raw is not None:
+            known = json.loads(raw)
+            raise NeedsAttention(
+                f"Tenant {tenant_id} is already registered (as {known['name']}).",
+                hint=f"Change its settings with `skolsynk tenant set {tenant_id} ...`.",
+            )
+        if name is not None:
+            for candidate in self.all():
+                if candidate.name.casefold() == name.casefold():
+                    raise NeedsAttention(
+                        f"A tenant named {name!r} is already registered ({candidate.id}).",
+                        hint="Choose another --name.",
+                    )
 
     def save(self, tenant: Tenant) -> Tenant:
         """Store changed settings of a registered tenant."""
@@ -141,17 +217,51 @@ class TenantRegistry:
             self.redis.set(self._key(tenant.id), self._encode(tenant))
         return tenant
 
+    def rekey(self) -> tuple[int, list[str]]:
+        """Encrypt every stored token with the current key: how many were re-encrypted, and
+        the names of tenants with a token that no key at hand decrypts (left as they are)."""
+        count = 0
+        stuck: list[str] = []
+        with redis_errors():
+            ids = sorted(m.decode() for m in self.redis.smembers(TENANTS_KEY))
+        for tenant_id in ids:
+            with redis_errors():
+                raw = self.redis.get(self._key(tenant_id))
+            if raw is None:
+                continue
+            data = json.loads(raw)
+            for portal in data.get("portals", {}).values():
+                try:
+                    portal["token"] = self._fernet.rotate(portal["token"].encode()).decode()
+                    count += 1
+                except InvalidToken:
+                    if data["name"] not in stuck:
+                        stuck.append(data["name"])
+            with redis_errors():
+                self.redis.set(self._key(tenant_id), json.dumps(data))
+        return count, stuck
+
     def remove(self, tenant_id: str) -> Tenant:
-        """Forget a tenant and its run state (its audit log is kept until it ages out)."""
+        """Forget a tenant and its run state; its audit log is kept until it ages out, and
+        ``removed`` still finds its name."""
         tenant = self.get(tenant_id)
         with redis_errors():
             pipe = self.redis.pipeline()
             pipe.delete(self._key(tenant.id))
             pipe.srem(TENANTS_KEY, tenant.id)
+            pipe.hset(
+                REMOVED_TENANTS_KEY,
+                tenant.id,
+                json.dumps({"id": tenant.id, "name": tenant.name, "removed_at": _now()}),
+            )
+            # nothing writes to it any more, so nothing trims it: it goes with its newest entry
+            pipe.expire(audit_key(tenant.id), int(AUDIT_RETENTION.total_seconds()))
             for suffix in ("last-good", "held", "removals", "managed-count"):
                 pipe.delete(f"{KEY_PREFIX}{suffix}:{tenant.id}")
             for kind in ("reconcile", "live"):
                 pipe.delete(f"{KEY_PREFIX}last-run:{tenant.id}:{kind}")
+                for env in ENVIRONMENTS:
+                    pipe.delete(f"{KEY_PREFIX}last-run:{tenant.id}:{kind}:{env}")
             pipe.execute()
         return tenant
 
@@ -171,8 +281,9 @@ class TenantRegistry:
         if tenant.environment not in ENVIRONMENTS:
             problems.append("the environment must be test or production")
         for env, portal in tenant.portals.items():
-            check_portal_url(portal.url, problems, f"the {env} portal")
-            if not portal.token.reveal():
+            if problem := _basic_url_problem(portal.url, f"the {env} portal"):
+                problems.append(problem)
+            if not portal.token.reveal() and not portal.undecryptable:
                 problems.append(f"the {env} portal token is empty")
         if tenant.environment not in tenant.portals:
             problems.append(f"no {tenant.environment} portal is set for the current environment")
@@ -190,7 +301,8 @@ class TenantRegistry:
                 "portals": {
                     env: {
                         "url": p.url,
-                        "token": self._fernet.encrypt(p.token.reveal().encode()).decode(),
+                        "token": p.undecryptable
+                        or self._fernet.encrypt(p.token.reveal().encode()).decode(),
                         **({"mapping": p.mapping} if p.mapping else {}),
                     }
                     for env, p in tenant.portals.items()
@@ -218,11 +330,13 @@ class TenantRegistry:
             try:
                 token = self._fernet.decrypt(p["token"].encode()).decode()
             except InvalidToken:
-                raise NeedsAttention(
-                    f"The portal token of tenant {data['name']} cannot be decrypted.",
-                    hint="SKOLSYNK_SECRET_KEY changed; set the token again with "
-                    f"`skolsynk tenant set {data['id']} --{env}-token TOKEN`.",
-                ) from None
+                portals[env] = PortalEnvironment(
+                    p["url"],
+                    Secret(""),
+                    mapping=str(p.get("mapping") or ""),
+                    undecryptable=p["token"],
+                )
+                continue
             portals[env] = PortalEnvironment(
                 url=p["url"], token=Secret(token), mapping=str(p.get("mapping") or "")
             )

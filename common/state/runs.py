@@ -14,7 +14,8 @@ from common.state.store import KEY_PREFIX, redis_errors
 
 #: what a run ended as: applied everything / held removals / skipped removals (health gate) /
 #: some actions failed / nothing was written because the run failed
-OUTCOMES = ("ok", "held", "gated", "partial", "failed", "preview")
+#: / nothing was done on purpose (a real-time change for a disabled or removed tenant)
+OUTCOMES = ("ok", "held", "gated", "partial", "failed", "preview", "skipped")
 
 
 def new_run_id() -> str:
@@ -53,6 +54,8 @@ class RunReport:
     seconds: float = 0.0
     #: sentences on what the portal cannot hold or refused (once each per run)
     notes: list[str] = field(default_factory=list)
+    #: the portal environment the run wrote to (``test`` or ``production``)
+    environment: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,10 +81,18 @@ class RunStore:
         self.redis: Any = client
 
     def save(self, report: RunReport, *, kind: str = "reconcile") -> None:
+        """Keep the run as the tenant's last of its kind, and of its kind in its environment."""
+        raw = json.dumps(report.to_dict())
         with redis_errors():
-            self.redis.set(_last_run_key(report.tenant_id, kind), json.dumps(report.to_dict()))
+            self.redis.set(_last_run_key(report.tenant_id, kind), raw)
+            if report.environment:
+                self.redis.set(_last_run_key(report.tenant_id, f"{kind}:{report.environment}"), raw)
 
-    def last(self, tenant_id: str, *, kind: str = "reconcile") -> RunReport | None:
+    def last(
+        self, tenant_id: str, *, kind: str = "reconcile", environment: str | None = None
+    ) -> RunReport | None:
+        """The tenant's last run of this kind (in this portal environment, when given)."""
+        key = _last_run_key(tenant_id, f"{kind}:{environment}" if environment else kind)
         with redis_errors():
-            raw = self.redis.get(_last_run_key(tenant_id, kind))
+            raw = self.redis.get(key)
         return RunReport.from_dict(json.loads(raw)) if raw else None

@@ -16,7 +16,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from common.errors import NotFound
@@ -27,7 +27,7 @@ from common.state.subscriptions import (
     StoredSubscription,
     SubscriptionStore,
     parse_graph_datetime,
-    utc,
+    utc_now,
 )
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ MAX_SUBSCRIPTION_LIFETIME: Final = timedelta(minutes=41_760)
 #: asked-for expiry stays this far under the limit (clock skew, request time)
 EXPIRY_MARGIN: Final = timedelta(hours=1)
 RENEW_BEFORE_EXPIRY: Final = timedelta(days=3)
-
-
-def _now(now: datetime | None) -> datetime:
-    return utc(now) if now is not None else datetime.now(UTC)
 
 
 class SubscriptionApi(Protocol):
@@ -130,7 +126,7 @@ def ensure_subscriptions(
     (its clientState is lost, so its notifications could never be verified) is deleted first,
     so the tenant keeps one per resource.
     """
-    moment = _now(now)
+    moment = utc_now(now)
     base = public_url.rstrip("/")
     notification_url, lifecycle_url = base + NOTIFICATION_PATH, base + LIFECYCLE_PATH
     listed = graph.list_subscriptions()
@@ -196,7 +192,7 @@ def renew_subscriptions(
     Graph's list of subscriptions is read every round (one request), so a subscription removed
     behind our back is noticed at the next round, not only when it would have expired.
     """
-    moment = _now(now)
+    moment = utc_now(now)
     renewed: list[StoredSubscription] = []
     recreated: list[StoredSubscription] = []
     listed = {str(item.get("id", "")).lower() for item in graph.list_subscriptions()}

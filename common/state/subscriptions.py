@@ -15,14 +15,14 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 import redis
 
-from common.config import Secret
+from common.config import Secret, key_ring
 from common.state.store import KEY_PREFIX, redis_errors
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,18 @@ VERIFICATION_CACHE_SECONDS: Final = 5.0
 #: two per tenant; a bound on memory whatever arrives
 MAX_CACHED_SUBSCRIPTIONS: Final = 10_000
 
-Reason = Literal["ok", "unknown_subscription", "wrong_client_state", "wrong_tenant"]
+Reason = Literal[
+    "ok", "unknown_subscription", "wrong_client_state", "wrong_tenant", "tenant_removed"
+]
 REJECTION_REASONS: Final[tuple[Reason, ...]] = (
     "unknown_subscription",
     "wrong_client_state",
     "wrong_tenant",
+    "tenant_removed",
 )
+#: a removed tenant's subscription is remembered this long at least (Graph retries a delivery
+#: for up to four hours), or until it would have expired, so its late deliveries are counted
+RETIRED_AT_LEAST: Final = timedelta(hours=4)
 
 
 @dataclass(frozen=True)
@@ -106,13 +112,17 @@ class SubscriptionStore:
         # Any: redis-py's stubs type replies as bytes | str, which helps nothing here
         self.redis: Any = client
         self._key = secret_key.reveal().encode()
+        #: keys that wrote digests before a rotation (``SKOLSYNK_SECRET_KEY_PREVIOUS``)
+        self._previous = [k.reveal().encode() for k in key_ring(secret_key)[1:]]
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, _Known]] = {}
+        #: names the key that wrote a digest without revealing it (recorded beside the digest)
+        self.key_id = self.digest("key id", "skolsynk")[:16]
 
-    def digest(self, subscription_id: str, client_state: str) -> str:
+    def digest(self, subscription_id: str, client_state: str, *, key: bytes | None = None) -> str:
         """HMAC-SHA256 of a clientState, bound to its subscription id."""
         message = f"{subscription_id.lower()}\x00{client_state}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+        return hmac.new(key or self._key, message, hashlib.sha256).hexdigest()
 
     def add(
         self,
@@ -141,6 +151,7 @@ class SubscriptionStore:
             "notification_url": record.notification_url,
             "lifecycle_url": record.lifecycle_url,
             "client_state_digest": self.digest(subscription_id, client_state),
+            "key_id": self.key_id,
             "reauthorize": "0",
         }
         with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
@@ -183,6 +194,33 @@ class SubscriptionStore:
             pipe.delete(subscription_key(record.id))
             pipe.srem(tenant_subscriptions_key(record.tenant_id), record.id)
             pipe.execute()
+
+    def on_other_keys(self, tenant_ids: Iterable[str]) -> int:
+        """How many of these tenants' subscriptions have a digest that a key other than the
+        current one wrote (or one written before keys were recorded): while there are any,
+        the previous keys are still needed to verify their notifications."""
+        with redis_errors():
+            ids = [
+                m.decode()
+                for tenant_id in tenant_ids
+                for m in self.redis.smembers(tenant_subscriptions_key(tenant_id))
+            ]
+            with self.redis.pipeline(transaction=False) as pipe:
+                for subscription_id in ids:
+                    pipe.hget(subscription_key(subscription_id), "key_id")
+                found = pipe.execute()
+        return sum(1 for key_id in found if key_id is None or key_id.decode() != self.key_id)
+
+    def retire(self, record: StoredSubscription, *, now: datetime | None = None) -> None:
+        """Forget a removed tenant's subscription but remember it was ours: notifications for
+        it are then answered without queueing anything, counted as ``tenant_removed``."""
+        left = max(RETIRED_AT_LEAST, record.expires_at - utc_now(now))
+        with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(subscription_key(record.id), "retired", "1")
+            pipe.expire(subscription_key(record.id), int(left.total_seconds()))
+            pipe.srem(tenant_subscriptions_key(record.tenant_id), record.id)
+            pipe.execute()
+        self._cache.pop(record.id.lower(), None)
 
     def verify(self, subscription_id: str, client_state: str | None, tenant_id: str) -> Verdict:
         """Check a notification's subscription id, clientState and tenant against our record."""
@@ -234,11 +272,39 @@ class SubscriptionStore:
             return Verdict("unknown_subscription")
         presented = self.digest(subscription_id, client_state or "")
         # constant time, and a missing clientState compares like a wrong one
-        if not hmac.compare_digest(known.client_state_digest, presented) or client_state is None:
+        matches = hmac.compare_digest(known.client_state_digest, presented)
+        if matches and client_state is not None and known.key_id != self.key_id:
+            # written before key ids were recorded: it is the current key's, say so once
+            self._note_key(subscription_id)
+        elif not matches and client_state is not None and self._previous:
+            matches = self._upgrade(subscription_id, client_state, known, presented)
+        if not matches or client_state is None:
             return Verdict("wrong_client_state", record)
+        if known.retired:
+            return Verdict("tenant_removed", record)
         if tenant_id.lower() != record.tenant_id.lower():
             return Verdict("wrong_tenant", record)
         return Verdict("ok", record)
+
+    def _note_key(self, subscription_id: str) -> None:
+        with redis_errors():
+            self.redis.hset(subscription_key(subscription_id), "key_id", self.key_id)
+        self._cache.pop(subscription_id.lower(), None)
+
+    def _upgrade(self, subscription_id: str, client_state: str, known: _Known, new: str) -> bool:
+        """Whether a previous key wrote this digest; if so it is written again with the current
+        key (the clientState itself is never stored), so the previous key can be dropped."""
+        for key in self._previous:
+            old = self.digest(subscription_id, client_state, key=key)
+            if hmac.compare_digest(known.client_state_digest, old):
+                with redis_errors():
+                    self.redis.hset(
+                        subscription_key(subscription_id),
+                        mapping={"client_state_digest": new, "key_id": self.key_id},
+                    )
+                self._cache.pop(subscription_id.lower(), None)
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -247,12 +313,17 @@ class _Known:
 
     record: StoredSubscription | None
     client_state_digest: str
+    #: the subscription of a removed tenant (``SubscriptionStore.retire``)
+    retired: bool = False
+    #: which key wrote the digest (``SubscriptionStore.key_id``; empty: not recorded)
+    key_id: str = ""
 
     @classmethod
     def of(cls, raw: dict[bytes, bytes]) -> _Known:
         record = _record(raw)
         digest = raw[b"client_state_digest"].decode() if record is not None else ""
-        return cls(record, digest)
+        key_id = raw.get(b"key_id", b"").decode()
+        return cls(record, digest, raw.get(b"retired") == b"1", key_id)
 
 
 def _record(raw: dict[bytes, bytes]) -> StoredSubscription | None:
@@ -268,3 +339,8 @@ def _record(raw: dict[bytes, bytes]) -> StoredSubscription | None:
         lifecycle_url=text["lifecycle_url"],
         reauthorize=text.get("reauthorize") == "1",
     )
+
+
+def utc_now(now: datetime | None) -> datetime:
+    """``now`` as an aware UTC datetime, or the current time when it is not given."""
+    return utc(now) if now is not None else datetime.now(UTC)

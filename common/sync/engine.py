@@ -1,9 +1,14 @@
 """The sync engine: read both sides, plan, guard, apply. One code path for a whole tenant (the
 full reconcile and its preview) and for one object (the real-time jobs and approvals).
 
+A full reconcile (and an approval) holds the tenant's reconcile lease (``common.state.leases``),
+so only one runs per tenant at a time; a disabled tenant gets no writes, and a real-time job for
+a disabled or removed tenant is dropped with a log line.
+
 Failure policy: a failed read raises before anything is planned, so nothing is written from a
-partial view; the failure is stored as the tenant's last run with a sentence saying why. Errors
-are the ones of ``common.errors``; nothing here catches ``requests`` or ``redis`` errors.
+partial view; the failure is stored as the tenant's last run with a sentence saying why. A busy
+lease raises ``AlreadyRunning``, a disabled tenant ``TenantDisabled``, before anything is read.
+Errors are the ones of ``common.errors``; nothing here catches ``requests`` or ``redis`` errors.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from common.model import (
 )
 from common.portal.protocol import Portal
 from common.state.dispatch import Dispatcher
+from common.state.leases import reconcile_lease
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
 from common.sync.applier import Applier, Progress, RunContext
 from common.sync.planner import make_plan
-from common.sync.safety import HeldAction
+from common.sync.safety import HeldAction, foreign_portal_problem, managed_in
 from common.sync.services import Services
+from common.sync.tenants import refuse_disabled, writable_tenant
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class Preview:
     graph: GraphClient | None = None
     #: what this portal cannot hold ("this portal has no attribute for grade; it is not sent")
     notes: tuple[str, ...] = ()
+    #: why the whole plan would be held (a portal holding someone else's objects), if it would
+    foreign: str | None = None
 
 
 #: reading progress: a sentence (the applier reports its own progress)
@@ -81,10 +90,11 @@ def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Pr
     state = PortalState(users=tuple(portal.list_users()), groups=tuple(portal.list_groups()))
     plan = make_plan(microsoft, state)
     gate = services.safety.health_problem(tenant.id, microsoft, state, tenant.thresholds)
-    managed = _managed(state)
+    managed = services.safety.managed_objects(tenant.id, seen=managed_in(state))
     would_hold = services.safety.must_hold(
         tenant.id, len(plan.removals), managed, tenant.thresholds
     )
+    foreign = foreign_portal_problem(tenant.name, plan, microsoft, state)
     return Preview(
         tenant,
         plan,
@@ -94,6 +104,7 @@ def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Pr
         would_hold,
         graph.graph_requests,
         graph,
+        foreign=foreign,
         notes=(*portal.mapping().notes, *portal.capabilities().notes),
     )
 
@@ -106,10 +117,32 @@ def reconcile_tenant(
     why: str = "reconcile",
     status: Status = _noop,
     progress: Progress | None = None,
+    started_by: str | None = None,
 ) -> RunReport:
-    """Make the tenant's portal match Microsoft 365 (or, with ``dry_run``, say what would)."""
+    """Make the tenant's portal match Microsoft 365 (or, with ``dry_run``, say what would).
+
+    ``started_by`` says who asked, for a second run to read ("the scheduler"; by default
+    this process's user and host).
+    """
     tenant = services.registry.get(tenant_id)
+    if dry_run:
+        return _reconcile(services, tenant, dry_run=True, why=why, status=status)
+    refuse_disabled(tenant)
+    with reconcile_lease(services.redis, tenant.id, tenant.name, started_by=started_by):
+        return _reconcile(services, tenant, why=why, status=status, progress=progress)
+
+
+def _reconcile(
+    services: Services,
+    tenant: Tenant,
+    *,
+    why: str,
+    status: Status,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> RunReport:
     report = RunReport(new_run_id(), tenant.id, why, now_iso(), dry_run=dry_run)
+    report.environment = tenant.environment
     started = time.monotonic()
     view: Preview | None = None
     try:
@@ -117,6 +150,18 @@ def reconcile_tenant(
         _fill_counts(report, view)
         if dry_run:
             report.outcome = "preview"
+        elif view.foreign:
+            report.outcome = "held"
+            report.message = (
+                f"Held whole, nothing was written: {view.foreign}. Check the portal URL with "
+                f"`skolsynk tenant show {tenant.id}`."
+            )
+        elif not services.registry.get(tenant.id).enabled:
+            # disabled while this run read: the writes it planned are not made
+            report.outcome = "skipped"
+            report.message = (
+                f"Tenant {tenant.name} was disabled during the run; nothing was written."
+            )
         else:
             status(f"Applying {len(view.plan.actions)} changes")
             writer = services.portal(tenant)
@@ -136,7 +181,7 @@ def reconcile_tenant(
             )
             _note_refusals(services, report, writer.refusals)
             if view.gate is None:
-                services.safety.remember_good(tenant.id, view.microsoft, _managed(view.portal))
+                services.safety.remember_good(tenant.id, view.microsoft, managed_in(view.portal))
     except SkolsynkError as exc:
         report.outcome = "failed"
         report.message = str(exc)
@@ -164,7 +209,9 @@ def sync_user(
     written, so the caller can look again later (``common.state.guards.schedule_recheck``)
     instead of waiting here.
     """
-    tenant = services.registry.get(tenant_id)
+    tenant = writable_tenant(services, tenant_id, why=why)
+    if isinstance(tenant, RunReport):
+        return tenant
     graph = services.graph(tenant.id)
     microsoft = source.read_user(graph, tenant.scope, user_id)
     if not believe_missing and not _known(microsoft, user_id):
@@ -210,7 +257,9 @@ def sync_group(
     duplicates are planned for as a full reconcile plans for them. ``believe_missing`` as in
     ``sync_user``.
     """
-    tenant = services.registry.get(tenant_id)
+    tenant = writable_tenant(services, tenant_id, why=why)
+    if isinstance(tenant, RunReport):
+        return tenant
     graph = services.graph(tenant.id)
     microsoft = source.read_class(graph, tenant.scope, group_id)
     if not believe_missing and not _known(microsoft, group_id):
@@ -264,6 +313,14 @@ def approve_held(
 ) -> tuple[list[HeldAction], RunReport]:
     """Apply held removals a person approved, after checking each object is still gone."""
     tenant = services.registry.get(tenant_id)
+    refuse_disabled(tenant)
+    with reconcile_lease(services.redis, tenant.id, tenant.name, started_by="an approval"):
+        return _approve(services, tenant, keys)
+
+
+def _approve(
+    services: Services, tenant: Tenant, keys: list[str] | None
+) -> tuple[list[HeldAction], RunReport]:
     taken = services.safety.take(tenant.id, keys)
     report = RunReport(new_run_id(), tenant.id, "approval", now_iso())
     graph = services.graph(tenant.id)
@@ -333,7 +390,7 @@ def _apply_small(
     hold = services.safety.must_hold(
         tenant.id,
         len(plan.removals),
-        services.safety.managed_count(tenant.id),
+        services.safety.managed_objects(tenant.id, seen=managed_in(state)),
         tenant.thresholds,
     )
     _run_applier(services, tenant, plan, state, report, hold=hold)
@@ -446,10 +503,6 @@ def _note_refusals(services: Services, report: RunReport, refusals: list[str]) -
             run_id=report.run_id,
             detail=sentence,
         )
-
-
-def _managed(state: PortalState) -> int:
-    return sum(1 for u in state.users if u.managed) + sum(1 for g in state.groups if g.managed)
 
 
 def _fill_counts(report: RunReport, view: Preview | None, *, plan: Plan | None = None) -> None:

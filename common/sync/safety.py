@@ -6,6 +6,10 @@
   ``max_removals`` and more than ``max_removal_share`` of its managed objects, counted over a
   rolling window so that many small real-time jobs add up like one big run) are held.
 - Held actions wait per tenant until a person approves or rejects them.
+- Someone else's portal: a whole-tenant plan that would remove most of the portal's managed
+  objects while creating most of Microsoft 365 anew (a portal organisation holding another
+  tenant's people, or a wrong tenant id) is held whole, whatever the thresholds say.
+- One rule for the tenant's size the guard measures against (``managed_objects``).
 
 Failure policy: Redis failures raise ``QueueUnavailable``.
 """
@@ -20,12 +24,54 @@ from typing import Any
 
 import redis
 
-from common.model import Action, MicrosoftState, PortalState, Thresholds, action_from_dict
+from common.model import (
+    Action,
+    ActionKind,
+    MicrosoftState,
+    Plan,
+    PortalState,
+    Thresholds,
+    action_from_dict,
+)
 from common.model import action_to_dict as _action_to_dict
 from common.state.store import KEY_PREFIX, redis_errors
 
 #: removals by real-time jobs and reconciles within this window count together
 REMOVAL_WINDOW_SECONDS = 15 * 60
+#: a plan removing more than this share of the portal's managed objects while creating more
+#: than this share of Microsoft 365 anew looks like a portal that holds another tenant's objects
+FOREIGN_PORTAL_SHARE = 0.5
+#: ...once it would remove at least this many (one stray test object is no pattern)
+FOREIGN_PORTAL_MIN_REMOVALS = 2
+_CREATES = (ActionKind.CREATE_USER, ActionKind.CREATE_GROUP)
+
+
+def managed_in(portal: PortalState) -> int:
+    """Managed objects (users and groups with an ``externalId``) in what a run read."""
+    return sum(1 for u in portal.users if u.managed) + sum(1 for g in portal.groups if g.managed)
+
+
+def foreign_portal_problem(
+    tenant_name: str, plan: Plan, microsoft: MicrosoftState, portal: PortalState
+) -> str | None:
+    """Why a whole-tenant plan must be held whole as aimed at someone else's portal, or
+    ``None``. Counted on the plan, not on thresholds, so small tenants are protected too."""
+    managed = managed_in(portal)
+    removals = len(plan.removals)
+    creates = sum(1 for a in plan.actions if a.kind in _CREATES)
+    in_microsoft = len(microsoft.users) + len(microsoft.classes)
+    if (
+        removals < FOREIGN_PORTAL_MIN_REMOVALS
+        or removals <= FOREIGN_PORTAL_SHARE * managed
+        or creates <= FOREIGN_PORTAL_SHARE * in_microsoft
+    ):
+        return None
+    return (
+        f"the plan would remove {removals} of the {managed} objects the portal holds for the "
+        f"sync and create {creates} of the {in_microsoft} objects of {tenant_name}'s "
+        "Microsoft 365 anew: the portal organisation most likely belongs to another tenant "
+        "(or was registered under the wrong tenant id)"
+    )
 
 
 def _held_key(tenant_id: str) -> str:
@@ -95,11 +141,13 @@ class SafetyState:
             pipe.set(_managed_count_key(tenant_id), managed)
             pipe.execute()
 
-    def managed_count(self, tenant_id: str) -> int:
-        """Managed portal objects at the last full run (0 when unknown)."""
+    def managed_objects(self, tenant_id: str, *, seen: int = 0) -> int:
+        """The size the mass-change guard measures a tenant's removals against: its managed
+        portal objects, the larger of the count at the last full reconcile and the ``seen``
+        count of this run (a real-time run sees a few objects, a full one all of them)."""
         with redis_errors():
             raw = self.redis.get(_managed_count_key(tenant_id))
-        return int(raw) if raw else 0
+        return max(int(raw) if raw else 0, seen)
 
     # --- mass-change guard -------------------------------------------------------------------
 

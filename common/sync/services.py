@@ -16,6 +16,7 @@ from common.graph.client import GraphClient
 from common.http import RetryPolicy, Transport, VerifyingSession, build_session
 from common.portal.client import ScimPortal
 from common.portal.mapping import mapping_overrides
+from common.portal.urls import check_portal_url
 from common.state.audit import AuditLog
 from common.state.portal_memory import PortalMemory
 from common.state.registry import Tenant, TenantRegistry
@@ -52,7 +53,14 @@ class Services:
         return GraphClient(transport, self.tokens, self.config.graph_url, tenant_id)
 
     def portal(self, tenant: Tenant) -> ScimPortal:
+        """The tenant's current portal; its URL is held to the URL policy on every use, so a
+        token is never sent where the policy forbids, whenever the URL was stored."""
         environment = tenant.portal()
+        check_portal_url(
+            environment.url,
+            allow_private=self.config.allow_private_portals,
+            what=f"the {tenant.environment} portal of {tenant.name}",
+        )
         transport = Transport(
             self.portal_session,
             service=f"the {tenant.environment} portal",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.config import DEFAULT_GRAPH_URL, load_config
+from common.config import DEFAULT_GRAPH_URL, key_ring, load_config
 from common.errors import ConfigError
 
 GOOD = {
@@ -44,3 +44,40 @@ def test_names_a_ca_bundle_that_does_not_exist(tmp_path: object) -> None:
     with pytest.raises(ConfigError) as info:
         load_config({**GOOD, "SKOLSYNK_CA_BUNDLE": "/nonexistent/ca.pem"})
     assert "SKOLSYNK_CA_BUNDLE" in str(info.value)
+
+
+def test_previous_secret_keys_are_read_newest_first_and_never_shown() -> None:
+    config = load_config(
+        {**GOOD, "SKOLSYNK_SECRET_KEY_PREVIOUS": " older-key-0123456789 , oldest-key-0123456789"}
+    )
+    assert [k.reveal() for k in key_ring(config.secret_key)] == [
+        "0123456789abcdef0123",
+        "older-key-0123456789",
+        "oldest-key-0123456789",
+    ]
+    shown = repr(config) + str(config.describe())
+    assert "older-key" not in shown and "oldest-key" not in shown
+
+
+def test_a_short_previous_key_and_a_bad_flag_are_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            {
+                **GOOD,
+                "SKOLSYNK_SECRET_KEY_PREVIOUS": "short",
+                "SKOLSYNK_ALLOW_PRIVATE_PORTALS": "ja",
+            }
+        )
+    assert info.value.problems == [
+        "SKOLSYNK_SECRET_KEY_PREVIOUS: key 1 is shorter than 16 characters",
+        "SKOLSYNK_ALLOW_PRIVATE_PORTALS must be yes or no (1/0, true/false)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "allowed"), [("", False), ("no", False), ("yes", True), ("1", True)]
+)
+def test_private_portals_are_refused_unless_allowed(raw: str, allowed: bool) -> None:
+    assert load_config({**GOOD, "SKOLSYNK_ALLOW_PRIVATE_PORTALS": raw}).allow_private_portals is (
+        allowed
+    )

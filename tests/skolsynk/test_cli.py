@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from dataclasses import replace
 
 from common.config import Secret
@@ -144,14 +145,15 @@ def test_a_portal_refusing_the_token_fails_clearly_and_a_rerun_finishes(make_wor
 
 def test_tenant_commands_register_show_and_remove_without_showing_tokens(make_world) -> None:
     world = make_world()
+    tenant_x = str(uuid.uuid4())
     added = world.cli(
         "tenant",
         "add",
-        "tenant-x",
+        tenant_x,
         "--name",
         "Växjö kommun",
         "--test-portal",
-        world.portal.scim_url,
+        world.portal_server.new_organisation().scim_url,
         "--test-token",
         world.portal.token,
         "--school",
@@ -175,10 +177,10 @@ def test_tenant_commands_register_show_and_remove_without_showing_tokens(make_wo
     listed = world.cli("tenant", "list")
     assert "Växjö kommun" in listed.stdout
 
-    to_production = world.cli("tenant", "set", "tenant-x", "--environment", "production")
+    to_production = world.cli("tenant", "set", tenant_x, "--environment", "production")
     assert to_production.returncode != 0
-    assert "no production portal" in to_production.stderr
+    assert "--environment production needs a production portal" in to_production.stderr
 
-    removed = world.cli("tenant", "remove", "tenant-x")
+    removed = world.cli("tenant", "remove", tenant_x)
     assert removed.returncode == 0
     assert "Växjö kommun" not in world.cli("tenant", "list").stdout

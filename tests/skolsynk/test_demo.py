@@ -8,11 +8,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
+
+from skolsynk.stack import Stack, StackError
+
 DEMO_DB = 2
 
 
 def test_demo_check_passes_and_cleans_up_its_processes(redis_server: Any, tmp_path: Path) -> None:
     redis_url = redis_server.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
+    shared = redis.Redis.from_url(redis_url)
+    shared.flushdb()
+    # someone else's data in the Redis the demo is pointed at
+    shared.set("elsewhere:data", "theirs")
     result = subprocess.run(
         [
             sys.executable,
@@ -47,6 +56,25 @@ def test_demo_check_passes_and_cleans_up_its_processes(redis_server: Any, tmp_pa
         ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False
     )
     assert leftover.stdout.strip() == ""
+    # the demo cleaned up what it wrote in the shared Redis, and only that
+    assert "(shared: cleaned up afterwards)" in out
+    assert shared.get("elsewhere:data") == b"theirs"
+    left = sorted(shared.scan_iter(match="skolsynk:*"))
+    # the metrics' totals only ever count up (Prometheus counters), so they stay
+    assert left == [b"skolsynk:metrics"]
+    shared.close()
+
+
+def test_the_demo_runs_a_redis_of_its_own_unless_redis_url_is_set(tmp_path: Path) -> None:
+    with Stack(tmp_path) as stack:
+        url = stack.ensure_redis()
+        assert not stack.shared_redis
+        assert [c.name for c in stack.children] == ["redis"]
+        assert url != "redis://127.0.0.1:6379/0"
+    with Stack(tmp_path, redis_url="redis://127.0.0.1:1/0") as stack:
+        with pytest.raises(StackError, match=r"Redis does not answer at REDIS_URL"):
+            stack.ensure_redis()
+        assert stack.children == []
 
 
 def test_ctrl_c_stops_every_child_process_of_a_demo_kept_running(

@@ -178,29 +178,6 @@ def test_reconcile_is_not_queued_twice_while_one_is_pending(
     assert first.timeout == RECONCILE_TIMEOUT_SECONDS
 
 
-def test_reconcile_is_not_queued_while_one_runs_and_is_again_after(
-    dispatcher: Dispatcher, client: redis.Redis, guards: JobGuards
-) -> None:
-    dispatcher.enqueue_reconcile(TENANT, why="hourly")
-    client.delete("rq:queue:reconcile")  # a worker took it
-    with guards.reconcile_guard(TENANT) as turn:
-        assert turn.acquired
-        assert dispatcher.enqueue_reconcile(TENANT, why="during") is False
-    assert dispatcher.enqueue_reconcile(TENANT, why="after") is True
-    assert calls(client, RECONCILE_QUEUE) == [("worker.jobs.full_reconcile", [TENANT])]
-
-
-def test_reconcile_started_by_hand_while_one_runs_is_skipped(
-    dispatcher: Dispatcher, guards: JobGuards
-) -> None:
-    with guards.reconcile_guard(TENANT) as running:
-        assert running.acquired
-        with guards.reconcile_guard(TENANT) as second:
-            assert not second.acquired
-    with guards.reconcile_guard(TENANT) as later:
-        assert later.acquired
-
-
 def test_renewal_is_queued_once_for_repeated_lifecycle_events(
     dispatcher: Dispatcher, client: redis.Redis
 ) -> None:

@@ -12,7 +12,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from common.config import Secret
+from common.config import Secret, SecretKey
 from common.errors import NotFound
 from common.state.dispatch import RECONCILE_QUEUE, Dispatcher
 from common.state.subscription_lifecycle import (
@@ -127,6 +127,36 @@ def test_verify_names_what_is_wrong(
 ) -> None:
     subscription_id = add(store)
     assert store.verify(subscription_id, client_state, tenant).reason == reason
+
+
+def test_after_a_key_rotation_a_subscription_still_verifies_and_moves_to_the_new_key(
+    store: SubscriptionStore, redis_client: redis.Redis
+) -> None:
+    subscription_id = add(store)
+    new_key = SecretKey("the-rotated-secret-key-99", (Secret("subscription-tests-secret-key-42"),))
+    rotated = SubscriptionStore(redis_client, new_key)
+    assert rotated.on_other_keys([TENANT]) == 1
+    assert rotated.verify(subscription_id, "state-1", TENANT).ok
+    assert not rotated.verify(subscription_id, "another-state", TENANT).ok
+    # the digest was written again with the new key: the previous one is no longer needed
+    assert rotated.on_other_keys([TENANT]) == 0
+    only_new = SubscriptionStore(redis_client, SecretKey("the-rotated-secret-key-99"))
+    assert only_new.verify(subscription_id, "state-1", TENANT).ok
+    assert not store.verify(subscription_id, "state-1", TENANT).ok
+
+
+def test_a_retired_subscription_is_known_as_a_removed_tenants_and_listed_nowhere(
+    store: SubscriptionStore, redis_client: redis.Redis
+) -> None:
+    subscription_id = add(store, expires=datetime.now(UTC) + timedelta(days=2))
+    (record,) = store.for_tenant(TENANT)
+    store.retire(record)
+    assert store.for_tenant(TENANT) == []
+    assert store.verify(subscription_id, "state-1", TENANT).reason == "tenant_removed"
+    assert store.verify(subscription_id, "forged", TENANT).reason == "wrong_client_state"
+    # remembered until it would have expired at Graph, then gone
+    ttl = redis_client.ttl(f"skolsynk:subscription:{subscription_id}")
+    assert 47 * 3600 < ttl <= 48 * 3600
 
 
 def test_verify_of_an_unknown_subscription_says_so(store: SubscriptionStore) -> None:
