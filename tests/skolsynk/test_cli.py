@@ -146,6 +146,7 @@ def test_a_portal_refusing_the_token_fails_clearly_and_a_rerun_finishes(make_wor
 def test_tenant_commands_register_show_and_remove_without_showing_tokens(make_world) -> None:
     world = make_world()
     tenant_x = str(uuid.uuid4())
+    own = world.portal_server.new_organisation()  # one portal organisation per tenant
     added = world.cli(
         "tenant",
         "add",
@@ -153,9 +154,9 @@ def test_tenant_commands_register_show_and_remove_without_showing_tokens(make_wo
         "--name",
         "Växjö kommun",
         "--test-portal",
-        world.portal_server.new_organisation().scim_url,
+        own.scim_url,
         "--test-token",
-        world.portal.token,
+        own.token,
         "--school",
         "S1",
         "--class-pattern",

@@ -17,7 +17,7 @@ from rq.serializers import JSONSerializer
 from common.errors import AlreadyRunning
 from common.state import leases
 from common.state.dispatch import RECONCILE_QUEUE, Change, Dispatcher
-from common.state.guards import reconcile_lock_key
+from common.state.guards import JobGuards, reconcile_lock_key
 from tests.conftest import ROOT
 
 TENANT = "6c1f8a3e-2b7d-4e59-9a10-3f5c2d8e7b41"
@@ -63,28 +63,29 @@ def test_no_reconcile_is_queued_while_one_runs_and_one_is_after(client: redis.Re
 
 def test_an_object_run_waits_while_its_tenant_reconciles(client: redis.Redis) -> None:
     dispatcher = Dispatcher(client)
-    dispatcher.take_lease(Change(TENANT, "user", OBJECT))  # as the worker does before the job
+    guards = JobGuards(client)
+    guards.take_lease(Change(TENANT, "user", OBJECT))  # as the worker does before the job
     with (
         leases.reconcile_lease(client, TENANT, "Lunds kommun", started_by="anna"),
-        dispatcher.object_job(TENANT, "user", OBJECT) as turn,
+        guards.object_job(TENANT, "user", OBJECT) as turn,
     ):
         assert not turn.acquired
     # it went back on the queue for later, and the object is not left locked
     assert dispatcher.live.scheduled_job_registry.count == 1
     # nor taken for a lost run: recovery would start a second chain of the same job
-    assert dispatcher.recover_abandoned(now=time.time() + 3600) == []
-    with dispatcher.object_job(TENANT, "user", OBJECT) as turn:
+    assert guards.recover_abandoned(now=time.time() + 3600) == []
+    with guards.object_job(TENANT, "user", OBJECT) as turn:
         assert turn.acquired
 
 
 def test_a_reconcile_waits_for_an_object_run_under_way(client: redis.Redis) -> None:
-    dispatcher = Dispatcher(client)
+    guards = JobGuards(client)
     object_running = threading.Event()
     object_done = threading.Event()
     ended_at: list[float] = []
 
     def object_run() -> None:
-        with dispatcher.object_job(TENANT, "user", OBJECT) as turn:
+        with guards.object_job(TENANT, "user", OBJECT) as turn:
             assert turn.acquired
             object_running.set()
             time.sleep(0.5)  # the run's work
