@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from admin import preview_views
@@ -104,7 +105,7 @@ def _form_scope(form: Any, problems: FormProblems, schools: list[School]) -> Sco
     known = {s.id for s in schools}
     chosen = frozenset(s for s in form.getlist("school") if s in known)
     if form.getlist("school") and not chosen:
-        problems.add("school", "unknown")
+        problems.add("school", _("Välj bland skolorna i listan."))
     # every school ticked is the same as no school named: the scope then follows new schools
     if chosen == known:
         chosen = frozenset()
