@@ -26,7 +26,7 @@ from admin import (
     signin_views,
 )
 from admin.identity import SignIn, SignInRefused
-from admin.pages import kind_text, outcome_text, refuse
+from admin.pages import audit_outcome_text, kind_text, outcome_text, refuse
 from admin.state import EXTENSION, AdminState
 from common.config import Config, load_config
 from common.errors import QueueUnavailable, SkolsynkError, TransientError
@@ -53,7 +53,9 @@ def create_app(config: Config | None = None) -> Flask:
         dispatcher=Dispatcher(services.redis),
         subscriptions=SubscriptionStore(services.redis, config.secret_key),
     )
-    app.jinja_env.globals.update(kind_text=kind_text, outcome_text=outcome_text)
+    app.jinja_env.globals.update(
+        kind_text=kind_text, outcome_text=outcome_text, outcome_text_audit=audit_outcome_text
+    )
     for module in (
         signin_views,
         connect_views,

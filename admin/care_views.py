@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -174,8 +175,14 @@ def _audit(tenant_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         is_user = entry.get("kind") in USER_KINDS
         if (what == "person" and not is_user) or (what == "klass" and is_user):
             continue
+        # a person is found by e-mail (the label) or by the names the change wrote
         haystack = " ".join(
-            (entry.get("label", ""), entry.get("object_id", ""), entry.get("portal_id", ""))
+            (
+                entry.get("label", ""),
+                entry.get("object_id", ""),
+                entry.get("portal_id", ""),
+                *(str(v) for v in entry.get("changes", {}).values()),
+            )
         ).casefold()
         if needle and needle not in haystack:
             continue
@@ -239,7 +246,10 @@ def audit_csv(tenant_id: str, person: Person) -> BaseResponse:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for entry in entries:
-        row = [str(entry.get(c, "")) for c in columns]
+        row = [
+            json.dumps(entry[c], ensure_ascii=False) if c == "changes" else str(entry.get(c, ""))
+            for c in columns
+        ]
         writer.writerow(["'" + v if v.startswith(("=", "+", "-", "@")) else v for v in row])
     return Response(
         buffer.getvalue(),

@@ -64,3 +64,16 @@ def outcome_text(outcome: str) -> str:
         "preview": _("bara förhandsgranskning"),
     }
     return str(texts.get(outcome, outcome))
+
+
+def audit_outcome_text(outcome: str) -> str:
+    """How one audited change ended, as people read it."""
+    texts = {
+        "applied": _("skrivet"),
+        "held": _("hållet för beslut"),
+        "approved": _("godkänt och skrivet"),
+        "rejected": _("avvisat"),
+        "failed": _("misslyckades"),
+        "skipped": _("överhoppat"),
+    }
+    return str(texts.get(outcome, outcome))

@@ -68,7 +68,9 @@ def _schools(everything: MicrosoftState, listed: list[dict[str, Any]]) -> list[S
         for key in (item.get("externalId"), item.get("id")):
             if key:
                 named.setdefault(str(key), item)
-    ids = sorted(set(students) | set(teachers) | set(classes))
+    # schools SDS lists without anyone in them yet are shown too
+    listed_ids = {str(item.get("externalId") or item.get("id")) for item in listed}
+    ids = sorted(set(students) | set(teachers) | set(classes) | listed_ids)
     schools = [
         School(
             id=school_id,

@@ -90,22 +90,19 @@ class AdminClient:
         )
 
 
-@pytest.fixture(scope="module")
-def admin_server(
-    graph_sandbox: Any, redis_server: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AdminServer]:
+def start_admin_server(base_env: dict[str, str], workdir: Path) -> AdminServer:
+    """The admin app in gunicorn (two workers) with ``base_env`` (a Skolsynk environment)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
-        **environment(graph_sandbox.info, f"{redis_server.url[:-2]}/{ADMIN_REDIS_DB}"),
+        "SKOLSYNK_PUBLIC_URL": "http://127.0.0.1:9/",
+        **base_env,
         "SKOLSYNK_ADMIN_URL": url,
         "SKOLSYNK_OPERATORS": OPERATOR,
-        "SKOLSYNK_PUBLIC_URL": "http://127.0.0.1:9/",
         "SKOLSYNK_LOG_FORMAT": "text",
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "4",
     }
-    log = tmp_path_factory.mktemp("admin") / "admin.log"
     process = ServiceProcess(
         [
             sys.executable,
@@ -117,7 +114,7 @@ def admin_server(
             f"127.0.0.1:{port}",
             "admin.app:create_app()",
         ],
-        log_path=log,
+        log_path=workdir / "admin.log",
         env=env,
         cwd=ROOT,
     ).start()
@@ -125,14 +122,30 @@ def admin_server(
     config = load_config(env)
     app = create_app(config)
     serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-    server = AdminServer(
+    return AdminServer(
         url, env, process, build_services(config, retry_policy=FAST_RETRIES), serializer
     )
-    yield server
-    process.stop()
+
+
+def stop_admin_server(server: AdminServer) -> None:
+    server.process.stop()
     for session in server.sessions:
         session.close()
     server.services.redis.close()
+    log = server.process.log_path.read_text(errors="replace")
+    # a page may refuse, but never fail: no stack trace, no token in the log
+    assert "Traceback" not in log, log[-3000:]
+    assert server.env["SKOLSYNK_CLIENT_SECRET"] not in log
+
+
+@pytest.fixture(scope="module")
+def admin_server(
+    graph_sandbox: Any, redis_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AdminServer]:
+    env = environment(graph_sandbox.info, f"{redis_server.url[:-2]}/{ADMIN_REDIS_DB}")
+    server = start_admin_server(env, tmp_path_factory.mktemp("admin"))
+    yield server
+    stop_admin_server(server)
 
 
 @dataclass
@@ -204,3 +217,108 @@ __all__ = [
     "text_of",
     "wait_for",
 ]
+
+
+# --- a real browser ----------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+#: where the screenshots go (looked at by a person, never committed)
+SHOTS = Path("/tmp/skolsynk-admin-shots")
+WIDTHS = (1280, 360)
+
+
+@dataclass
+class Browser:
+    """Headless Chromium driven by Selenium through Debian's chromedriver."""
+
+    driver: Any
+    downloads: Path
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+
+    def find(self, css: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def finds(self, css: str) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return list(self.driver.find_elements(By.CSS_SELECTOR, css))
+
+    def text(self) -> str:
+        # read in one script call: a page that reloads meanwhile never leaves a stale element
+        text = self.driver.execute_script("return document.body ? document.body.innerText : ''")
+        return " ".join(str(text).split())
+
+    def type(self, css: str, value: str) -> None:
+        field = self.find(css)
+        field.clear()
+        field.send_keys(value)
+
+    def click(self, css: str) -> None:
+        self.find(css).click()
+
+    def shoot(self, name: str) -> None:
+        """Full-page screenshots at every width in ``WIDTHS``."""
+        import base64
+
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for width in WIDTHS:
+            self.driver.set_window_size(width, 900)
+            shot = self.driver.execute_cdp_cmd(
+                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+            )
+            (SHOTS / f"{name}-{width}.png").write_bytes(base64.b64decode(shot["data"]))
+        self.driver.set_window_size(WIDTHS[0], 900)
+
+    def page_is_narrow_enough(self) -> bool:
+        """Nothing sticks out sideways at the current width (360 px must work)."""
+        width = self.driver.execute_script("return document.documentElement.scrollWidth")
+        inner = self.driver.execute_script("return window.innerWidth")
+        return bool(width <= inner + 1)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(
+            "chromium and chromium-driver are needed (Debian: apt-get install chromium "
+            "chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.implicitly_wait(0)
+    yield Browser(driver, downloads)
+    driver.quit()
+
+
+def browser_sign_in(browser: Browser, server: AdminServer, person: Person) -> None:
+    """The session a finished sign-in leaves, in the browser's cookie jar."""
+    browser.open(server.url + "/")
+    cookie = server.serializer.dumps({"person": person.to_session(), "_permanent": True})
+    browser.driver.add_cookie({"name": "skolsynk_admin", "value": cookie, "path": "/"})
