@@ -18,6 +18,7 @@ from admin import (
     connect_views,
     i18n,
     lookup_views,
+    pages,
     portal_views,
     preview_views,
     run_views,
@@ -26,7 +27,7 @@ from admin import (
     signin_views,
 )
 from admin.identity import SignIn, SignInRefused
-from admin.pages import audit_outcome_text, kind_text, outcome_text, refuse
+from admin.pages import refuse
 from admin.state import EXTENSION, AdminState
 from common.config import Config, load_config
 from common.errors import QueueUnavailable, SkolsynkError, TransientError
@@ -54,8 +55,14 @@ def create_app(config: Config | None = None) -> Flask:
         subscriptions=SubscriptionStore(services.redis, config.secret_key),
     )
     app.jinja_env.globals.update(
-        kind_text=kind_text, outcome_text=outcome_text, outcome_text_audit=audit_outcome_text
+        kind_text=pages.kind_text,
+        outcome_text=pages.outcome_text,
+        outcome_text_audit=pages.audit_outcome_text,
+        reason_text=pages.reason_text,
+        why_text=pages.why_text,
+        resource_text=pages.resource_text,
     )
+    app.jinja_env.filters["when"] = pages.when
     for module in (
         signin_views,
         connect_views,

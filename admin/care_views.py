@@ -99,7 +99,6 @@ def school(tenant_id: str, person: Person) -> tuple[str, int]:
         held=svc.safety.held(tenant.id),
         subscriptions=subscriptions,
         set_at=token_set_at(tenant.id),
-        managed=svc.safety.managed_count(tenant.id),
         current_run=state().progress.current(tenant.id),
         connected=request.args.get("connected") == "1",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import render_template
@@ -77,3 +78,58 @@ def audit_outcome_text(outcome: str) -> str:
         "skipped": _("överhoppat"),
     }
     return str(texts.get(outcome, outcome))
+
+
+def reason_text(reason: str) -> str:
+    """The planner's reason for a removal or a new object, in the page's language."""
+    from common.sync import planner
+
+    texts = {
+        planner.REASON_DISABLED: _("inaktiverad i Microsoft 365 (inloggning spärrad)"),
+        planner.REASON_SOFT_DELETED: _("raderad i Microsoft 365 (i papperskorgen)"),
+        planner.REASON_OUT_OF_SCOPE: _(
+            "utanför omfattningen: inte längre elev eller lärare på de valda skolorna och klasserna"
+        ),
+        planner.REASON_PURGED: _("raderad för gott i Microsoft 365"),
+        planner.REASON_REACTIVATED: _(
+            "aktiv igen i Microsoft 365: samma konto i portalen återaktiveras"
+        ),
+        planner.REASON_NEW_CLASS: _("ny klass från SDS"),
+        planner.REASON_CLASS_OUT_OF_SCOPE: _(
+            "klassen är utanför omfattningen eller i papperskorgen (medlemmarna finns kvar)"
+        ),
+        planner.REASON_CLASS_PURGED: _(
+            "klassen är raderad för gott i Microsoft 365 (medlemmarna finns kvar)"
+        ),
+    }
+    return str(texts.get(reason, reason))
+
+
+def why_text(why: str) -> str:
+    """What started a run or a change (the audit log's and held actions' ``why``)."""
+    texts = {
+        "notification": _("ändring i Microsoft 365"),
+        "reconcile": _("fullständig synkning"),
+        "schedule": _("schemalagd synkning"),
+        "admin": _("startad här"),
+        "approval": _("beslut om väntande borttagning"),
+        "on demand": _("Synka nu"),
+    }
+    return str(texts.get(why, why))
+
+
+def when(value: str | None) -> str:
+    """An ISO time as people read it: ``2026-12-01 14:05`` (UTC)."""
+    if not value:
+        return "–"
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.tzinfo is not None else "")
+
+
+def resource_text(resource: str) -> str:
+    return str({"/users": _("personer"), "/groups": _("klasser")}.get(resource, resource))

@@ -61,9 +61,11 @@ def watch_run(browser: Browser) -> list[int]:
     seen: list[int] = []
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        bars = browser.finds("#bar")
-        if bars:
-            value = int(float(bars[0].get_attribute("value") or 0))
+        value = browser.driver.execute_script(
+            "var bar = document.getElementById('bar'); return bar ? bar.value : null"
+        )
+        if value is not None:
+            value = int(value)
             if not seen or seen[-1] != value:
                 seen.append(value)
             if "Resultat:" in browser.text() or "Misslyckades" in browser.text():
