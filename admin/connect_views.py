@@ -22,7 +22,7 @@ from admin.signin_views import redirect_uri
 from admin.state import state
 from common.errors import NeedsAttention, SkolsynkError
 from common.state.registry import Tenant
-from common.state.subscriptions import remove_subscriptions
+from common.state.subscription_lifecycle import remove_subscriptions
 
 blueprint = Blueprint("connect", __name__)
 

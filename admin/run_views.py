@@ -23,7 +23,7 @@ from admin.identity import Person
 from admin.pages import find_school, page, refuse
 from admin.runner import start_reconcile
 from admin.state import state
-from common.state.subscriptions import ensure_subscriptions
+from common.state.subscription_lifecycle import ensure_subscriptions
 
 blueprint = Blueprint("runs", __name__)
 

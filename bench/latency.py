@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common.config import Secret, load_config
 from common.graph import sds
 from common.state.registry import PortalEnvironment, Tenant
-from common.state.subscriptions import SubscriptionStore, ensure_subscriptions
+from common.state.subscription_lifecycle import ensure_subscriptions
+from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
 from sandbox.graph.admin_client import GraphAdmin
 from skolsynk.stack import Stack

@@ -86,7 +86,13 @@ class UnsafeRun(NeedsAttention):
 
 
 class TransientError(SkolsynkError):
-    """Retry later: the same call may succeed."""
+    """Retry later: the same call may succeed.
+
+    ``maybe_applied`` is true when a write's answer was lost (5xx, timeout or connection lost
+    after sending): the other side may have carried it out, so look before writing again.
+    """
+
+    maybe_applied: bool = False
 
 
 class Throttled(TransientError):

@@ -27,7 +27,8 @@ from typing import Any
 from common.config import Secret, load_config
 from common.graph import sds
 from common.state.registry import PortalEnvironment, Tenant
-from common.state.subscriptions import SubscriptionStore, ensure_subscriptions
+from common.state.subscription_lifecycle import ensure_subscriptions
+from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
 from common.sync.services import Services, build_services
 from sandbox.graph.admin_client import GraphAdmin

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.state.dispatch import Dispatcher
-from common.state.subscriptions import SubscriptionStore, ensure_subscriptions, renew_subscriptions
+from common.state.subscription_lifecycle import ensure_subscriptions, renew_subscriptions
+from common.state.subscriptions import SubscriptionStore
 from skolsynk.context import add_tenant_actions, services
 from skolsynk.output import table, to_json
 

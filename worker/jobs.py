@@ -18,8 +18,9 @@ from common.config import load_config
 from common.logs import bind_job_context, get_logger
 from common.state.dispatch import Dispatcher, ObjectKind
 from common.state.runs import RunReport
-from common.state.subscriptions import SubscriptionStore, ensure_subscriptions
-from common.state.subscriptions import renew_subscriptions as renew_tenant_subscriptions
+from common.state.subscription_lifecycle import ensure_subscriptions
+from common.state.subscription_lifecycle import renew_subscriptions as renew_tenant_subscriptions
+from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
 from common.sync.services import Services, build_services
 

@@ -5,15 +5,14 @@ Failure policy (answers are translated here, once): 401 forgets the token and re
 404 ``NotFound``; 400 ``syncStateNotFound`` or 410 ``DeltaExpired``; any other 4xx
 ``GraphRequestError`` with Graph's error code and message, never the payload. 429, 5xx and
 network failures are retried by the ``Transport`` (the one retry layer); answers inside a
-``$batch`` are retried here with the same ``RetryPolicy`` numbers and the same ``sleep``, and
-raise ``Throttled`` or ``GraphUnavailable`` when they outlast it.
+``$batch`` are retried by ``common.graph.batch.Batcher`` with the transport's own decision.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -31,7 +30,7 @@ from common.errors import (
     Throttled,
 )
 from common.graph.schemas import SUBSCRIPTIONS, GraphDataError, Subscription, load_error
-from common.http import Transport
+from common.http import IDEMPOTENT_METHODS, Transport
 
 #: Graph takes at most this many requests in one ``$batch``
 BATCH_LIMIT = 20
@@ -145,31 +144,10 @@ class GraphClient:
         """Every item of a collection, all pages read."""
         items: list[dict[str, Any]] = []
         for page in self.iter_pages(path, params):
-            items.extend(_page_items(page, path))
+            items.extend(page_items(page, path))
         return items
 
     # --- batches ---------------------------------------------------------------------------------
-
-    def batch(self, requests_: Sequence[tuple[str, str, str]]) -> dict[str, tuple[int, Any]]:
-        """Send ``(id, method, url)`` requests in ``$batch`` calls of at most 20.
-
-        Returns id -> (status, body) for every request; inner 429 and 5xx are retried (see the
-        module docstring), any other status is returned as it came.
-        """
-        results: dict[str, tuple[int, Any]] = {}
-        batcher = self.batcher()
-        for request_id, method, url in requests_:
-
-            def done(status: int, body: Any, request_id: str = request_id) -> None:
-                results[request_id] = (status, body)
-
-            batcher.request(url, done, method=method)
-        batcher.run()
-        return results
-
-    def batcher(self) -> Batcher:
-        """A queue of requests and listings sent together in ``$batch`` calls."""
-        return Batcher(self)
 
     def send_batch(self, requests_: Sequence[tuple[str, str, str]]) -> dict[str, BatchAnswer]:
         """One ``$batch`` call of at most 20 requests, inner answers as they came, by id."""
@@ -184,7 +162,9 @@ class GraphClient:
         with self._count_lock:
             self.inner_request_count += len(requests_)
             self.batch_count += 1
-        answer = self._json("POST", "/$batch", json=body)
+        # a $batch of reads may be sent again: only the inner methods can write
+        reads_only = all(method.upper() in IDEMPOTENT_METHODS for _, method, _ in requests_)
+        answer = self._json("POST", "/$batch", json=body, idempotent=reads_only)
         responses = answer.get("responses")
         if not isinstance(responses, list):
             raise GraphDataError("Microsoft Graph answered a $batch without responses.")
@@ -223,7 +203,7 @@ class GraphClient:
         merged: dict[str, _DeltaMerge] = {}
         while True:
             page = self._json("GET", url, params=params, delta=True)
-            for raw in _page_items(page, path):
+            for raw in page_items(page, path):
                 object_id = raw.get("id")
                 if not isinstance(object_id, str):
                     raise GraphDataError("Microsoft Graph answered a delta item without an id.")
@@ -269,7 +249,9 @@ class GraphClient:
         """Move a subscription's expiry; ``NotFound`` when Graph no longer has it."""
         body = {"expirationDateTime": graph_time(expiration)}
         return _subscription(
-            self._json("PATCH", f"/subscriptions/{quote(subscription_id)}", json=body)
+            self._json(
+                "PATCH", f"/subscriptions/{quote(subscription_id)}", json=body, idempotent=True
+            )
         )
 
     def delete_subscription(self, subscription_id: str) -> None:
@@ -327,10 +309,11 @@ class GraphClient:
         params: Params | None = None,
         json: Any = None,
         delta: bool = False,
+        idempotent: bool | None = None,
     ) -> dict[str, Any]:
         url = self.url(path_or_url, params)
         what = describe(method, url)
-        response = self._send(method, url, json=json)
+        response = self._send(method, url, json=json, idempotent=idempotent)
         try:
             status = response.status_code
             if status >= 400:
@@ -344,13 +327,17 @@ class GraphClient:
         finally:
             response.close()
 
-    def _send(self, method: str, url: str, *, json: Any = None) -> requests.Response:
+    def _send(
+        self, method: str, url: str, *, json: Any = None, idempotent: bool | None = None
+    ) -> requests.Response:
         for attempt in (1, 2):
             headers = {
                 "Authorization": f"Bearer {self.tokens.token(self.tenant_id)}",
                 "Accept": "application/json",
             }
-            response = self.transport.request(method, url, headers=headers, json=json)
+            response = self.transport.request(
+                method, url, headers=headers, json=json, idempotent=idempotent
+            )
             if response.status_code == 401 and attempt == 1:
                 # a token revoked or rotated early: one fresh token, then give up
                 response.close()
@@ -358,123 +345,6 @@ class GraphClient:
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-class Batcher:
-    """Requests and paged listings sent through ``$batch`` calls of at most 20, as they come.
-
-    ``request()`` queues one request whose final (status, body) goes to its callback;
-    ``listing()`` queues a paged GET whose items (all pages, continuation links sent in later
-    batches) go to its callback, ``None`` when the collection answered 404 and ``missing_ok``.
-    Callbacks may queue more work; ``run()`` sends until the queue is empty. Inner 429 and 5xx
-    are retried after the longest wait the round asked for; any other error of a listing raises
-    the translated error.
-    """
-
-    def __init__(self, client: GraphClient) -> None:
-        self.client = client
-        self._queue: deque[_Job] = deque()
-
-    def request(
-        self, url: str, on_done: Callable[[int, Any], None], *, method: str = "GET"
-    ) -> None:
-        self._queue.append(_Job(url, method, on_answer=on_done))
-
-    def listing(
-        self,
-        url: str,
-        on_done: Callable[[list[dict[str, Any]] | None], None],
-        *,
-        params: Params | None = None,
-        missing_ok: bool = False,
-        on_page: Callable[[list[dict[str, Any]]], None] | None = None,
-    ) -> None:
-        """Queue a paged GET; with ``on_page`` each page's items go there as they come (and
-        ``on_done`` gets an empty list), which keeps large listings out of memory."""
-        full = self.client.url(url, params)
-        self._queue.append(
-            _Job(full, "GET", on_items=on_done, on_page=on_page, missing_ok=missing_ok)
-        )
-
-    def run(self) -> None:
-        policy = self.client.transport.policy
-        while self._queue:
-            chunk = [self._queue.popleft() for _ in range(min(BATCH_LIMIT, len(self._queue)))]
-            answers = self.client.send_batch(
-                [(str(i), job.method, job.url) for i, job in enumerate(chunk)]
-            )
-            retry: list[_Job] = []
-            waits: list[float] = []
-            for i, job in enumerate(chunk):
-                status, headers, body = answers.get(str(i), (0, {}, None))
-                if status == 429 or status >= 500 or status == 0:
-                    job.failures += 1
-                    wait = _retry_after(headers)
-                    self._give_up_if_spent(job, status, wait)
-                    waits.append(wait if wait is not None else policy.backoff(job.failures))
-                    retry.append(job)
-                    continue
-                job.failures = 0
-                self._settle(job, status, body)
-            if retry:
-                self._queue.extendleft(reversed(retry))
-                self.client.transport.sleep(max(waits))
-
-    def _give_up_if_spent(self, job: _Job, status: int, wait: float | None) -> None:
-        policy = self.client.transport.policy
-        what = describe(job.method, job.url)
-        if status == 429:
-            if job.failures >= policy.attempts or (
-                wait is not None and wait > policy.max_retry_after_seconds
-            ):
-                raise Throttled(
-                    f"Microsoft Graph kept throttling {what} in a batch (429) after "
-                    f"{job.failures} attempts",
-                    retry_after=wait,
-                )
-        elif job.failures >= policy.attempts:
-            raise GraphUnavailable(
-                f"Microsoft Graph answered {what} in a batch with "
-                f"{status or 'no answer'} after {job.failures} attempts"
-            )
-
-    def _settle(self, job: _Job, status: int, body: Any) -> None:
-        if job.on_answer is not None:
-            job.on_answer(status, body)
-            return
-        assert job.on_items is not None
-        if status == 404 and job.missing_ok:
-            job.on_items(None)
-            return
-        what = describe(job.method, job.url)
-        if status >= 400:
-            raise translate(status, body, what, self.client.tenant_id)
-        if not isinstance(body, Mapping):
-            raise GraphDataError(f"Microsoft Graph answered {what} in a batch with no JSON.")
-        items = _page_items(body, what)
-        if job.on_page is not None:
-            job.on_page(items)
-        else:
-            job.items.extend(items)
-        next_link = body.get("@odata.nextLink")
-        if next_link:
-            # the rest of a listing goes first: its pages form the longest chain
-            job.url = self.client.url(str(next_link))
-            self._queue.appendleft(job)
-        else:
-            job.on_items(job.items)
-
-
-@dataclass
-class _Job:
-    url: str
-    method: str
-    on_answer: Callable[[int, Any], None] | None = None
-    on_items: Callable[[list[dict[str, Any]] | None], None] | None = None
-    on_page: Callable[[list[dict[str, Any]]], None] | None = None
-    missing_ok: bool = False
-    items: list[dict[str, Any]] = field(default_factory=list)
-    failures: int = 0
 
 
 @dataclass
@@ -570,18 +440,8 @@ def _body(response: requests.Response) -> Any:
         return None
 
 
-def _page_items(page: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
+def page_items(page: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
     value = page.get("value")
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise GraphDataError(f"Microsoft Graph answered {what} without a list of objects.")
     return value
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return None

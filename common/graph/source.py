@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from common.graph import sds
+from common.graph.batch import Batcher
 from common.graph.classify import (
     class_in_scope,
     is_sds_class,
@@ -30,7 +31,7 @@ from common.graph.classify import (
     sds_role,
     user_in_scope,
 )
-from common.graph.client import MAX_PAGE_SIZE, Batcher, GraphClient, Params, translate
+from common.graph.client import MAX_PAGE_SIZE, GraphClient, Params, translate
 from common.graph.schemas import (
     DIRECTORY_REFS,
     EDUCATION_CLASSES,
@@ -117,7 +118,7 @@ class _TenantRead:
     pending_class_listings: int = 0
 
     def __post_init__(self) -> None:
-        self.batcher = self.client.batcher()
+        self.batcher = Batcher(self.client)
 
     def start(self) -> None:
         b = self.batcher
@@ -274,7 +275,7 @@ class _Answers:
 
     def __init__(self, client: GraphClient) -> None:
         self.client = client
-        self.batcher = client.batcher()
+        self.batcher = Batcher(client)
         self.single: dict[str, tuple[int, Any, str]] = {}
         self.lists: dict[str, list[dict[str, Any]] | None] = {}
 

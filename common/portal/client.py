@@ -26,7 +26,13 @@ import requests
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 
 from common.config import Secret
-from common.errors import ConflictError, NotFound, PortalAuthError, PortalRequestError
+from common.errors import (
+    ConflictError,
+    NotFound,
+    PortalAuthError,
+    PortalRequestError,
+    TransientError,
+)
 from common.http import Transport
 from common.model import PortalGroup, PortalUser, Role
 from common.portal.scim import (
@@ -480,16 +486,33 @@ class ScimPortal:
     # --- writes -----------------------------------------------------------------------------
 
     def create_user(self, attrs: Mapping[str, Any]) -> PortalUser:
-        """Create a user from model attributes; ``ConflictError`` if its userName is taken."""
+        """Create a user from model attributes; ``ConflictError`` if its userName is taken.
+
+        A create whose answer was lost is never sent again blindly: the user is looked up by
+        ``externalId`` and userName first, and what the lost create made is returned.
+        """
         resource = user_resource(attrs)
-        response = self._send(
-            "POST",
-            self._url("Users"),
-            body=resource,
-            what="creating a user",
-            conflict=f"the portal already has a user named {attrs.get('userName')}",
+        external_id, user_name = attrs.get("externalId"), attrs.get("userName")
+
+        def made() -> PortalUser | None:
+            found = self.find_users(external_ids=[external_id] if external_id else [])
+            if not found and user_name:
+                found = [
+                    u
+                    for u in self.find_users(emails=[str(user_name)])
+                    if u.user_name.lower() == str(user_name).lower()
+                    and (not external_id or u.external_id in (None, external_id))
+                ]
+            return found[0] if found else None
+
+        body = self._create(
+            "Users",
+            resource,
+            made,
+            conflict=f"the portal already has a user named {user_name}",
+            lookup=bool(external_id or user_name),
         )
-        return parse_user(self._created(response, "Users"))
+        return body if isinstance(body, PortalUser) else parse_user(body)
 
     def update_user(
         self, portal_id: str, changes: Mapping[str, Any], *, version: str | None = None
@@ -511,15 +534,19 @@ class ScimPortal:
         self._delete("Users", portal_id)
 
     def create_group(self, attrs: Mapping[str, Any]) -> PortalGroup:
-        """Create a group from model attributes and ``members`` (portal user ids)."""
-        response = self._send(
-            "POST",
-            self._url("Groups"),
-            body=group_resource(attrs),
-            what="creating a group",
+        """Create a group from model attributes and ``members`` (portal user ids).
+
+        A create whose answer was lost is looked up by ``externalId`` before it is sent again.
+        """
+        external_id = attrs.get("externalId")
+        body = self._create(
+            "Groups",
+            group_resource(attrs),
+            lambda: self.find_group(str(external_id)) if external_id else None,
             conflict=f"the portal refused a second group {attrs.get('displayName')}",
+            lookup=bool(external_id),
         )
-        return parse_group(self._created(response, "Groups"))
+        return body if isinstance(body, PortalGroup) else parse_group(body)
 
     def update_group(
         self, portal_id: str, changes: Mapping[str, Any], *, version: str | None = None
@@ -592,8 +619,14 @@ class ScimPortal:
         precondition_ok: bool = False,
     ) -> requests.Response:
         """Send one request (the transport retries) and translate a refusal into our errors."""
+        # our PATCHes hold absolute values and set operations on members: safe to send twice
         response = self.transport.request(
-            method, url, json=body, params=params, headers=self._headers(headers)
+            method,
+            url,
+            json=body,
+            params=params,
+            headers=self._headers(headers),
+            idempotent=True if method == "PATCH" else None,
         )
         status = response.status_code
         if status < 300:
@@ -670,6 +703,38 @@ class ScimPortal:
                 status=response.status_code,
             )
         return self._read(location, f"reading the new {endpoint[:-1].lower()}")
+
+    def _create(
+        self,
+        endpoint: str,
+        resource: dict[str, Any],
+        made: Callable[[], Any],
+        *,
+        conflict: str,
+        lookup: bool,
+    ) -> Any:
+        """POST ``resource``; after a lost answer, return what ``made()`` finds, else POST again.
+
+        Bounded by the transport's attempts; without a key to look up by (``lookup`` false) a
+        lost answer is raised as it came.
+        """
+        what = f"creating a {endpoint[:-1].lower()}"
+        attempts = max(1, self.transport.policy.attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._send(
+                    "POST", self._url(endpoint), body=resource, what=what, conflict=conflict
+                )
+            except TransientError as exc:
+                if not exc.maybe_applied or not lookup or attempt == attempts:
+                    raise
+                existing = made()
+                if existing is not None:
+                    return existing
+                self.transport.sleep(self.transport.policy.backoff(attempt))
+                continue
+            return self._created(response, endpoint)
+        raise AssertionError("unreachable: the last attempt raises")
 
     def _patch(
         self,

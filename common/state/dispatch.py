@@ -80,9 +80,10 @@ RESULT_TTL_SECONDS: Final = 10 * 60
 FAILURE_TTL_SECONDS: Final = 7 * 24 * 60 * 60
 
 #: seconds rq waits before each retry; the job ends in the failed registry after the last
-OBJECT_RETRY_INTERVALS_SECONDS: Final = (5, 30, 120)
-RECONCILE_RETRY_INTERVALS_SECONDS: Final = (60, 600)
-RENEWAL_RETRY_INTERVALS_SECONDS: Final = (30, 300, 1800)
+#: (the transport has already ridden out failures of a few seconds: common/http.py says the product)
+OBJECT_RETRY_INTERVALS_SECONDS: Final = (30, 300)
+RECONCILE_RETRY_INTERVALS_SECONDS: Final = (600,)
+RENEWAL_RETRY_INTERVALS_SECONDS: Final = (60, 600, 1800)
 
 #: how long a queued object job keeps absorbing notifications; after this a second job may be
 #: queued for the same object (harmless: jobs are idempotent), so a lost job blocks nothing

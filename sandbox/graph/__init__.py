@@ -12,10 +12,14 @@ Run it with ``skolsynk sandbox graph`` (see ``cli``). It serves, over HTTPS with
   ``GET /_sandbox``                                 URLs and tenants
   ``GET /_sandbox/tenants``                         ``{"tenants": [{"id", "domain", "name"}]}``
   ``POST /_sandbox/tenants``                        body ``{"name"?, "load"?: [{"format":
-                                                    "sds-classic"|"sds-v2.1", "path": ...}],
+                                                    "sds-classic"|"sds-uk"|"sds-v2"|"sds-v2.1",
+                                                    "path": ...}], "strict"?: bool,
                                                     "generate"?: N, "seed"?: S}`` -> 201
-                                                    ``{"id", "domain", "name"}``
-  ``GET /_sandbox/tenants/{id}``                    the tenant with its domains and counts
+                                                    ``{"id", "domain", "name", "import": [{
+                                                    "format", "folder", "created", "rejected":
+                                                    [{"file", "line", "reason"}], "warnings"}]}``;
+                                                    400 when ``strict`` and a row is rejected
+  ``GET /_sandbox/tenants/{id}``                    the tenant with its domains, counts, import
   ``GET|PUT /_sandbox/knobs``                       sandbox-wide knobs (PUT merges)
   ``GET|PUT /_sandbox/tenants/{id}/knobs``          one tenant's knobs (override the above)
   ``GET /_sandbox/counters``                        requests per endpoint and status, overall

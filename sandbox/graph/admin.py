@@ -17,7 +17,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.graph import subscriptions
+from sandbox.graph import roles, subscriptions
 from sandbox.graph.errors import GraphError
 from sandbox.graph.knobs import check_knobs
 from sandbox.graph.registry import LOAD_FORMATS, Load, Registry
@@ -26,8 +26,14 @@ from sandbox.graph.store import Tenant
 MAX_GENERATED_USERS = 1_000_000
 
 
-def _tenant_json(tenant: Tenant) -> dict[str, Any]:
-    return {"id": tenant.id, "domain": tenant.domain, "name": tenant.name}
+def _tenant_json(tenant: Tenant, registry: Registry) -> dict[str, Any]:
+    administrator = registry.identity.administrators.get(tenant.id)
+    return {
+        "id": tenant.id,
+        "domain": tenant.domain,
+        "name": tenant.name,
+        "administrator": administrator,
+    }
 
 
 class AdminApi:
@@ -58,6 +64,17 @@ class AdminApi:
                     methods=["POST"],
                 ),
                 Rule("/_sandbox/reset", endpoint="reset", methods=["POST"]),
+                Rule(
+                    "/_sandbox/tenants/<tid>/consent",
+                    endpoint="consent",
+                    methods=["GET", "POST", "DELETE"],
+                ),
+                Rule(
+                    "/_sandbox/tenants/<tid>/roles/<role>/members/<user>",
+                    endpoint="role_member",
+                    methods=["PUT", "DELETE"],
+                ),
+                Rule("/_sandbox/apps/<name>/redirect-uris", endpoint="redirects", methods=["POST"]),
             ],
             strict_slashes=False,
         )
@@ -110,22 +127,29 @@ class AdminApi:
         return 200, {
             "authority": settings.authority,
             "graph_url": settings.graph_url,
-            "tenants": [_tenant_json(t) for t in self.registry.tenants.values()],
+            "tenants": [_tenant_json(t, self.registry) for t in self.registry.tenants.values()],
         }
 
     def _tenants(self, request: Request) -> tuple[int, Any]:
-        return 200, {"tenants": [_tenant_json(t) for t in self.registry.tenants.values()]}
+        return 200, {
+            "tenants": [_tenant_json(t, self.registry) for t in self.registry.tenants.values()]
+        }
 
     def _tenant_info(self, request: Request, tid: str) -> tuple[int, Any]:
         tenant = self._find_tenant(tid)
-        body = {**_tenant_json(tenant), "domains": list(tenant.domains), "counts": tenant.counts()}
+        body = {
+            **_tenant_json(tenant, self.registry),
+            "domains": list(tenant.domains),
+            "counts": tenant.counts(),
+            "import": self._imports(tenant),
+        }
         return 200, body
 
     def _create_tenant(self, request: Request) -> tuple[int, Any]:
         body = self._body(request)
         if not isinstance(body, dict):
             raise ValueError("the body must be a JSON object")
-        unknown = set(body) - {"name", "load", "generate", "seed"}
+        unknown = set(body) - {"name", "load", "generate", "seed", "strict", "consent"}
         if unknown:
             raise ValueError(f"unknown field '{sorted(unknown)[0]}'")
         loads = []
@@ -152,10 +176,24 @@ class AdminApi:
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ValueError("name must be a non-empty string")
+        strict = body.get("strict", False)
+        if not isinstance(strict, bool):
+            raise ValueError("strict must be true or false")
+        consent = body.get("consent")
+        if consent is not None and not isinstance(consent, bool):
+            raise ValueError("consent must be true or false")
         tenant = self.registry.create_tenant(
-            name=name, loads=tuple(loads), generate=generate, seed=seed
+            name=name,
+            loads=tuple(loads),
+            generate=generate,
+            seed=seed,
+            strict=strict,
+            consent=consent,
         )
-        return 201, _tenant_json(tenant)
+        return 201, {**_tenant_json(tenant, self.registry), "import": self._imports(tenant)}
+
+    def _imports(self, tenant: Tenant) -> list[dict[str, Any]]:
+        return [r.as_json() for r in self.registry.import_reports.get(tenant.id, [])]
 
     def _knobs(self, request: Request) -> tuple[int, Any]:
         if request.method == "PUT":
@@ -194,6 +232,48 @@ class AdminApi:
             self.registry, self._find_tenant(tid), "reauthorizationRequired"
         )
         return 202, {"sent": sent}
+
+    def _app_client_id(self, request: Request) -> str:
+        name = self._body(request).get("app", "skolsynk") if request.method != "GET" else "skolsynk"
+        app = self.registry.identity.apps.get(str(name))
+        if app is None:
+            raise ValueError(f"no app '{name}'")
+        return app.client_id
+
+    def _consent(self, request: Request, tid: str) -> tuple[int, Any]:
+        """GET: which apps are consented; POST grants, DELETE revokes (body ``{"app"}``)."""
+        tenant = self._find_tenant(tid)
+        identity = self.registry.identity
+        if request.method == "POST":
+            identity.grant_consent(tenant.id, self._app_client_id(request))
+        elif request.method == "DELETE":
+            identity.revoke_consent(tenant.id, self._app_client_id(request))
+        consented = [
+            a.name for a in identity.apps.values() if identity.consented(tenant.id, a.client_id)
+        ]
+        return 200, {"consented": consented}
+
+    def _role_member(self, request: Request, tid: str, role: str, user: str) -> tuple[int, Any]:
+        """Give (PUT) or take (DELETE) a directory role (template id) to a user (id or UPN)."""
+        tenant = self._find_tenant(tid)
+        if role not in roles.TEMPLATES:
+            raise GraphError(404, "notFound", f"No directory role template {role}.")
+        person = tenant.find("user", user)
+        if person is None:
+            raise GraphError(404, "notFound", f"No user {user} in tenant {tid}.")
+        if request.method == "PUT":
+            roles.assign(self.registry.identity, tenant, role, person.id)
+        else:
+            roles.unassign(self.registry.identity, tenant, role, person.id)
+        return 200, {"roles": roles.roles_of(self.registry.identity, tenant, person.id)}
+
+    def _redirects(self, request: Request, name: str) -> tuple[int, Any]:
+        body = self._body(request)
+        uri = body.get("uri") if isinstance(body, dict) else None
+        if not isinstance(uri, str):
+            raise ValueError('the body is {"uri": "https://..."}')
+        app = self.registry.identity.register_redirect(name, uri)
+        return 200, {"name": app.name, "redirect_uris": list(app.redirect_uris)}
 
     def _reset(self, request: Request) -> tuple[int, Any]:
         self.registry.knobs.reset()

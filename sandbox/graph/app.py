@@ -23,11 +23,21 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.graph import admin, auth, batch, directory, education, subscriptions
+from sandbox.graph import (
+    admin,
+    auth,
+    batch,
+    consent,
+    delegated,
+    directory,
+    education,
+    subscriptions,
+)
 from sandbox.graph.calls import GraphCall, Reply
 from sandbox.graph.delta import delta
 from sandbox.graph.errors import GraphError, error_body, new_request_id
 from sandbox.graph.registry import Registry
+from sandbox.graph.signin import SignIn
 from sandbox.graph.store import GROUP, USER
 
 log = logging.getLogger(__name__)
@@ -39,6 +49,16 @@ JSON_TYPE = (
 VERSION_PREFIX = "/v1.0"
 
 Handler = Callable[..., Reply]
+#: the sign-in and consent pages: (rule, endpoint, methods)
+PAGES = (
+    ("/<tenant>/oauth2/v2.0/authorize", "authorize", ["GET", "POST"]),
+    ("/<tenant>/login", "login", ["POST"]),
+    ("/<tenant>/oauth2/v2.0/logout", "logout", ["GET"]),
+    ("/<tenant>/adminconsent", "adminconsent", ["GET"]),
+    ("/<tenant>/v2.0/adminconsent", "adminconsent_v2", ["GET"]),
+    ("/<tenant>/consent/set", "consent_set", ["POST"]),
+)
+PAGE_ENDPOINTS = {name: rule.replace("<tenant>", "{tenant}") for rule, name, _ in PAGES}
 
 
 def _graph_rules() -> list[tuple[str, str, Handler]]:
@@ -122,7 +142,7 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         ("/subscriptions/<key>", "DELETE", subscriptions.delete),
         ("/subscriptions/<key>/reauthorize", "POST", subscriptions.reauthorize),
     ]
-    return rules
+    return rules + delegated.RULES
 
 
 def _label(rule: str) -> str:
@@ -147,8 +167,10 @@ class SandboxApp:
                 Rule("/<tenant>/v2.0/.well-known/openid-configuration", endpoint="openid"),
                 Rule("/<tenant>/discovery/v2.0/keys", endpoint="keys"),
                 Rule("/<tenant>/oauth2/v2.0/token", endpoint="token", methods=["POST"]),
+                *(Rule(path, endpoint=name, methods=methods) for path, name, methods in PAGES),
             ]
         )
+        self.people = SignIn(registry)
         self.admin = admin.AdminApi(registry)
 
     # --- WSGI ----------------------------------------------------------------------------------
@@ -178,7 +200,14 @@ class SandboxApp:
             endpoint, args = adapter.match(request.path, method=request.method)
         except (NotFound, MethodNotAllowed):
             return _json_response(404, {"error": "not_found", "error_description": "Not found."})
+        if endpoint in PAGE_ENDPOINTS:
+            response = self.sign_in_page(request, endpoint, args["tenant"])
+            tenant_id = getattr(self.registry.tenant_by_key(args["tenant"]), "id", "")
+            label = f"{request.method} {PAGE_ENDPOINTS[endpoint]}"
+            self.registry.counters.request(tenant_id, label, response.status_code)
+            return response
         tenant = self.registry.tenant_by_key(args["tenant"])
+        organizations = args["tenant"].lower() in ("common", "organizations")
         labels = {
             "openid": "GET /{tenant}/v2.0/.well-known/openid-configuration",
             "keys": "GET /{tenant}/discovery/v2.0/keys",
@@ -189,6 +218,23 @@ class SandboxApp:
             status, body = auth.issue_token(
                 self.registry, args["tenant"], form, request.headers.get("Authorization", "")
             )
+        elif tenant is None and organizations:
+            authority = self.registry.settings.authority
+            status, body = (
+                (
+                    200,
+                    auth.openid_configuration(
+                        authority, self.registry.settings.graph_url, args["tenant"]
+                    ),
+                )
+                if endpoint == "openid"
+                else (
+                    200,
+                    auth.jwks(self.registry.trust.signing_key, self.registry.trust.signing_key_id),
+                )
+            )
+            if endpoint == "openid":
+                body["issuer"] = f"{authority}/{{tenantid}}/v2.0"
         elif tenant is None:
             status, body = (
                 400,
@@ -216,6 +262,18 @@ class SandboxApp:
         response.headers["Cache-Control"] = "no-store, no-cache"
         return response
 
+    def sign_in_page(self, request: Request, endpoint: str, tenant_key: str) -> Response:
+        if endpoint == "authorize":
+            return self.people.authorize(request, tenant_key)
+        if endpoint == "login":
+            return self.people.login(request, tenant_key)
+        if endpoint == "logout":
+            return self.people.logout(request, tenant_key)
+        if endpoint == "consent_set":
+            return consent.decide(self.people, request, tenant_key)
+        version = "v2.0" if endpoint == "adminconsent_v2" else ""
+        return consent.admin_consent(self.people, request, tenant_key, version)
+
     # --- Graph ---------------------------------------------------------------------------------
 
     def graph_http(self, request: Request) -> Response:
@@ -223,8 +281,11 @@ class SandboxApp:
         client_rid = request.headers.get("client-request-id", rid)
         tenant_id = ""
         try:
-            tenant = auth.tenant_for_token(self.registry, request.headers.get("Authorization", ""))
+            tenant, claims = auth.token_claims(
+                self.registry, request.headers.get("Authorization", "")
+            )
             tenant_id = tenant.id
+            person = claims.get("oid") if claims.get("idtyp") == "user" else None
             call = GraphCall(
                 registry=self.registry,
                 tenant=tenant,
@@ -234,6 +295,8 @@ class SandboxApp:
                 headers={k.lower(): v for k, v in request.headers.items()},
                 body=request.get_data(),
                 base_url=self.registry.settings.graph_url,
+                user_id=person,
+                scopes=frozenset(str(claims.get("scp", "")).split()),
             )
             latency = self.registry.knobs.effective(tenant.knobs)["latency_ms"]
             if latency:
@@ -271,6 +334,7 @@ class SandboxApp:
                     400, "BadRequest", f"Resource not found for the segment '{segment}'."
                 ) from exc
             label = endpoint.split(":", 1)[1] if endpoint != "batch" else "POST /v1.0/$batch"
+            delegated.check(call, label)
             if endpoint != "batch":
                 self._maybe_fail(call)
                 reply = self.handlers[endpoint](call, **args)

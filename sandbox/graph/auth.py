@@ -135,7 +135,7 @@ def entra_error(error: str, aadsts: int, description: str) -> dict[str, Any]:
     }
 
 
-def _client_credentials(form: dict[str, str], authorization: str) -> tuple[str, str | None]:
+def client_credentials(form: dict[str, str], authorization: str) -> tuple[str, str | None]:
     if authorization.lower().startswith("basic "):
         try:
             decoded = base64.b64decode(authorization[6:]).decode()
@@ -152,6 +152,18 @@ def issue_token(
     registry: Registry, tenant_key: str, form: dict[str, str], authorization: str
 ) -> tuple[int, dict[str, Any]]:
     """Answer a token request: (status, body) as Entra would."""
+    grant = form.get("grant_type", "")
+    if grant in ("authorization_code", "refresh_token"):
+        from sandbox.graph import tokens
+
+        return tokens.redeem(registry, tenant_key, form, authorization)
+    if tenant_key.lower() in ("common", "organizations") and grant == "client_credentials":
+        return 400, entra_error(
+            "invalid_request",
+            50059,
+            "No tenant-identifying information found in either the request or implied by any "
+            "provided credentials.",
+        )
     tenant = registry.tenant_by_key(tenant_key)
     if tenant is None:
         return 400, entra_error(
@@ -160,14 +172,13 @@ def issue_token(
             f"Tenant '{tenant_key}' not found. Check to make sure you have the correct tenant ID "
             "and are signing into the correct cloud.",
         )
-    grant = form.get("grant_type", "")
     if grant != "client_credentials":
         return 400, entra_error(
             "unsupported_grant_type",
             70003,
             f"The app requested an unsupported grant type '{grant}'.",
         )
-    client_id, secret = _client_credentials(form, authorization)
+    client_id, secret = client_credentials(form, authorization)
     app = registry.trust.app
     if client_id != app.client_id:
         return 400, entra_error(
@@ -192,6 +203,13 @@ def issue_token(
             "Invalid client secret provided. Ensure the secret being sent in the request is the "
             f"client secret value, not the client secret ID, for a secret added to app "
             f"'{client_id}'.",
+        )
+    if not registry.identity.consented(tenant.id, app.client_id):
+        return 400, entra_error(
+            "invalid_client",
+            7000229,
+            f"The client application {app.client_id} is missing service principal in the tenant "
+            f"{tenant.id}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
         )
     scopes = form.get("scope", "").split()
     if len(scopes) != 1 or scopes[0] not in ACCEPTED_SCOPES:
@@ -271,6 +289,11 @@ def _verify(registry: Registry, token: str) -> dict[str, Any]:
 
 def tenant_for_token(registry: Registry, authorization: str) -> Tenant:
     """The tenant a Graph call acts in, from its bearer token; 401 when the token won't do."""
+    return token_claims(registry, authorization)[0]
+
+
+def token_claims(registry: Registry, authorization: str) -> tuple[Tenant, dict[str, Any]]:
+    """The tenant and the verified claims of a Graph call's bearer token (app or user)."""
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -288,4 +311,4 @@ def tenant_for_token(registry: Registry, authorization: str) -> Tenant:
     tenant = registry.tenants.get(str(claims.get("tid")))
     if tenant is None or claims.get("iss") != f"https://sts.windows.net/{tenant.id}/":
         raise _unauthorized("Access token validation failure. Invalid issuer.", registry)
-    return tenant
+    return tenant, claims

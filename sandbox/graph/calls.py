@@ -31,6 +31,9 @@ class GraphCall:
     headers: Mapping[str, str]  # lower-case names
     body: bytes
     base_url: str  # e.g. ``https://127.0.0.1:PORT/v1.0``
+    #: the signed-in person of a delegated token and its scopes (``None`` for app tokens)
+    user_id: str | None = None
+    scopes: frozenset[str] = frozenset()
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; 400 as Graph answers it when it is not one."""

@@ -4,8 +4,10 @@ Builds the tenants (SDS loads, then a generated municipality), starts HTTPS, wri
 ``DIR/sandbox.json`` (the contract clients read: URLs, CA bundle, app credentials, tenants) and
 serves until SIGINT or SIGTERM, when it stops cleanly and removes ``sandbox.json``.
 
-Failure policy: a bad ``--load`` or an unreadable CSV folder ends the command with a sentence on
-stderr and exit code 2; the secret and the admin token are never printed.
+Each SDS load prints its import report (counts created, rows rejected with file, line and
+reason, warnings). Failure policy: a bad ``--load``, an unreadable CSV folder, or with
+``--strict`` a rejected row, ends the command with a sentence on stderr and exit code 2; the
+secret and the admin token are never printed.
 """
 
 from __future__ import annotations
@@ -56,8 +58,14 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="FORMAT:PATH",
-        help="load an SDS CSV folder into each tenant; FORMAT is sds-classic or "
-        "sds-v2.1 (repeatable)",
+        help="load an SDS CSV folder into each tenant; FORMAT is sds-classic, sds-uk, "
+        "sds-v2 or sds-v2.1 (repeatable); an import report is printed for each",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse to start when an SDS CSV row is rejected (by default such rows are "
+        "reported and left out, as SDS does)",
     )
     parser.add_argument(
         "--generate",
@@ -99,6 +107,19 @@ def register(subparsers: Any) -> None:
         metavar="PEM",
         help="CA bundle to trust for https notification URLs",
     )
+    parser.add_argument(
+        "--no-consent",
+        action="store_true",
+        help="start every tenant without admin consent for Skolsynk's app (an administrator "
+        "consents at /{tenant}/adminconsent)",
+    )
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="register a redirect URI for both apps (loopback http URIs need none; repeatable)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -130,6 +151,7 @@ def _describe(tenant: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from sandbox.graph.app import SandboxApp
     from sandbox.graph.ca import ensure_trust
+    from sandbox.graph.identity import Identity
     from sandbox.graph.registry import Load, Registry, Settings
     from sandbox.graph.server import TLSServer, tls_context
 
@@ -149,6 +171,16 @@ def run(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     info_path.unlink(missing_ok=True)
     trust = ensure_trust(data_dir, args.host)
+    try:
+        identity = Identity.load(
+            data_dir,
+            trust.app,
+            consent_by_default=not args.no_consent,
+            redirect_uris=tuple(args.redirect_uri),
+        )
+    except ValueError as exc:
+        print(f"skolsynk sandbox graph: --redirect-uri: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     server = TLSServer(
         args.host, args.port, None, tls_context(trust.server_cert_path, trust.server_key_path)
     )
@@ -164,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         settings,
         notification_retry_seconds=args.notification_retry,
         notification_verify=args.notification_ca_bundle or True,
+        identity=identity,
     )
     try:
         for index in range(args.tenants):
@@ -173,9 +206,15 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             tenant = registry.create_tenant(
-                loads=loads, generate=args.generate, seed=args.seed + index, tenant_id=tenant_id
+                loads=loads,
+                generate=args.generate,
+                seed=args.seed + index,
+                tenant_id=tenant_id,
+                strict=args.strict,
             )
             print(_describe(tenant), flush=True)
+            for report in registry.import_reports[tenant.id]:
+                print("\n".join(report.lines()), flush=True)
     except (ValueError, OSError) as exc:
         server.server_close()
         print(f"skolsynk sandbox graph: {exc}", file=sys.stderr)
@@ -193,8 +232,16 @@ def run(args: argparse.Namespace) -> int:
             "client_secret": trust.app.client_secret,
             "admin_url": f"{authority}/_sandbox",
             "admin_token": trust.app.admin_token,
+            "people_password": identity.people_password,
+            "apps": [app.public() for app in identity.apps.values()],
             "tenants": [
-                {"id": t.id, "domain": t.domain, "name": t.name} for t in registry.tenants.values()
+                {
+                    "id": t.id,
+                    "domain": t.domain,
+                    "name": t.name,
+                    "administrator": identity.administrators.get(t.id),
+                }
+                for t in registry.tenants.values()
             ],
         },
     )

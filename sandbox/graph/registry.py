@@ -4,8 +4,8 @@ One ``Registry`` lives per sandbox process. Tenants are created at start (comman
 through the admin API, loaded from SDS CSV folders and/or generated, then wired to the
 notifier so that every change reaches the matching subscriptions.
 
-Failure policy: a tenant that cannot be built (unreadable CSV folder, bad format) raises
-``ValueError`` with a sentence and is not registered.
+Failure policy: a tenant that cannot be built (unreadable CSV folder, bad format, a rejected
+row under ``strict``) raises ``ValueError`` with a sentence and is not registered.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from typing import Any
 
 from sandbox.graph import odata, subscriptions
 from sandbox.graph.ca import Trust
+from sandbox.graph.identity import Identity
 from sandbox.graph.knobs import Counters, Knobs
 from sandbox.graph.notifications import Notifier
+from sandbox.graph.sds_csv import ImportReport
 from sandbox.graph.store import Tenant
 
 DEFAULT_DELTA_TOKEN_MAX_AGE_SECONDS = 7 * 24 * 3600
 DEFAULT_TOKEN_LIFETIME_SECONDS = 3600
-LOAD_FORMATS = ("sds-classic", "sds-v2.1")
+LOAD_FORMATS = ("sds-classic", "sds-uk", "sds-v2", "sds-v2.1")
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,11 @@ class Registry:
         notifier: Notifier | None = None,
         notification_retry_seconds: float = 4 * 3600.0,
         notification_verify: bool | str = True,
+        identity: Identity | None = None,
     ) -> None:
         self.trust = trust
+        #: apps, people's password, consent, roles and sign-in grants (``identity``)
+        self.identity = identity or Identity.load(trust.ca_path.parent, trust.app)
         self.settings = settings
         self.knobs = Knobs()
         self.counters = Counters()
@@ -85,6 +90,8 @@ class Registry:
             retry_for_seconds=notification_retry_seconds,
         )
         self.tenants: dict[str, Tenant] = {}
+        #: tenant id -> the import report of each SDS folder loaded into it
+        self.import_reports: dict[str, list[ImportReport]] = {}
         #: access tokens already verified, with their claims (see ``auth.tenant_for_token``)
         self.verified_tokens: dict[str, dict[str, Any]] = {}
         self._reserved_domains: set[str] = set()
@@ -129,9 +136,13 @@ class Registry:
         generate: int | None = None,
         seed: int | None = None,
         tenant_id: str | None = None,
+        strict: bool = False,
+        consent: bool | None = None,
     ) -> Tenant:
-        """Build a tenant (loads first, then the generated municipality) and register it."""
-        from sandbox.graph import generator, sds_load
+        """Build a tenant (loads first, then the generated municipality) and register it; each
+        load's report is in ``import_reports``. With ``strict`` a rejected CSV row is an error;
+        ``consent`` False starts it without admin consent for Skolsynk's app."""
+        from sandbox.graph import generator, roles, sds_load
 
         for load in loads:
             if not load.path.is_dir():
@@ -148,13 +159,17 @@ class Registry:
             self._reserved_domains.add(domain)
         try:
             tenant = Tenant(tid, display, domain, seed=rng.getrandbits(64))
-            for load in loads:
-                sds_load.load(tenant, load.format, load.path)
+            reports = [
+                sds_load.load(tenant, load.format, load.path, strict=strict) for load in loads
+            ]
             if generate:
                 generator.generate(tenant, generate, seed=effective_seed)
+            roles.ensure_people(self.identity, tenant)
+            self.identity.start_tenant(tid, consent=consent)
             tenant.on_change = self._on_change
             with self._lock:
                 self.tenants[tid] = tenant
+                self.import_reports[tid] = reports
         finally:
             with self._lock:
                 self._reserved_domains.discard(domain)

@@ -1,42 +1,48 @@
-"""Load School Data Sync CSV folders into a tenant, as SDS would sync them.
+"""Load School Data Sync CSV folders into a tenant, as SDS would sync them, with a report.
 
-``sds-classic`` (SDS v1): ``School.csv``, ``Section.csv``, ``Student.csv``, ``Teacher.csv``,
-``StudentEnrollment.csv``, ``TeacherRoster.csv``; only the SIS ID columns (and Username for
-people, Section Name for sections) are required, as in Microsoft's minimum-attribute sample.
+Formats (Microsoft's names): ``sds-classic`` (SDS v1: ``School.csv``, ``Section.csv``,
+``Student.csv``, ``Teacher.csv``, ``StudentEnrollment.csv``, ``TeacherRoster.csv``),
+``sds-uk`` (the same files with the UK column names: ``DfE Number``, ``ID``,
+``School DfE Number``, ``Section ID``, ``Postal Code``), and ``sds-v2`` / ``sds-v2.1`` (see
+``sds_v2``). Classic required fields are those of Microsoft's minimum-attribute sample: the ids,
+the school's ``Name``, people's ``Username`` and the ``Section Name``.
 
-``sds-v2.1``: ``orgs.csv``, ``users.csv``, ``roles.csv``, ``classes.csv``, ``enrollments.csv``
-(``courses.csv`` and ``academicSessions.csv`` when present). Orgs of type school, college or
-department become schools (districts and ministries do not); users with a ``student`` role
-become students, with a ``teacher`` or ``professor`` role teachers; users with no role
-(guardians, relatives) are not created, as SDS keeps them as contacts. Enrollments of teachers
-and professors make owners and members, of students members. v2.1 objects are new SDS: they get
-the education API, not the classic extension attributes (see ``sds_objects``).
+Every folder is validated before anything reaches the tenant, as SDS validates a sync: a row
+with an empty required field, a repeated id or username, a school that is not in the school
+file, or an enrollment of an unknown section or person is rejected and creates nothing; a bad
+optional field (a date or e-mail that is not one) is dropped with a warning. Dates come out as
+``YYYY-MM-DD`` whatever the CSV held (``7/1/2017`` is 2017-07-01). Passwords are never read.
 
-Passwords in the CSVs are never read into the tenant.
-
-Failure policy: a missing file or column raises ``ValueError`` naming it; an enrollment that
-names an unknown class or person is skipped, as SDS reports and skips it.
+Failure policy: a missing file or column raises ``ValueError`` naming it; with ``strict`` any
+rejected row raises ``ValueError`` (before the tenant is touched); otherwise the load goes on
+without the rejected rows, as SDS does, and the ``ImportReport`` says what happened.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox.graph.sds_csv import CsvFolder, ImportReport, Row
 from sandbox.graph.sds_objects import STUDENT, TEACHER, add_class, add_person, add_school, enroll
 from sandbox.graph.store import DirObject, School, Tenant
 
-SCHOOL_ORG_TYPES = frozenset({"school", "college", "department"})
-TEACHER_ROLES = frozenset({"teacher", "professor"})
-STUDENT_ROLES = frozenset({"student"})
-TERM_COLUMNS = {
-    "externalId": "Term SIS ID",
-    "displayName": "Term Name",
-    "startDate": "Term StartDate",
-    "endDate": "Term EndDate",
+UK_COLUMNS: dict[str, dict[str, str]] = {
+    "School.csv": {"SIS ID": "DfE Number", "Zip": "Postal Code"},
+    **{
+        name: {"SIS ID": "ID", "School SIS ID": "School DfE Number"}
+        for name in ("Section.csv", "Student.csv", "Teacher.csv")
+    },
+    **{
+        name: {"Section SIS ID": "Section ID", "SIS ID": "ID"}
+        for name in ("StudentEnrollment.csv", "TeacherRoster.csv")
+    },
 }
+PEOPLE_FILES = (("Student.csv", STUDENT), ("Teacher.csv", TEACHER))
+ENROLLMENT_FILES = (("StudentEnrollment.csv", STUDENT), ("TeacherRoster.csv", TEACHER))
+TERM_COLUMNS = {"externalId": "Term SIS ID", "displayName": "Term Name"}
 COURSE_COLUMNS = {
     "externalId": "Course SIS ID",
     "displayName": "Course Name",
@@ -46,224 +52,207 @@ COURSE_COLUMNS = {
 }
 
 
-def _rows(
-    folder: Path, name: str, required: tuple[str, ...], *, optional: bool = False
-) -> list[dict[str, str]]:
-    path = folder / name
-    if not path.is_file():
-        if optional:
-            return []
-        raise ValueError(f"{path} is missing")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in required if column not in (reader.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{path} has no column {', '.join(missing)}")
-        return [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+@dataclass
+class Plan:
+    """A validated folder: what to create, in order, once every row has been checked."""
+
+    schools: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    people: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, person)
+    classes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, class)
+    enrollments: list[tuple[str, str, bool]] = field(default_factory=list)  # class, person
+
+    def apply(self, tenant: Tenant) -> dict[str, int]:
+        """Create everything in the tenant; the counts created."""
+        schools: dict[str, School] = {}
+        for sis_id, name, extra in self.schools:
+            schools[sis_id] = add_school(tenant, sis_id, name, **extra)
+        people: dict[str, DirObject] = {}
+        for key, person in self.people:
+            school_ids = person.pop("school_ids")
+            people[key] = add_person(tenant, schools=[schools[s] for s in school_ids], **person)
+        classes: dict[str, DirObject] = {}
+        for key, klass in self.classes:
+            school_id = klass.pop("school_id")
+            classes[key] = add_class(tenant, school=schools[school_id], **klass)
+        for class_key, person_key, teacher in self.enrollments:
+            enroll(tenant, classes[class_key], people[person_key], teacher=teacher)
+        roles = [person["role"] for _, person in self.people]
+        return {
+            "schools": len(schools),
+            "students": roles.count(STUDENT),
+            "teachers": roles.count(TEACHER),
+            "classes": len(classes),
+            "enrollments": len(self.enrollments),
+        }
 
 
-def _opt(row: dict[str, str], column: str) -> str | None:
-    return row.get(column) or None
+def check_username(
+    files: CsvFolder, row: Row, username: str, taken: dict[str, Row], column: str
+) -> bool:
+    """Whether ``username`` is free in this load (letter case aside); rejects the row if not."""
+    first = taken.setdefault(username.lower(), row)
+    if first is not row:
+        files.reject(
+            row, f"{column} '{username}' is already used by {first.file} line {first.line}"
+        )
+        return False
+    return True
 
 
-def _section_part(row: dict[str, str], columns: dict[str, str]) -> dict[str, Any] | None:
-    """A classic section's term or course; none when the row names neither its id nor its name."""
-    part = {key: _opt(row, column) for key, column in columns.items()}
-    return part if part["externalId"] or part["displayName"] else None
-
-
-def _enroll_and_count(
-    tenant: Tenant,
-    schools: dict[str, School],
-    people: dict[str, DirObject],
-    classes: dict[str, DirObject],
-    enrollments: Iterable[tuple[DirObject | None, DirObject | None, bool | None]],
-) -> dict[str, int]:
-    """Enroll each (class, person, as teacher) and count what was loaded.
-
-    An enrollment with an unknown class or person, or a role that is neither (``None``), is
-    skipped, as SDS reports and skips it.
-    """
-    enrolled = skipped = 0
-    for group, person, teacher in enrollments:
-        if group is None or person is None or teacher is None:
-            skipped += 1
+def check_enrollments(
+    files: CsvFolder,
+    rows: Iterable[tuple[Row, str, str, bool | None]],
+    classes: set[str],
+    people: dict[str, str],
+    *,
+    class_column: Callable[[Row], str],
+    person_column: Callable[[Row], str],
+) -> list[tuple[str, str, bool]]:
+    """Accepted (class, person, as teacher) for rows of (row, class key, person key, teacher);
+    ``people`` maps accepted person keys to a description; ``teacher`` None is a role
+    already warned about."""
+    accepted: list[tuple[str, str, bool]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for row, class_key, person_key, teacher in rows:
+        if class_key not in classes:
+            files.reject(row, f"{class_column(row)} '{class_key}' is not a loaded class")
             continue
-        enroll(tenant, group, person, teacher=teacher)
-        enrolled += 1
-    return {
-        "schools": len(schools),
-        "people": len(people),
-        "classes": len(classes),
-        "enrollments": enrolled,
-        "skipped": skipped,
-    }
+        if person_key not in people:
+            files.reject(row, f"{person_column(row)} '{person_key}' is not a loaded person")
+            continue
+        if teacher is None:
+            continue
+        first = seen.setdefault((class_key, person_key), row.line)
+        if first != row.line:
+            files.reject(row, f"the same enrollment is on line {first}")
+            continue
+        accepted.append((class_key, person_key, teacher))
+    return accepted
 
 
-def load_classic(tenant: Tenant, folder: Path) -> dict[str, int]:
-    schools: dict[str, School] = {}
-    for row in _rows(folder, "School.csv", ("SIS ID", "Name")):
+def _classic_plan(files: CsvFolder) -> Plan:
+    plan = Plan()
+    schools: set[str] = set()
+    for row in files.rows("School.csv", ("SIS ID", "Name"), key="SIS ID"):
         extra: dict[str, Any] = {
-            "schoolNumber": _opt(row, "School Number"),
-            "principalName": _opt(row, "Principal Name"),
-            "principalEmail": _opt(row, "Principal Secondary Email"),
-            "externalPrincipalId": _opt(row, "Principal SIS ID"),
-            "lowestGrade": _opt(row, "Grade Low"),
-            "highestGrade": _opt(row, "Grade High"),
-            "phone": _opt(row, "Phone"),
+            "schoolNumber": row.opt("School Number"),
+            "principalName": row.opt("Principal Name"),
+            "principalEmail": files.email(row, "Principal Secondary Email"),
+            "externalPrincipalId": row.opt("Principal SIS ID"),
+            "lowestGrade": row.opt("Grade Low"),
+            "highestGrade": row.opt("Grade High"),
+            "phone": row.opt("Phone"),
             "address": {
-                "city": _opt(row, "City"),
-                "countryOrRegion": _opt(row, "Country"),
-                "postalCode": _opt(row, "Zip"),
-                "state": _opt(row, "State"),
-                "street": _opt(row, "Address"),
+                "city": row.opt("City"),
+                "countryOrRegion": row.opt("Country"),
+                "postalCode": row.opt("Zip"),
+                "state": row.opt("State"),
+                "street": row.opt("Address"),
             },
         }
-        schools[row["SIS ID"]] = add_school(tenant, row["SIS ID"], row["Name"], **extra)
-    people: dict[str, DirObject] = {}
-    for file, role in (("Student.csv", STUDENT), ("Teacher.csv", TEACHER)):
-        for row in _rows(folder, file, ("SIS ID", "School SIS ID", "Username")):
-            school = schools.get(row["School SIS ID"])
-            people[f"{role}:{row['SIS ID']}"] = add_person(
-                tenant,
-                role=role,
-                sis_id=row["SIS ID"],
-                schools=[school] if school else [],
-                username=row["Username"],
-                given=_opt(row, "First Name"),
-                family=_opt(row, "Last Name"),
-                grade=_opt(row, "Grade") if role == STUDENT else None,
-                number=_opt(row, "Student Number" if role == STUDENT else "Teacher Number"),
-                middle=_opt(row, "Middle Name"),
-                classic=True,
+        plan.schools.append((row["SIS ID"], row["Name"], extra))
+        schools.add(row["SIS ID"])
+    people: dict[str, str] = {}
+    usernames: dict[str, Row] = {}
+    for file, role in PEOPLE_FILES:
+        for row in files.rows(file, ("SIS ID", "School SIS ID", "Username"), key="SIS ID"):
+            if row["School SIS ID"] not in schools:
+                files.reject(row, _unknown_school(files, row))
+                continue
+            if not check_username(
+                files, row, row["Username"], usernames, files.label(file, "Username")
+            ):
+                continue
+            key = f"{role}:{row['SIS ID']}"
+            people[key] = role
+            student = role == STUDENT
+            plan.people.append(
+                (
+                    key,
+                    {
+                        "role": role,
+                        "sis_id": row["SIS ID"],
+                        "school_ids": [row["School SIS ID"]],
+                        "username": row["Username"],
+                        "given": row.opt("First Name"),
+                        "family": row.opt("Last Name"),
+                        "grade": row.opt("Grade") if student else None,
+                        "number": row.opt("Student Number" if student else "Teacher Number"),
+                        "middle": row.opt("Middle Name"),
+                        "birth_date": files.date(row, "Birthdate") if student else None,
+                        "classic": True,
+                    },
+                )
             )
-    classes: dict[str, DirObject] = {}
-    for row in _rows(folder, "Section.csv", ("SIS ID", "School SIS ID", "Section Name")):
-        classes[row["SIS ID"]] = add_class(
-            tenant,
-            sis_id=row["SIS ID"],
-            school=schools.get(row["School SIS ID"]),
-            name=row["Section Name"],
-            number=_opt(row, "Section Number"),
-            term=_section_part(row, TERM_COLUMNS),
-            course=_section_part(row, COURSE_COLUMNS),
-            classic=True,
-        )
-    enrollments = (
-        (
-            classes.get(row["Section SIS ID"]),
-            people.get(f"{role}:{row['SIS ID']}"),
-            role == TEACHER,
-        )
-        for file, role in (("StudentEnrollment.csv", STUDENT), ("TeacherRoster.csv", TEACHER))
-        for row in _rows(folder, file, ("Section SIS ID", "SIS ID"))
-    )
-    return _enroll_and_count(tenant, schools, people, classes, enrollments)
-
-
-def _primary(roles: list[dict[str, str]]) -> dict[str, str]:
-    for row in roles:
-        if row.get("isPrimary", "").upper() == "TRUE":
-            return row
-    return roles[0]
-
-
-def _as_teacher(role: str) -> bool | None:
-    """Whether a v2.1 enrollment role makes an owner; ``None`` for one that is not enrolled."""
-    if role in TEACHER_ROLES:
-        return True
-    return False if role in STUDENT_ROLES else None
-
-
-def load_v21(tenant: Tenant, folder: Path) -> dict[str, int]:
-    schools: dict[str, School] = {}
-    for row in _rows(folder, "orgs.csv", ("sourcedId", "name", "type")):
-        if row["type"] in SCHOOL_ORG_TYPES:
-            schools[row["sourcedId"]] = add_school(tenant, row["sourcedId"], row["name"])
-    roles: dict[str, list[dict[str, str]]] = {}
-    for row in _rows(folder, "roles.csv", ("userSourcedId", "orgSourcedId", "role")):
-        roles.setdefault(row["userSourcedId"], []).append(row)
-    people: dict[str, DirObject] = {}
-    for row in _rows(folder, "users.csv", ("sourcedId", "username")):
-        user_roles = roles.get(row["sourcedId"], [])
-        kinds = {r["role"] for r in user_roles}
-        role = STUDENT if kinds & STUDENT_ROLES else TEACHER if kinds & TEACHER_ROLES else None
-        if role is None:
+    classes: set[str] = set()
+    for row in files.rows("Section.csv", ("SIS ID", "School SIS ID", "Section Name"), key="SIS ID"):
+        if row["School SIS ID"] not in schools:
+            files.reject(row, _unknown_school(files, row))
             continue
-        primary = _primary(user_roles)
-        ordered = [primary, *(r for r in user_roles if r is not primary)]
-        person_schools = list(
-            {
-                r["orgSourcedId"]: schools[r["orgSourcedId"]]
-                for r in ordered
-                if r["orgSourcedId"] in schools
-            }.values()
+        term = {key: row.opt(column) for key, column in TERM_COLUMNS.items()}
+        term["startDate"] = files.date(row, "Term StartDate")
+        term["endDate"] = files.date(row, "Term EndDate")
+        course = {key: row.opt(column) for key, column in COURSE_COLUMNS.items()}
+        plan.classes.append(
+            (
+                row["SIS ID"],
+                {
+                    "sis_id": row["SIS ID"],
+                    "school_id": row["School SIS ID"],
+                    "name": row["Section Name"],
+                    "number": row.opt("Section Number"),
+                    # a term or course the row names neither by id nor by name is none
+                    "term": term if term["externalId"] or term["displayName"] else None,
+                    "course": course if course["externalId"] or course["displayName"] else None,
+                    "classic": True,
+                },
+            )
         )
-        people[row["sourcedId"]] = add_person(
-            tenant,
-            role=role,
-            sis_id=row["sourcedId"],
-            schools=person_schools,
-            username=row["username"],
-            given=_opt(row, "givenName"),
-            family=_opt(row, "familyName"),
-            mail=_opt(row, "email"),
-            grade=_opt(primary, "grade") if role == STUDENT else None,
-            middle=_opt(row, "middleName"),
-            classic=False,
+        classes.add(row["SIS ID"])
+    for file, role in ENROLLMENT_FILES:
+        rows = files.rows(file, ("Section SIS ID", "SIS ID"))
+        plan.enrollments += check_enrollments(
+            files,
+            (
+                (row, row["Section SIS ID"], f"{role}:{row['SIS ID']}", role == TEACHER)
+                for row in rows
+            ),
+            classes,
+            people,
+            class_column=lambda r: files.label(r.file, "Section SIS ID"),
+            person_column=lambda r: files.label(r.file, "SIS ID"),
         )
-    sessions = {
-        r["sourcedId"]: r
-        for r in _rows(folder, "academicSessions.csv", ("sourcedId",), optional=True)
-    }
-    courses = {
-        r["sourcedId"]: r for r in _rows(folder, "courses.csv", ("sourcedId",), optional=True)
-    }
-    classes: dict[str, DirObject] = {}
-    for row in _rows(folder, "classes.csv", ("sourcedId", "orgSourcedId", "title")):
-        course_row = courses.get(row.get("courseSourcedId", ""))
-        session = sessions.get((row.get("sessionSourcedIds") or "").split(",")[0].strip())
-        classes[row["sourcedId"]] = add_class(
-            tenant,
-            sis_id=row["sourcedId"],
-            school=schools.get(row["orgSourcedId"]),
-            name=row["title"],
-            number=_opt(row, "classCode"),
-            term={
-                "externalId": session["sourcedId"],
-                "displayName": _opt(session, "title"),
-                "startDate": _opt(session, "startDate"),
-                "endDate": _opt(session, "endDate"),
-            }
-            if session
-            else None,
-            course={
-                "externalId": course_row["sourcedId"],
-                "displayName": _opt(course_row, "title"),
-                "courseNumber": _opt(course_row, "code"),
-                "description": None,
-                "subject": _opt(course_row, "subject"),
-            }
-            if course_row
-            else None,
-            grade=_opt(course_row, "grade") if course_row else None,
-            classic=False,
-        )
-    enrollments = (
-        (
-            classes.get(row["classSourcedId"]),
-            people.get(row["userSourcedId"]),
-            _as_teacher(row["role"]),
-        )
-        for row in _rows(folder, "enrollments.csv", ("classSourcedId", "userSourcedId", "role"))
-    )
-    return _enroll_and_count(tenant, schools, people, classes, enrollments)
+    return plan
 
 
-def load(tenant: Tenant, fmt: str, folder: Path) -> dict[str, int]:
-    """Load one SDS CSV folder of format ``sds-classic`` or ``sds-v2.1``; a summary of it."""
+def _unknown_school(files: CsvFolder, row: Row) -> str:
+    column = files.label(row.file, "School SIS ID")
+    return f"{column} '{row['School SIS ID']}' is not in School.csv"
+
+
+def plan_for(fmt: str, folder: Path, report: ImportReport) -> Plan:
+    """The validated plan of one folder of format ``fmt``; rejected rows go into ``report``."""
+    from sandbox.graph import sds_v2
+
     if fmt == "sds-classic":
-        return load_classic(tenant, folder)
-    if fmt == "sds-v2.1":
-        return load_v21(tenant, folder)
+        return _classic_plan(CsvFolder(folder, report))
+    if fmt == "sds-uk":
+        return _classic_plan(CsvFolder(folder, report, UK_COLUMNS))
+    if fmt in sds_v2.FORMATS:
+        return sds_v2.plan(fmt, CsvFolder(folder, report))
     raise ValueError(f"unknown SDS format {fmt}")
+
+
+def load(tenant: Tenant, fmt: str, folder: Path, *, strict: bool = False) -> ImportReport:
+    """Validate one SDS CSV folder, then load what SDS would accept; the import report."""
+    report = ImportReport(fmt, str(folder))
+    plan = plan_for(fmt, folder, report)
+    report.rejected.sort(key=lambda p: (p.file, p.line))
+    report.warnings.sort(key=lambda p: (p.file, p.line))
+    if strict and report.rejected:
+        raise ValueError(
+            f"{fmt} folder {folder}: {len(report.rejected)} rows rejected, nothing loaded "
+            f"(strict); first: {report.rejected[0]}"
+        )
+    report.created = plan.apply(tenant)
+    return report

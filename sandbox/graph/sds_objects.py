@@ -76,10 +76,11 @@ def add_person(
     grade: str | None = None,
     number: str | None = None,
     middle: str | None = None,
+    birth_date: str | None = None,
     classic: bool = True,
     extra_extensions: dict[str, str] | None = None,
 ) -> DirObject:
-    """Create (or update) an SDS student or teacher."""
+    """Create (or update) an SDS student or teacher; ``birth_date`` is ``YYYY-MM-DD``."""
     upn = _upn(tenant, username)
     local = upn.rpartition("@")[0]
     display = " ".join(p for p in (given, family) if p) or local
@@ -121,7 +122,7 @@ def add_person(
         "externalSourceDetail": EXTERNAL_SOURCE_DETAIL,
         "middleName": middle,
         "student": {
-            "birthDate": None,
+            "birthDate": birth_date,
             "externalId": sis_id,
             "gender": None,
             "grade": grade,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import ipaddress
 import json
+import re
 import ssl
 import threading
 from collections.abc import Iterator
@@ -18,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from common.errors import GraphUnavailable, PortalUnavailable, Throttled
 from common.http import RetryPolicy, Transport, build_session, retry_after_seconds
@@ -26,60 +28,45 @@ from tests.fixtures.processes import free_port
 Step = tuple[int, dict[str, str], bytes]
 
 
-class _QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # a client that timed out and left is what some tests want
-
-
 class ScriptedServer:
-    """Answers each request with the next scripted step (then 200 ``{}``) and records paths."""
+    """Answers each request with the next scripted step (then 200 ``{}``), on pytest-httpserver."""
 
-    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, httpserver: HTTPServer) -> None:
+        self.httpserver = httpserver
         self.script: list[Step] = []
-        self.seen: list[str] = []
         self.delay_seconds = 0.0
-        server = self
+        self._busy = 0
+        self._quiet = threading.Condition()
+        self.url = httpserver.url_for("").rstrip("/")
+        httpserver.expect_request(re.compile(".*")).respond_with_handler(self._answer)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.seen.append(self.path)
-                if server.delay_seconds:
-                    threading.Event().wait(server.delay_seconds)
-                status, headers, body = server.script.pop(0) if server.script else (200, {}, b"{}")
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def _answer(self, request: Request) -> Response:
+        if self.delay_seconds:
+            # a client that timed out has left; answer anyway, and let the test end after
+            with self._quiet:
+                self._busy += 1
+            threading.Event().wait(self.delay_seconds)
+            with self._quiet:
+                self._busy -= 1
+                self._quiet.notify_all()
+        status, headers, body = self.script.pop(0) if self.script else (200, {}, b"{}")
+        return Response(body, status=status, headers=headers)
 
-            do_POST = do_GET
+    def wait_quiet(self, timeout: float) -> bool:
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._busy == 0, timeout)
 
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    @property
+    def seen(self) -> list[str]:
+        return [request.path for request, _ in self.httpserver.log]
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    scripted = ScriptedServer()
+def server(httpserver: HTTPServer) -> Iterator[ScriptedServer]:
+    scripted = ScriptedServer(httpserver)
     yield scripted
-    scripted.stop()
+    # the server outlives the test: no late request may reach the next test's script
+    assert scripted.wait_quiet(5)
 
 
 class SleepLog:
@@ -170,7 +157,7 @@ def test_5xx_beyond_the_attempts_raises_the_services_unavailable_error(
     server: ScriptedServer,
 ) -> None:
     server.script = [(502, {}, b"")] * 4
-    with pytest.raises(GraphUnavailable, match="answered 502 after 4 attempts"):
+    with pytest.raises(GraphUnavailable, match="with 502 after 4 attempts"):
         transport().request("GET", server.url + "/groups")
     assert len(server.seen) == 4
 
@@ -189,7 +176,7 @@ def test_connection_refused_retries_then_raises_unavailable() -> None:
     port = free_port()  # nothing listens there
     sleep = SleepLog()
     observed: list[int] = []
-    with pytest.raises(GraphUnavailable, match="could not be reached after 4 attempts"):
+    with pytest.raises(GraphUnavailable, match=r"could not be reached for GET .* after 4 attempts"):
         transport(sleep=sleep, observed=observed).request("GET", f"http://127.0.0.1:{port}/")
     assert observed == [0, 0, 0, 0]
     assert len(sleep.waits) == 3
@@ -201,7 +188,7 @@ def test_read_timeout_counts_as_unavailable(server: ScriptedServer) -> None:
         build_session(timeout=(2.0, 0.1)),
         service="the portal",
         unavailable=PortalUnavailable,
-        policy=RetryPolicy(attempts=2),
+        policy=RetryPolicy(attempts=1),
         sleep=SleepLog(),
     )
     with pytest.raises(PortalUnavailable, match="ReadTimeout"):
@@ -212,6 +199,77 @@ def test_retry_after_seconds_ignores_garbage() -> None:
     response = requests.Response()
     response.headers["Retry-After"] = "soon"
     assert retry_after_seconds(response) is None
+
+
+# --- writes: a request that may have been carried out is never sent again blindly ------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_post_answered_5xx_is_not_sent_again_and_may_have_been_written(
+    server: ScriptedServer, status: int
+) -> None:
+    server.script = [(status, {}, b"")]
+    sleep = SleepLog()
+    with pytest.raises(GraphUnavailable, match="may have been applied") as caught:
+        transport(sleep=sleep).request("POST", server.url + "/Users", json={"userName": "a"})
+    assert caught.value.maybe_applied
+    assert len(server.seen) == 1
+    assert sleep.waits == []
+
+
+def test_a_post_that_timed_out_is_not_sent_again_and_may_have_been_written(
+    server: ScriptedServer,
+) -> None:
+    server.delay_seconds = 0.5
+    quick = Transport(
+        build_session(timeout=(2.0, 0.1)),
+        service="the portal",
+        unavailable=PortalUnavailable,
+        policy=RetryPolicy(attempts=4),
+        sleep=SleepLog(),
+    )
+    with pytest.raises(PortalUnavailable, match="ReadTimeout") as caught:
+        quick.request("POST", server.url + "/Groups", json={"displayName": "7A"})
+    assert caught.value.maybe_applied
+    assert server.wait_quiet(5)  # the server logs a request once it has answered it
+    assert len(server.seen) == 1
+
+
+def test_a_post_answered_429_was_not_carried_out_and_is_retried(server: ScriptedServer) -> None:
+    server.script = [(429, {"Retry-After": "1"}, b"")]
+    response = transport().request("POST", server.url + "/Users", json={})
+    assert response.status_code == 200
+    assert len(server.seen) == 2
+
+
+def test_a_post_whose_connection_was_refused_was_never_sent_and_is_retried() -> None:
+    port = free_port()  # nothing listens there
+    sleep = SleepLog()
+    with pytest.raises(GraphUnavailable, match="after 4 attempts") as caught:
+        transport(sleep=sleep).request("POST", f"http://127.0.0.1:{port}/Users", json={})
+    assert not caught.value.maybe_applied
+    assert len(sleep.waits) == 3
+
+
+def test_a_post_the_caller_calls_idempotent_is_retried_like_a_read(server: ScriptedServer) -> None:
+    server.script = [(503, {}, b""), (500, {}, b"")]
+    response = transport().request("POST", server.url + "/$batch", json={}, idempotent=True)
+    assert response.status_code == 200
+    assert len(server.seen) == 3
+
+
+def test_a_patch_is_not_retried_unless_declared_idempotent(server: ScriptedServer) -> None:
+    server.script = [(500, {}, b"")]
+    with pytest.raises(GraphUnavailable):
+        transport().request("PATCH", server.url + "/Users/1", json={})
+    assert len(server.seen) == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_idempotent_methods_are_retried_after_5xx(server: ScriptedServer, method: str) -> None:
+    server.script = [(503, {}, b"")]
+    assert transport().request(method, server.url + "/Users/1").status_code == 200
+    assert len(server.seen) == 2
 
 
 # --- TLS: the session's CA bundle survives REQUESTS_CA_BUNDLE (DESIGN §4.11) ------------------
@@ -254,15 +312,19 @@ def test_session_ca_bundle_wins_over_requests_ca_bundle_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ca, context = _self_signed(tmp_path)
-    tls_server = ScriptedServer(tls=context)
+    tls_server = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    tls_server.expect_request("/").respond_with_json({})
+    tls_server.start()
     try:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
         monkeypatch.setenv("CURL_CA_BUNDLE", requests.certs.where())
         plain = requests.Session()
         plain.verify = str(ca)
         with pytest.raises(requests.exceptions.SSLError):
-            plain.get(tls_server.url + "/", timeout=2)
+            plain.get(tls_server.url_for("/"), timeout=2)
         verifying = build_session(ca_bundle=ca)
-        assert verifying.get(tls_server.url + "/").status_code == 200
+        assert verifying.get(tls_server.url_for("/")).status_code == 200
     finally:
-        tls_server.stop()
+        tls_server.clear()
+        if tls_server.is_running():
+            tls_server.stop()

@@ -9,7 +9,8 @@ import redis
 
 from common.graph.client import GraphClient
 from common.state.dispatch import Dispatcher
-from common.state.subscriptions import SubscriptionStore, ensure_subscriptions, renew_subscriptions
+from common.state.subscription_lifecycle import ensure_subscriptions, renew_subscriptions
+from common.state.subscriptions import SubscriptionStore
 from tests.fixtures.graph import GraphSandbox, SandboxTenant
 from tests.fixtures.graph_client import (  # noqa: F401 - fixtures used by name
     GraphClients,

@@ -391,6 +391,34 @@ def test_throttling_and_server_errors_are_retried_until_done(
     assert portal.get_group(group.id).member_ids == {u.id for u in users[2:]} | {users[0].id}
 
 
+def test_a_create_whose_answer_was_lost_never_makes_a_twin(
+    knobs: PortalServer, portal_org: Any
+) -> None:
+    portal = client(portal_org.scim_url, portal_org.token)
+    knobs.set_knobs(portal_org.name, lost_answer_share=0.5, error_share=0.2)
+
+    users = [
+        portal.create_user({"userName": f"l{n}@skola.se", "externalId": f"e-l{n}"})
+        for n in range(20)
+    ]
+    groups = [
+        portal.create_group({"displayName": f"7{n}", "externalId": f"g{n}"}) for n in range(10)
+    ]
+    knobs.set_knobs(portal_org.name, lost_answer_share=0.0, error_share=0.0)
+
+    counted = knobs.counters()["organisations"][portal_org.name]
+    # answers were lost (the write done, 503 sent) and yet each object was created once
+    assert counted["requests"]["POST"]["503"] >= 5
+    listed = [u.external_id for u in portal.list_users()]
+    listed_groups = [g.external_id for g in portal.list_groups()]
+    assert sorted(listed) == sorted(f"e-l{n}" for n in range(20))
+    assert sorted(listed_groups) == sorted(f"g{n}" for n in range(10))
+    assert {u.external_id for u in users} == set(listed)
+    assert {g.external_id for g in groups} == set(listed_groups)
+    assert counted["writes"]["user.create"] == 20
+    assert counted["writes"]["group.create"] == 10
+
+
 def test_throttling_beyond_the_retries_is_throttled(knobs: PortalServer, portal_org: Any) -> None:
     portal = client(portal_org.scim_url, portal_org.token, RetryPolicy(attempts=2))
     knobs.set_knobs(portal_org.name, throttle_share=1.0, retry_after_seconds=0.0)

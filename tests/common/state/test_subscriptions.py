@@ -15,15 +15,14 @@ from rq.serializers import JSONSerializer
 from common.config import Secret
 from common.errors import NotFound
 from common.state.dispatch import RECONCILE_QUEUE, Dispatcher
-from common.state.subscriptions import (
+from common.state.subscription_lifecycle import (
     EXPIRY_MARGIN,
     MAX_SUBSCRIPTION_LIFETIME,
     RENEW_BEFORE_EXPIRY,
-    SubscriptionStore,
     ensure_subscriptions,
-    parse_graph_datetime,
     renew_subscriptions,
 )
+from common.state.subscriptions import SubscriptionStore, parse_graph_datetime
 
 TENANT = "6c1f8a3e-2b7d-4e59-9a10-3f5c2d8e7b41"
 OTHER_TENANT = "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d"

@@ -19,6 +19,8 @@ INFO_KEYS = {
     "admin_url",
     "admin_token",
     "tenants",
+    "people_password",
+    "apps",
 }
 
 
@@ -81,3 +83,40 @@ def test_a_bad_load_argument_stops_the_command_with_a_sentence(tmp_path: Path) -
     )
     assert result.returncode == 2
     assert "FORMAT:PATH" in result.stderr
+
+
+def test_the_command_prints_an_import_report_and_strict_refuses_rejected_rows(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "uk"
+    folder.mkdir()
+    for source in (SDS_SAMPLES / "uk-min").iterdir():
+        (folder / source.name).write_text(source.read_text(encoding="utf-8-sig"))
+    with (folder / "Student.csv").open("a") as handle:
+        handle.write("13999,55555,Nobody\n")
+    sandbox = start_graph_sandbox(tmp_path / "run", "--load", f"sds-uk:{folder}")
+    try:
+        log = sandbox.process.log_tail(40)
+        assert f"Import sds-uk {folder}: created 2 schools, 22 students, 2 teachers" in log
+        assert "1 rows rejected" in log
+        assert "rejected Student.csv line 24: School DfE Number '55555' is not in School.csv" in log
+    finally:
+        sandbox.stop()
+    result = subprocess.run(
+        skolsynk_command(
+            "sandbox",
+            "graph",
+            "--data-dir",
+            str(tmp_path / "strict"),
+            "--strict",
+            "--load",
+            f"sds-uk:{folder}",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "1 rows rejected, nothing loaded (strict)" in result.stderr
+    assert "Traceback" not in result.stderr
