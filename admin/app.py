@@ -44,7 +44,7 @@ def create_app(config: Config | None = None) -> Flask:
     config = config if config is not None else load_config()
     services = build_services(config)
     app = Flask(__name__)
-    security.protect(app, config)
+    csrf = security.protect(app, config)
     i18n.setup(app)
     app.extensions[EXTENSION] = AdminState(
         config=config,
@@ -74,6 +74,8 @@ def create_app(config: Config | None = None) -> Flask:
         lookup_views,
     ):
         app.register_blueprint(module.blueprint)
+    # Microsoft's answer to a sign-in is checked by its single-use state instead
+    csrf.exempt(signin_views.callback)
     app.register_error_handler(SignInRefused, _refused)
     app.register_error_handler(QueueUnavailable, _unavailable)
     app.register_error_handler(TransientError, _unavailable)

@@ -135,6 +135,8 @@ class SignIn:
             redirect_uri=redirect_uri,
             login_hint=login_hint or None,
             prompt="select_account",
+            # the code comes back in a POST body, never in a URL (browser history, logs)
+            response_mode="form_post",
         )
         self._keep("signin", flow["state"], flow)
         auth_uri: str = flow["auth_uri"]
@@ -147,7 +149,8 @@ class SignIn:
             raise SignInRefused(_entra_error(answer.get("error", "")))
         try:
             result = self._app().acquire_token_by_auth_code_flow(flow, dict(answer))
-        except ValueError as exc:  # MSAL: state mismatch or a malformed answer
+        except (ValueError, RuntimeError) as exc:
+            # MSAL: a state or nonce that does not match, or a malformed answer
             raise SignInRefused(_l("Inloggningen kunde inte kontrolleras. Logga in igen.")) from exc
         except requests.RequestException as exc:
             raise SignInRefused(
@@ -156,9 +159,8 @@ class SignIn:
             ) from exc
         if "error" in result or "id_token_claims" not in result:
             raise SignInRefused(_entra_error(str(result.get("error", ""))))
+        # MSAL has checked the state and the nonce (its hash) against the flow
         claims: dict[str, Any] = result["id_token_claims"]
-        if claims.get("nonce") != flow.get("nonce"):
-            raise SignInRefused(_l("Inloggningen kunde inte kontrolleras. Logga in igen."))
         tenant_id = str(claims.get("tid", ""))
         if not tenant_id or claims.get("iss") != f"{self.config.authority}/{tenant_id}/v2.0":
             raise SignInRefused(_l("Inloggningen kom från en okänd utgivare. Logga in igen."))

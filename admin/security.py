@@ -36,7 +36,7 @@ def session_key(config: Config) -> bytes:
     ).digest()
 
 
-def protect(app: Flask, config: Config) -> None:
+def protect(app: Flask, config: Config) -> CSRFProtect:
     """Set cookie, CSRF and header protections on ``app``."""
     https = (config.admin_url or "").startswith("https://")
     app.config.update(
@@ -50,8 +50,9 @@ def protect(app: Flask, config: Config) -> None:
         WTF_CSRF_SSL_STRICT=https,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     app.after_request(_headers)
+    return csrf
 
 
 def _headers(response: Response) -> Response:

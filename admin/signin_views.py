@@ -45,9 +45,11 @@ def login() -> BaseResponse:
     return redirect(state().signin.begin(redirect_uri("signin.callback"), login_hint=hint or None))
 
 
-@blueprint.get("/auth/callback")
+@blueprint.route("/auth/callback", methods=["GET", "POST"])
 def callback() -> BaseResponse | tuple[str, int]:
-    person = state().signin.finish(request.args)
+    """Microsoft posts the answer here (``form_post``); its ``state`` is the CSRF check, and
+    the session cookie does not come along (SameSite=Lax), nor is it needed."""
+    person = state().signin.finish(request.form if request.method == "POST" else request.args)
     if not (person.global_admin or person.operator):
         session.clear()
         return refuse(403, str(NOT_AN_ADMINISTRATOR), title=_("Du saknar behörighet"))

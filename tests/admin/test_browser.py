@@ -16,16 +16,15 @@ from typing import Any
 import pytest
 
 from common.model import Thresholds
-from common.state.registry import Tenant
 from tests.admin.conftest import (
     AdminServer,
     Browser,
-    administrator,
-    browser_sign_in,
+    sign_in_with_microsoft,
     start_admin_server,
     stop_admin_server,
 )
 from tests.conftest import SDS_SAMPLES
+from tests.fixtures.graph import GraphClient, SandboxTenant
 
 pytestmark = pytest.mark.slow
 
@@ -77,17 +76,29 @@ def watch_run(browser: Browser) -> list[int]:
 def test_school_administrator_does_the_whole_job_in_a_browser(
     live_admin: AdminServer, browser: Browser, graph_sandbox: Any, portal_server: Any
 ) -> None:
-    microsoft = graph_sandbox.new_tenant(
-        load=[
-            {"format": "sds-classic", "path": str(SDS_SAMPLES / "classic-25")},
-            {"format": "sds-v2.1", "path": str(SDS_SAMPLES / "v2.1")},
-        ],
+    # a fresh school tenant that has not consented to Skolsynk's app
+    created = graph_sandbox.admin(
+        "POST",
+        "/tenants",
+        json={
+            "load": [
+                {"format": "sds-classic", "path": str(SDS_SAMPLES / "classic-25")},
+                {"format": "sds-v2.1", "path": str(SDS_SAMPLES / "v2.1")},
+            ],
+            "consent": False,
+        },
+    ).json()
+    microsoft = SandboxTenant(
+        created["id"],
+        created["domain"],
+        created["name"],
+        GraphClient(graph_sandbox, created["id"], created["domain"]),
     )
+    password = graph_sandbox.info["people_password"]
     test_org, production_org = portal_server.new_organisation(), portal_server.new_organisation()
     # an account made by hand before the sync, with another e-mail: a collision to report
     test_org.create_user("ora.klein@old.example", given_name="Ora", family_name="Klein")
-    name = f"Skola {microsoft.name}"
-    admin = administrator(microsoft.id, name)
+    name = microsoft.name
     base = f"{live_admin.url}/skola/{microsoft.id}"
     registry = live_admin.services.registry
 
@@ -95,13 +106,19 @@ def test_school_administrator_does_the_whole_job_in_a_browser(
     assert "Logga in med Microsoft" in browser.text()
     browser.shoot("01-first-page")
 
-    browser_sign_in(browser, live_admin, admin)
-    browser.open(base + "/")
-    assert browser.find("#connect").text == "Anslut skolan"
+    # 1. sign in with Microsoft as the tenant's Global Administrator
+    sign_in_with_microsoft(browser, live_admin, graph_sandbox, created["administrator"], password)
+    wait_until_text(browser, "Anslut skolan")
+    assert browser.driver.current_url.startswith(base)
     browser.shoot("02-connect")
-    # what the consent callback registers (the sandbox's consent is exercised once it exists)
-    registry.add(Tenant(id=microsoft.id, name=name, enabled=False))
-    browser.open(base + "/?connected=1")
+
+    # 2. connect: Microsoft's admin consent, then the school is registered on test
+    browser.click("#connect")
+    wait_until_text(browser, "Permissions requested")
+    browser.click("#idSIButton9")
+    wait_until_text(browser, "Skolan är ansluten")
+    tenant = registry.get(microsoft.id)
+    assert (tenant.name, tenant.environment, tenant.enabled) == (name, "test", False)
     assert "väntar på en portal" in browser.text()
 
     # 3. the test portal
@@ -210,8 +227,12 @@ def test_school_administrator_does_the_whole_job_in_a_browser(
     browser.open(f"{live_admin.url}/lang/sv?next=/skola/{microsoft.id}/koppla-fran")
     browser.shoot("14-disconnect")
 
-    # a User Administrator of the same school is refused with the guide's sentence
-    browser_sign_in(browser, live_admin, administrator(microsoft.id, name, global_admin=False))
-    browser.open(base + "/")
-    assert "Bara en global administratör" in browser.text()
+    # a User Administrator and a student of the same school are refused, with the sentence
+    people = {u["userPrincipalName"].split("@")[0].casefold(): u for u in microsoft.graph.users()}
+    for login in ("anvandaradmin", "oklein"):
+        sign_in_with_microsoft(
+            browser, live_admin, graph_sandbox, people[login]["userPrincipalName"], password
+        )
+        wait_until_text(browser, "fullständiga rättigheter i er domän")
+        assert registry.get(microsoft.id).environment == "production"
     browser.shoot("15-refused")
