@@ -129,21 +129,23 @@ def decide(tenant_id: str, person: Person) -> BaseResponse | tuple[str, int]:
     if tenant is None:
         return redirect(url_for("care.school", tenant_id=tenant_id))
     decision = request.form.get("decision", "")
-    held_now = {h.action.key for h in state().services.safety.held(tenant.id)}
-    keys = [k for k in request.form.getlist("id") if k in held_now]
-    if decision not in ("approve", "reject") or (request.form.getlist("id") and not keys):
-        # unknown decision, or the items were decided meanwhile (a double submit)
-        return redirect(url_for("care.held", tenant_id=tenant.id, done="none"), code=303)
-    chosen = keys if request.form.get("scope") != "all" else None
-    if chosen == [] and request.form.get("scope") != "all":
-        return redirect(url_for("care.held", tenant_id=tenant.id, done="none"), code=303)
+    nothing = redirect(url_for("care.held", tenant_id=tenant.id, done="none"), code=303)
+    if decision not in ("approve", "reject"):
+        return nothing
+    chosen: list[str] | None = None  # all of them
+    if request.form.get("scope") != "all":
+        held_now = {h.action.key for h in state().services.safety.held(tenant.id)}
+        chosen = [k for k in request.form.getlist("id") if k in held_now]
+        if not chosen:
+            # nothing ticked, or decided meanwhile (a double submit, another administrator)
+            return nothing
     try:
         if decision == "approve":
             taken, _report = engine.approve_held(state().services, tenant.id, chosen)
         else:
             taken = engine.reject_held(state().services, tenant.id, chosen)
     except KeyError:
-        return redirect(url_for("care.held", tenant_id=tenant.id, done="none"), code=303)
+        return nothing
     return redirect(
         url_for("care.held", tenant_id=tenant.id, done=f"{decision}:{len(taken)}"), code=303
     )

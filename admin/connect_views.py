@@ -14,10 +14,12 @@ from flask import Blueprint, redirect, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
+from admin import preview_views
 from admin.access import current_person, school_page, signed_in
 from admin.forms import FormProblems, typed_name_matches
 from admin.identity import Person
 from admin.pages import find_school, page, refuse
+from admin.portal_views import forget_token_times
 from admin.signin_views import redirect_uri
 from admin.state import state
 from common.errors import NeedsAttention, SkolsynkError
@@ -86,7 +88,10 @@ def disconnect(tenant_id: str, person: Person) -> BaseResponse | tuple[str, int]
         for record in state().subscriptions.for_tenant(tenant.id):
             state().subscriptions.remove(record)
     svc.registry.remove(tenant.id)
-    return page("disconnected.html", tenant=tenant, subscriptions=removed, person=person)
+    # what the app kept of its own for the school; its audit log stays until it ages out
+    forget_token_times(tenant.id)
+    preview_views.forget(svc.redis, tenant.id)
+    return page("disconnected.html", gone=tenant, subscriptions=removed, person=person)
 
 
 @blueprint.get("/skola/<tenant_id>/koppla-fran")

@@ -15,10 +15,17 @@ from typing import Any
 
 import pytest
 
+from common.config import Secret
 from common.model import Thresholds
+from common.state.registry import PortalEnvironment, Tenant
+from common.state.subscription_lifecycle import ensure_subscriptions
+from common.state.subscriptions import SubscriptionStore
+from common.sync import engine
 from tests.admin.conftest import (
     AdminServer,
     Browser,
+    administrator,
+    browser_sign_in,
     sign_in_with_microsoft,
     start_admin_server,
     stop_admin_server,
@@ -236,3 +243,48 @@ def test_school_administrator_does_the_whole_job_in_a_browser(
         wait_until_text(browser, "fullständiga rättigheter i er domän")
         assert registry.get(microsoft.id).environment == "production"
     browser.shoot("15-refused")
+
+
+def test_disconnecting_stops_everything_and_keeps_the_audit_log(
+    live_admin: AdminServer,
+    browser: Browser,
+    graph_sandbox: Any,
+    portal_server: Any,
+    live_stack: Any,
+) -> None:
+    microsoft = graph_sandbox.new_tenant(
+        load=[{"format": "sds-classic", "path": str(SDS_SAMPLES / "classic-min")}]
+    )
+    org = portal_server.new_organisation()
+    svc = live_admin.services
+    svc.registry.add(
+        Tenant(
+            id=microsoft.id,
+            name=f"Skola {microsoft.name}",
+            portals={"test": PortalEnvironment(org.scim_url, Secret(org.token))},
+        )
+    )
+    engine.reconcile_tenant(svc, microsoft.id)
+    store = SubscriptionStore(svc.redis, svc.config.secret_key)
+    ensure_subscriptions(svc.graph(microsoft.id), store, microsoft.id, live_stack.listener_url)
+    assert len(store.for_tenant(microsoft.id)) == 2
+    audited = len(list(svc.audit.entries(microsoft.id)))
+    assert audited > 0
+    browser_sign_in(browser, live_admin, administrator(microsoft.id, microsoft.name))
+    base = f"{live_admin.url}/skola/{microsoft.id}"
+    browser.open(base + "/koppla-fran")
+    browser.type("#confirm_name", f"Skola {microsoft.name}")
+    browser.click("button.danger")
+    wait_until_text(browser, "är frånkopplad")
+    browser.shoot("16-disconnected")
+    assert store.for_tenant(microsoft.id) == []
+    listed = svc.graph(microsoft.id).list_subscriptions()
+    assert not [
+        s for s in listed if s.get("notificationUrl", "").startswith(live_stack.listener_url)
+    ]
+    assert len(list(svc.audit.entries(microsoft.id))) == audited
+    before = org.users()
+    # the school is unknown now: its pages offer to connect again, nothing writes for it
+    browser.open(base + "/")
+    assert "Anslut skolan" in browser.text()
+    assert org.users() == before
