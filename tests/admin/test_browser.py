@@ -202,12 +202,21 @@ def test_school_administrator_does_the_whole_job_in_a_browser(
     wait_until_text(browser, "Orla Klein", reload=True)
     browser.shoot("09-audit")
 
+    # Synka nu for that person: run at once, the result on the page
+    browser.open(base + "/person?q=Orla")
+    wait_until_text(browser, "Synkas")
+    assert "genom Microsofts objekt-id" in browser.text()
+    browser.click("#sync-person")
+    wait_until_text(browser, "ändringar skrevs")
+    assert "klart" in browser.find("#synced").text
+    browser.shoot("10-synced")
+
     # person lookup: a member of staff is out of scope, and the page says why
     microsoft.graph.create_staff("Sven", "Personalsson")
     browser.open(base + "/person?q=Sven")
     wait_until_text(browser, "kommer inte från SDS")
     assert browser.find("#in-scope").text == "Synkas inte"
-    browser.shoot("10-lookup")
+    browser.shoot("10-lookup-out-of-scope")
 
     # a removal held by the mass-change guard, approved
     tenant = registry.get(microsoft.id)
