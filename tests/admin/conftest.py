@@ -269,6 +269,8 @@ class Browser:
         SHOTS.mkdir(parents=True, exist_ok=True)
         for width in WIDTHS:
             self.driver.set_window_size(width, 900)
+            # at every width the page fits: nothing sticks out sideways (tables scroll inside)
+            assert self.page_is_narrow_enough(), f"{name} is wider than {width} px"
             shot = self.driver.execute_cdp_cmd(
                 "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
             )
