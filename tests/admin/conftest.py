@@ -98,9 +98,9 @@ def start_admin_server(base_env: dict[str, str], workdir: Path) -> AdminServer:
     url = f"http://127.0.0.1:{port}"
     env = {
         "SKOLSYNK_PUBLIC_URL": "http://127.0.0.1:9/",
+        "SKOLSYNK_OPERATORS": OPERATOR,
         **base_env,
         "SKOLSYNK_ADMIN_URL": url,
-        "SKOLSYNK_OPERATORS": OPERATOR,
         "SKOLSYNK_LOG_FORMAT": "text",
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "4",
@@ -141,10 +141,36 @@ def stop_admin_server(server: AdminServer) -> None:
 
 
 @pytest.fixture(scope="module")
+def operator_login(graph_sandbox: Any) -> str:
+    """A person of the portal's operations team: a User Administrator of a tenant of its own
+    (no school of theirs is connected, and they are no Global Administrator anywhere)."""
+    from tests.fixtures.graph import GraphClient
+
+    created = graph_sandbox.admin(
+        "POST",
+        "/tenants",
+        json={"load": [{"format": "sds-classic", "path": str(SDS_SAMPLES / "classic-min")}]},
+    ).json()
+    graph = GraphClient(graph_sandbox, created["id"], created["domain"])
+    users = graph.all_pages("/users?$select=userPrincipalName")
+    return next(
+        str(u["userPrincipalName"])
+        for u in users
+        if str(u["userPrincipalName"]).startswith("anvandaradmin@")
+    )
+
+
+@pytest.fixture(scope="module")
 def admin_server(
-    graph_sandbox: Any, redis_server: Any, tmp_path_factory: pytest.TempPathFactory
+    graph_sandbox: Any,
+    redis_server: Any,
+    operator_login: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AdminServer]:
-    env = environment(graph_sandbox.info, f"{redis_server.url[:-2]}/{ADMIN_REDIS_DB}")
+    env = {
+        **environment(graph_sandbox.info, f"{redis_server.url[:-2]}/{ADMIN_REDIS_DB}"),
+        "SKOLSYNK_OPERATORS": f"{OPERATOR}, {operator_login.upper()}",
+    }
     server = start_admin_server(env, tmp_path_factory.mktemp("admin"))
     yield server
     stop_admin_server(server)

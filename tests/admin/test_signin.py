@@ -182,3 +182,28 @@ def test_consent_for_another_tenant_or_refused_registers_nothing(
 
     with pytest.raises(UnknownTenant):
         admin_server.services.registry.get(unconsented["id"])
+
+
+def test_an_operator_signs_in_from_their_own_tenant_and_sees_every_school(
+    admin_server: AdminServer,
+    graph_sandbox: Any,
+    microsoft: FormBrowser,
+    operator_login: str,
+    make_school: Any,
+) -> None:
+    school = make_school()
+    client = admin_server.client()
+    answer = answer_of(
+        microsoft, start(client), operator_login, graph_sandbox.info["people_password"]
+    )
+    assert client.post("/auth/callback", answer.params).status_code == 302
+    assert client.get("/").headers["Location"].endswith("/skolor")
+    listing = client.get("/skolor")
+    assert school.id in listing.text
+    assert client.get(f"/skola/{school.id}/").status_code == 200
+    # an operator cannot consent for a school's tenant: only its own administrator can
+    unconnected = make_school(connected=False)
+    page = f"/skola/{unconnected.id}/"
+    assert "Bara en global administratör" in text_of(client.get(page))
+    refused = client.post(f"{page}anslut", token=client.csrf(page))
+    assert refused.status_code == 403
