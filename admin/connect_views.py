@@ -23,6 +23,7 @@ from admin.portal_views import forget_token_times
 from admin.signin_views import redirect_uri
 from admin.state import state
 from common.errors import NeedsAttention, SkolsynkError
+from common.state.dispatch import drop_tenant_jobs
 from common.state.registry import Tenant
 from common.state.subscription_lifecycle import remove_subscriptions
 
@@ -88,6 +89,7 @@ def disconnect(tenant_id: str, person: Person) -> BaseResponse | tuple[str, int]
         for record in state().subscriptions.for_tenant(tenant.id):
             state().subscriptions.remove(record)
     svc.registry.remove(tenant.id)
+    drop_tenant_jobs(state().dispatcher, tenant.id)
     # what the app kept of its own for the school; its audit log stays until it ages out
     forget_token_times(tenant.id)
     preview_views.forget(svc.redis, tenant.id)

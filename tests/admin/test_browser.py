@@ -17,6 +17,7 @@ import pytest
 
 from common.config import Secret
 from common.model import Thresholds
+from common.state.dispatch import Dispatcher
 from common.state.registry import PortalEnvironment, Tenant
 from common.state.subscription_lifecycle import ensure_subscriptions
 from common.state.subscriptions import SubscriptionStore
@@ -277,6 +278,10 @@ def test_disconnecting_stops_everything_and_keeps_the_audit_log(
     store = SubscriptionStore(svc.redis, svc.config.secret_key)
     ensure_subscriptions(svc.graph(microsoft.id), store, microsoft.id, live_stack.listener_url)
     assert len(store.for_tenant(microsoft.id)) == 2
+    # a reconcile waiting in the queue for the school when it disconnects (unless a worker
+    # took it already; tests/common/state/test_drop_jobs.py pins the dropping itself)
+    waiting = Dispatcher(svc.redis)
+    waiting.enqueue_reconcile(microsoft.id, why="schedule")
     audited = len(list(svc.audit.entries(microsoft.id)))
     assert audited > 0
     browser_sign_in(browser, live_admin, administrator(microsoft.id, microsoft.name))
@@ -292,6 +297,7 @@ def test_disconnecting_stops_everything_and_keeps_the_audit_log(
         s for s in listed if s.get("notificationUrl", "").startswith(live_stack.listener_url)
     ]
     assert len(list(svc.audit.entries(microsoft.id))) == audited
+    assert not [j for j in waiting.reconcile.get_jobs() if j.args[:1] == [microsoft.id]]
     before = org.users()
     # the school is unknown now: its pages offer to connect again, nothing writes for it
     browser.open(base + "/")
