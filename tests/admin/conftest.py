@@ -297,11 +297,22 @@ class Browser:
             self.driver.set_window_size(width, 900)
             # at every width the page fits: nothing sticks out sideways (tables scroll inside)
             assert self.page_is_narrow_enough(), f"{name} is wider than {width} px"
+            assert not self.unlabelled(), f"{name}: form fields without a label {self.unlabelled()}"
             shot = self.driver.execute_cdp_cmd(
                 "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
             )
             (SHOTS / f"{name}-{width}.png").write_bytes(base64.b64decode(shot["data"]))
         self.driver.set_window_size(WIDTHS[0], 900)
+
+    def unlabelled(self) -> list[str]:
+        """Form fields a screen reader could not name (no label, no aria-label)."""
+        found: list[str] = self.driver.execute_script(
+            "return Array.from(document.querySelectorAll("
+            "'input:not([type=hidden]), select, textarea'))"
+            ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))"
+            ".map(e => e.name || e.id)"
+        )
+        return found
 
     def page_is_narrow_enough(self) -> bool:
         """Nothing sticks out sideways at the current width (360 px must work)."""
