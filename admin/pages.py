@@ -82,7 +82,7 @@ def audit_outcome_text(outcome: str) -> str:
 
 def reason_text(reason: str) -> str:
     """The planner's reason for a removal or a new object, in the page's language."""
-    from common.sync import planner
+    from common.sync import attributes as planner
 
     texts = {
         planner.REASON_DISABLED: _("inaktiverad i Microsoft 365 (inloggning spärrad)"),

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from flask_babel import gettext as _
 
 from common.errors import SkolsynkError
-from common.state.dispatch import Dispatcher, ObjectKind
+from common.state.dispatch import ObjectKind
+from common.state.guards import JobGuards
 from common.state.progress import ProgressStore
 from common.state.runs import RunReport
 from common.sync import engine
@@ -64,7 +65,7 @@ def _reconcile(  # noqa: PLR0917 - the thread's argument tuple
     busy_sentence: str,
 ) -> None:
     try:
-        with Dispatcher(services.redis).reconcile_guard(tenant_id) as turn:
+        with JobGuards(services.redis).reconcile_guard(tenant_id) as turn:
             if not turn:
                 progress.finish(progress_id, None, message=busy_sentence)
                 return
@@ -91,12 +92,12 @@ def sync_now(
     services: Services, tenant_id: str, objects: list[tuple[ObjectKind, str]]
 ) -> list[tuple[ObjectKind, str, RunReport | None, str]]:
     """Sync each (kind, id) at once; per object its report, or a sentence why not."""
-    dispatcher = Dispatcher(services.redis)
+    guards = JobGuards(services.redis)
     results: list[tuple[ObjectKind, str, RunReport | None, str]] = []
     for kind, object_id in objects:
         sync = engine.sync_user if kind == "user" else engine.sync_group
         try:
-            with dispatcher.object_job(tenant_id, kind, object_id) as turn:
+            with guards.object_job(tenant_id, kind, object_id) as turn:
                 if not turn:
                     results.append(
                         (

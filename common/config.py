@@ -76,7 +76,9 @@ class Config:
 
 def _check_url(name: str, value: str, problems: list[str], *, schemes: tuple[str, ...]) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
+    # a unix socket URL names a path, not a host: unix:///run/redis.sock
+    located = parts.netloc or (parts.scheme == "unix" and parts.path.startswith("/"))
+    if parts.scheme not in schemes or not located:
         problems.append(f"{name} must be a URL starting with {' or '.join(schemes)}://")
     return value.rstrip("/")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,28 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
     "asctime",
     "taskName",
 }
+
+
+#: what may carry a secret in an exception's text: bearer tokens, credentials in URLs,
+#: ``name=value`` pairs whose name says secret; the value is replaced with ``***``
+_SECRETS = (
+    (re.compile(r"(?i)(bearer\s+)[^\s'\"]+"), r"\1***"),
+    (re.compile(r"(?i)(://[^/\s:@'\"]*:)[^@\s/'\"]+@"), r"\1***@"),
+    (
+        re.compile(
+            r"(?i)((?:token|secret|password|passwd|client_?state|key|authorization)"
+            r"[\"']?\s*[=:]\s*[\"']?)[^\s&,'\"}]+"
+        ),
+        r"\1***",
+    ),
+)
+
+
+def scrub(text: str) -> str:
+    """``text`` with anything that looks like a token, password or secret replaced by ``***``."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def bind_job_context(**fields: Any) -> None:
@@ -49,7 +72,11 @@ class JsonFormatter(logging.Formatter):
             if key not in _RECORD_FIELDS and not key.startswith("_"):
                 data[key] = value
         if record.exc_info and record.exc_info[0] is not None:
-            data["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+            # the error and its traceback: what ended a job or a process must be readable later
+            data["error"] = scrub(f"{record.exc_info[0].__name__}: {record.exc_info[1]}")
+            data["traceback"] = scrub(self.formatException(record.exc_info))
+        elif record.exc_text:
+            data["traceback"] = scrub(record.exc_text)
         return json.dumps(data, ensure_ascii=False, default=str)
 
 

@@ -66,8 +66,8 @@ class MicrosoftState:
     for the whole tenant (a full reconcile), or the ids a real-time job re-read. The planner
     leaves every managed portal object outside that alone.
 
-    ``complete`` is false when a listing failed or was cut short; the applier then makes no
-    deactivations or deletions (the source-health gate).
+    A state is always complete: a listing that failed or was cut short raises in the reader
+    (``common.graph.source``) instead of coming back partial, so there is no flag to check.
     """
 
     users: Mapping[str, MsUser]
@@ -80,10 +80,24 @@ class MicrosoftState:
     out_of_scope_class_ids: frozenset[str] = frozenset()
     scope_user_ids: frozenset[str] | None = None
     scope_class_ids: frozenset[str] | None = None
-    complete: bool = True
 
 
 # --- portal side ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How much of an object's attributes its portal can hold, and how the portal compares them.
+
+    ``unheld``: attributes the portal has no home for (never sent, so never compared);
+    ``first_only``: multi-valued attributes the portal holds one value of (the first, sorted);
+    ``case_insensitive``: attributes the portal compares without letter case (caseExact false),
+    so a server that canonicalises them is not written to again on every run.
+    """
+
+    unheld: frozenset[str] = frozenset()
+    first_only: frozenset[str] = frozenset()
+    case_insensitive: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,11 @@ class PortalUser:
     school_ids: tuple[str, ...] = ()
     grade: str | None = None
     version: str | None = None  # meta.version (ETag), for If-Match
+    #: what the portal can hold of this user; ``None``: everything, compared exactly
+    fidelity: Fidelity | None = field(default=None, compare=False, repr=False)
+    created: str | None = None  # meta.created (xsd:dateTime), which copy is the oldest
+    #: portal ids of the groups it is a member of, where the portal says (SCIM ``groups``)
+    group_ids: frozenset[str] = frozenset()
 
     @property
     def managed(self) -> bool:
@@ -118,10 +137,19 @@ class PortalGroup:
     member_ids: frozenset[str]  # portal user ids
     school_id: str | None = None
     version: str | None = None
+    fidelity: Fidelity | None = field(default=None, compare=False, repr=False)
+    created: str | None = None  # meta.created (xsd:dateTime)
 
     @property
     def managed(self) -> bool:
         return bool(self.external_id)
+
+
+def oldest_first(obj: PortalUser | PortalGroup) -> tuple[bool, str, str]:
+    """Sort key of portal objects sharing an ``externalId``: the oldest first (by
+    ``meta.created``; one without it after those with it), then by portal id. The first one is
+    the copy the sync keeps; the others are duplicates (the one tie-break of the sync)."""
+    return (obj.created is None, obj.created or "", obj.id)
 
 
 @dataclass(frozen=True)
@@ -182,11 +210,19 @@ class ActionKind(StrEnum):
     DELETE_GROUP = "delete_group"
     ADD_MEMBERS = "add_members"
     REMOVE_MEMBERS = "remove_members"
+    #: a second portal object with the ``externalId`` of one the sync keeps
+    DELETE_DUPLICATE_USER = "delete_duplicate_user"
+    DELETE_DUPLICATE_GROUP = "delete_duplicate_group"
 
+
+#: removals a person must approve whatever the thresholds (a duplicate may carry licences the
+#: sync cannot see)
+ALWAYS_HELD_KINDS = frozenset({ActionKind.DELETE_DUPLICATE_USER, ActionKind.DELETE_DUPLICATE_GROUP})
 
 #: kinds the source-health gate and the mass-change guard apply to
-REMOVAL_KINDS = frozenset(
-    {ActionKind.DEACTIVATE_USER, ActionKind.DELETE_USER, ActionKind.DELETE_GROUP}
+REMOVAL_KINDS = (
+    frozenset({ActionKind.DEACTIVATE_USER, ActionKind.DELETE_USER, ActionKind.DELETE_GROUP})
+    | ALWAYS_HELD_KINDS
 )
 
 
@@ -214,7 +250,10 @@ class Action:
 
     @property
     def key(self) -> str:
-        """A stable id for this step (used to hold, approve and reject it)."""
+        """A stable id for this step (used to hold, approve and reject it); a duplicate's names
+        its portal object too, since one Microsoft object may have several."""
+        if self.kind in ALWAYS_HELD_KINDS:
+            return f"{self.kind.value}:{self.object_id}:{self.portal_id}"
         return f"{self.kind.value}:{self.object_id}"
 
 
@@ -231,11 +270,23 @@ class Collision:
 
 
 @dataclass(frozen=True)
+class Duplicate:
+    """Portal objects sharing one ``externalId``: the copy kept and the others."""
+
+    kind: str  # "user" or "group"
+    object_id: str  # the Entra id they all carry
+    label: str
+    kept_id: str
+    duplicate_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a run will do, in order: users first, then groups, then memberships."""
 
     actions: tuple[Action, ...]
     collisions: tuple[Collision, ...] = ()
+    duplicates: tuple[Duplicate, ...] = ()
     #: (id, display name) of the classes that will sync, sorted by name
     classes_in_scope: tuple[tuple[str, str], ...] = ()
 

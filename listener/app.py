@@ -20,11 +20,14 @@ from werkzeug.exceptions import HTTPException
 from common.config import Config, load_config
 from common.errors import QueueUnavailable
 from common.logs import bind_job_context, clear_context
-from common.state.dispatch import Dispatcher, connect_listener_redis
+from common.state.connections import connect_listener_redis
+from common.state.dispatch import Dispatcher
 from common.state.subscriptions import VERIFICATION_CACHE_SECONDS, SubscriptionStore
 from listener import graph_views, ops_views
-from listener.metrics import ListenerMetrics, SyncStateCollector
+from listener.availability import RedisBreaker
+from listener.metrics import ListenerMetrics
 from listener.state import EXTENSION, ListenerState, state
+from listener.sync_metrics import SyncStateCollector
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -49,6 +52,7 @@ def create_app(config: Config | None = None) -> Flask:
             client, config.secret_key, cache_seconds=VERIFICATION_CACHE_SECONDS
         ),
         metrics=ListenerMetrics(SyncStateCollector(client, config.secret_key)),
+        breaker=RedisBreaker(),
     )
     app.register_blueprint(graph_views.blueprint)
     app.register_blueprint(ops_views.blueprint)
@@ -99,10 +103,8 @@ class _Observed:
 
 
 def _queue_unavailable(exc: QueueUnavailable) -> tuple[Response, int, dict[str, str]]:
+    # logged by the breaker when Redis goes away and when it is back, not once per request
     state().metrics.redis_errors.inc()
-    log.warning(
-        "Redis unavailable; answering 503 so Graph delivers again", extra={"error": str(exc)}
-    )
     return jsonify(error="the queue is unavailable; deliver again later"), 503, {"Retry-After": "5"}
 
 

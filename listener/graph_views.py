@@ -70,24 +70,23 @@ def _read_items(req: Request) -> list[object]:
         abort(400)
 
 
-def _current_request() -> Request:
-    current: Request = request._get_current_object()  # type: ignore[attr-defined]
-    return current
-
-
 def _accepted() -> Response:
     return Response(status=202)
 
 
 @blueprint.post("/graph/notifications")
 def notifications() -> Response:
-    # the request and the app's state are looked up once: each lookup goes through a proxy
-    req = _current_request()
-    handshake = _validation_answer(req)
+    handshake = _validation_answer(request)
     if handshake is not None:
         return handshake
-    s = state()
-    checked, rejected = _checked_items(s, req, "notifications", load_change)
+    s = state()  # looked up once: each lookup goes through a proxy
+    items = _read_items(request)
+    with s.breaker.attempt():
+        return _queue_notifications(s, items)
+
+
+def _queue_notifications(s: ListenerState, items: list[object]) -> Response:
+    checked, rejected = _checked_items(s, items, "notifications", load_change)
     changes: list[Change] = []
     for notification, verdict in checked:
         if not verdict.ok or verdict.subscription is None:
@@ -116,12 +115,17 @@ def notifications() -> Response:
 
 @blueprint.post("/graph/lifecycle")
 def lifecycle() -> Response:
-    req = _current_request()
-    handshake = _validation_answer(req)
+    handshake = _validation_answer(request)
     if handshake is not None:
         return handshake
     s = state()
-    checked, rejected = _checked_items(s, req, "lifecycle", load_lifecycle)
+    items = _read_items(request)
+    with s.breaker.attempt():
+        return _act_on_lifecycle(s, items)
+
+
+def _act_on_lifecycle(s: ListenerState, items: list[object]) -> Response:
+    checked, rejected = _checked_items(s, items, "lifecycle", load_lifecycle)
     for notification, verdict in checked:
         if not verdict.ok or verdict.subscription is None:
             rejected[verdict.reason] += 1
@@ -148,11 +152,10 @@ def lifecycle() -> Response:
 
 
 def _checked_items(
-    s: ListenerState, req: Request, endpoint: str, load: Callable[[object], _Item]
+    s: ListenerState, items: list[object], endpoint: str, load: Callable[[object], _Item]
 ) -> tuple[list[tuple[_Item, Verdict]], Counter[str]]:
     """The body's items, each loaded and judged against its subscription; items that do not
     load are counted in the returned rejections by reason (the caller adds its own)."""
-    items = _read_items(req)
     s.metrics.child(s.metrics.received, endpoint).inc(len(items))
     rejected: Counter[str] = Counter()
     parsed: list[_Item] = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from common.errors import QueueUnavailable
-from common.state.store import redis_errors
 from listener.state import state
 
 blueprint = Blueprint("ops", __name__)
@@ -19,12 +18,15 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Ready when Redis answers, since every notification needs it; 503 otherwise."""
+    """Ready when this process can enqueue: the breaker lets it ask Redis, its connection pool
+    gives a connection, and Redis answers and accepts a write (a full Redis does not); 503
+    otherwise, so a load balancer sends notifications to a process that can queue them."""
+    s = state()
     try:
-        with redis_errors():
-            state().redis.ping()
+        with s.breaker.attempt():
+            s.dispatcher.probe()
     except QueueUnavailable:
-        return jsonify(status="unavailable", redis="unreachable"), 503
+        return jsonify(status="unavailable", redis="cannot enqueue"), 503
     return jsonify(status="ok", redis="ok"), 200
 
 

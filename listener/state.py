@@ -11,6 +11,7 @@ from flask import current_app
 from common.config import Config
 from common.state.dispatch import Dispatcher
 from common.state.subscriptions import SubscriptionStore
+from listener.availability import RedisBreaker
 from listener.metrics import ListenerMetrics
 
 EXTENSION: Final = "skolsynk"
@@ -18,13 +19,15 @@ EXTENSION: Final = "skolsynk"
 
 @dataclass(frozen=True)
 class ListenerState:
-    """What every request uses: config, Redis, the dispatcher, the subscriptions, metrics."""
+    """What every request uses: config, Redis, the dispatcher, the subscriptions, metrics, and
+    whether Redis may be asked right now."""
 
     config: Config
     redis: redis.Redis
     dispatcher: Dispatcher
     subscriptions: SubscriptionStore
     metrics: ListenerMetrics
+    breaker: RedisBreaker
 
 
 def state() -> ListenerState:

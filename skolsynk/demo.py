@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from common.config import Secret, load_config
 from common.graph import sds
@@ -32,8 +33,9 @@ from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
 from common.sync.services import Services, build_services
 from sandbox.graph.admin_client import GraphAdmin
+from skolsynk import demo_signin
 from skolsynk.output import ProgressBar, table
-from skolsynk.stack import Stack, StackError
+from skolsynk.stack import Stack, StackError, redis_answers
 from skolsynk.sync_cli import preview_text
 
 DEFAULT_USERS = 300
@@ -140,7 +142,7 @@ class Demo:
 
 def run_demo(args: argparse.Namespace) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="skolsynk-demo-"))
-    stack = Stack(workdir, redis_url=os.environ.get("REDIS_URL") or None)
+    stack = Stack(workdir, redis_url=explicit_redis_url())
     # Ctrl-C and SIGTERM both end in the finally below, which stops every child
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     demo: Demo | None = None
@@ -149,6 +151,7 @@ def run_demo(args: argparse.Namespace) -> int:
         start_admin(demo)
         first_sync(demo)
         live_changes(demo)
+        demo_signin.sign_in_story(demo, show_how=args.keep_running)
         ok = finish(demo, check=args.check)
         if args.keep_running:
             explore(demo)
@@ -158,6 +161,22 @@ def run_demo(args: argparse.Namespace) -> int:
             demo.services.registry.remove(demo.tenant.id)
         stack.stop()
         print(f"Stopped every process of the demo. Logs are in {workdir}")
+
+
+def explicit_redis_url() -> str | None:
+    """REDIS_URL when it is set, said at once (before anything starts) when no Redis answers
+    there, instead of after the listener's long wait; the password, if any, is not shown."""
+    url = os.environ.get("REDIS_URL") or None
+    if url and not redis_answers(url):
+        parts = urlsplit(url)
+        shown = (
+            parts._replace(netloc=f"***@{parts.hostname}:{parts.port}") if parts.password else parts
+        )
+        raise StackError(
+            f"Redis is not reachable at REDIS_URL {shown.geturl()}.",
+            hint="Start Redis there, or unset REDIS_URL and the demo starts its own.",
+        )
+    return url
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -171,7 +190,9 @@ def start(stack: Stack, users: int) -> Demo:
     info = stack.start_graph("--generate", str(users), "--seed", str(DEMO_SEED))
     tenant_info = info["tenants"][0]
     print(f"  Microsoft 365 (sandbox): {tenant_info['name']}, {tenant_info['domain']}")
-    portal = stack.start_portal("--org", "demo")
+    portal = stack.start_portal(
+        "--org", "demo", "--microsoft", str(stack.workdir / "graph" / "sandbox.json")
+    )
     org = portal["organisations"][0]
     print(f"  Portal (reference): {portal['url']}/")
     listener = stack.start_listener()

@@ -10,7 +10,10 @@ from common.errors import NeedsAttention
 from common.state.dispatch import Dispatcher
 from common.state.subscriptions import SubscriptionStore
 from skolsynk.context import add_tenant_argument, services
-from skolsynk.output import table, to_csv, to_json
+from skolsynk.output import cell, duration, table, to_csv, to_json
+
+#: the window of ``status``'s recent writes, beside the last run's
+RECENT_WRITES_WINDOW = timedelta(hours=24)
 
 AUDIT_COLUMNS = (
     "at",
@@ -23,6 +26,7 @@ AUDIT_COLUMNS = (
     "why",
     "reason",
     "changes",
+    "members",
     "detail",
     "run_id",
 )
@@ -30,13 +34,22 @@ AUDIT_COLUMNS = (
 
 def register(subparsers: Any) -> None:
     status = subparsers.add_parser(
-        "status", help="last runs, held removals, subscriptions and queues per tenant"
+        "status",
+        help="last runs, held removals, subscriptions and queues per tenant",
+        description="Per tenant: the last full reconcile and its outcome, the portal writes of "
+        "that run and of the last 24 hours, removals held for approval, when the Graph "
+        "subscriptions expire; then the depth of each queue.",
     )
     status.add_argument("tenant", metavar="TENANT", nargs="?", help="one tenant (default: all)")
     status.add_argument("--format", choices=("text", "json"), default="text")
     status.set_defaults(handler=_status)
 
-    audit = subparsers.add_parser("audit", help="export the audit log of a tenant")
+    audit = subparsers.add_parser(
+        "audit",
+        help="export the audit log of a tenant",
+        description="Every change Skolsynk wrote to (or held from, or failed to write to) the "
+        "tenant's portal, oldest first: when, what, who, the outcome and why. Kept six months.",
+    )
     add_tenant_argument(audit)
     audit.add_argument(
         "--since",
@@ -44,8 +57,27 @@ def register(subparsers: Any) -> None:
         help="ISO date or time (2026-11-01, 2026-11-01T08:00) or an age such as 7d or 12h",
     )
     audit.add_argument("--format", choices=("text", "json", "csv"), default="text")
-    audit.add_argument("--limit", type=int, help="at most this many entries")
+    audit.add_argument(
+        "--limit", type=positive_count, metavar="N", help="only the newest N entries (in order)"
+    )
     audit.set_defaults(handler=_audit)
+
+
+def positive_count(text: str) -> int:
+    """An argument that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def recent_writes(tenant_id: str) -> int:
+    """How many changes were written to the tenant's portal in the last 24 hours."""
+    since = datetime.now(UTC) - RECENT_WRITES_WINDOW
+    return services().audit.count(tenant_id, since=since, outcome="applied")
 
 
 def tenant_status(tenant_id: str) -> dict[str, Any]:
@@ -62,6 +94,7 @@ def tenant_status(tenant_id: str) -> dict[str, Any]:
         "last_reconcile": last.to_dict() if last else None,
         "last_live_change": live.to_dict() if live else None,
         "held": len(svc.safety.held(tenant.id)),
+        "writes_last_24h": recent_writes(tenant.id),
         "subscriptions": [
             {
                 "id": s.id,
@@ -79,10 +112,7 @@ def _expiry(item: dict[str, Any]) -> str:
     if not item["subscriptions"]:
         return "none"
     soonest = min(datetime.fromisoformat(s["expires_at"]) for s in item["subscriptions"])
-    left = soonest - datetime.now(UTC)
-    if left.total_seconds() <= 0:
-        return "expired"
-    return f"{left.days} d {left.seconds // 3600} h"
+    return duration((soonest - datetime.now(UTC)).total_seconds())
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -113,6 +143,7 @@ def _status(args: argparse.Namespace) -> int:
                 last["outcome"] if last else "-",
                 f"{last['microsoft_users']}/{last['microsoft_classes']}" if last else "-",
                 sum(last["applied"].values()) if last else "-",
+                item["writes_last_24h"],
                 item["held"],
                 _expiry(item),
             )
@@ -126,6 +157,7 @@ def _status(args: argparse.Namespace) -> int:
                 "OUTCOME",
                 "USERS/CLASSES",
                 "WRITES",
+                "LAST 24 H",
                 "HELD",
                 "SUBSCRIPTIONS EXPIRE IN",
             ),
@@ -137,6 +169,11 @@ def _status(args: argparse.Namespace) -> int:
         last = item["last_reconcile"]
         if last and last["message"]:
             print(f"{item['name']}: {last['message']}")
+        if last and last.get("duplicates"):
+            print(
+                f"{item['name']}: {last['duplicates']} duplicate portal objects "
+                f"(see `skolsynk preview {item['id']}`)"
+            )
     return 0
 
 
@@ -155,6 +192,26 @@ def parse_since(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def members_cell(entry: dict[str, Any]) -> str:
+    """An entry's members on one line: ``e-mail (id)``, separated by semicolons."""
+    return "; ".join(
+        f"{m['email']} ({m['id']})" if m.get("email") else m.get("id") or m.get("portal_id", "")
+        for m in entry["members"]
+    )
+
+
+def _audit_row(entry: dict[str, Any]) -> list[str]:
+    """One CSV row: every cell on one line (changes as compact JSON, members as a list)."""
+    cells = {c: cell(entry.get(c, "")) for c in AUDIT_COLUMNS}
+    return [*(cells | {"members": members_cell(entry)}).values()]
+
+
+def _who(entry: dict[str, Any]) -> str:
+    if entry["member_count"]:
+        return f"{entry['label']} ({entry['member_count']} members)"
+    return str(entry["label"])
+
+
 def _audit(args: argparse.Namespace) -> int:
     svc = services()
     tenant = svc.registry.get(args.tenant)
@@ -163,16 +220,7 @@ def _audit(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(to_json(entries))
     elif args.format == "csv":
-        print(
-            to_csv(
-                AUDIT_COLUMNS,
-                (
-                    [to_json(e[c]) if c == "changes" else e.get(c, "") for c in AUDIT_COLUMNS]
-                    for e in entries
-                ),
-            ),
-            end="",
-        )
+        print(to_csv(AUDIT_COLUMNS, (_audit_row(e) for e in entries)), end="")
     else:
         if not entries:
             print(
@@ -183,7 +231,7 @@ def _audit(args: argparse.Namespace) -> int:
             table(
                 ("AT", "WHAT", "WHO", "OUTCOME", "WHY", "REASON"),
                 (
-                    (e["at"], e["kind"], e["label"], e["outcome"], e["why"], e["reason"])
+                    (e["at"], e["kind"], _who(e), e["outcome"], e["why"], e["reason"])
                     for e in entries
                 ),
             )

@@ -10,7 +10,7 @@ from common.state.dispatch import Dispatcher
 from common.state.subscription_lifecycle import ensure_subscriptions, renew_subscriptions
 from common.state.subscriptions import SubscriptionStore
 from skolsynk.context import add_tenant_actions, services
-from skolsynk.output import table, to_json
+from skolsynk.output import duration, table, to_json
 
 
 def register(subparsers: Any) -> None:
@@ -76,12 +76,16 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(
                 table(
-                    ("RESOURCE", "EXPIRES", "DAYS LEFT", "AT GRAPH", "ID"),
+                    ("RESOURCE", "EXPIRES", "EXPIRES IN", "AT GRAPH", "ID"),
                     (
                         (
                             r["resource"],
                             r["expires_at"],
-                            r["days_left"],
+                            duration(
+                                (
+                                    datetime.fromisoformat(str(r["expires_at"])) - datetime.now(UTC)
+                                ).total_seconds()
+                            ),
                             "yes" if r["at_graph"] else "NO (renew recreates it)",
                             r["id"],
                         )

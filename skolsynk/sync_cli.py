@@ -1,17 +1,17 @@
-"""``skolsynk preview``, ``reconcile`` and ``held``: what a sync will do, doing it, approving."""
+"""``skolsynk preview`` and ``reconcile``: what a sync will do, and doing it."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from common.model import Action, ActionKind
 from common.state.runs import RunReport
 from common.sync import engine
 from common.sync.plan_csv import plan_csv
-from skolsynk.context import add_tenant_actions, add_tenant_argument, services
+from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import ProgressBar, table, to_json
+from skolsynk.portal_check import check_portal
 
 #: how people read each kind of action, in the order the preview lists them
 KIND_TITLES: dict[ActionKind, str] = {
@@ -26,6 +26,8 @@ KIND_TITLES: dict[ActionKind, str] = {
     ActionKind.DELETE_GROUP: "classes to delete",
     ActionKind.ADD_MEMBERS: "classes gaining members",
     ActionKind.REMOVE_MEMBERS: "classes losing members",
+    ActionKind.DELETE_DUPLICATE_USER: "duplicate users to delete once approved",
+    ActionKind.DELETE_DUPLICATE_GROUP: "duplicate classes to delete once approved",
 }
 PREVIEW_LIMIT_PER_KIND = 20
 
@@ -56,33 +58,15 @@ def register(subparsers: Any) -> None:
     reconcile.add_argument("--format", choices=("text", "json"), default="text")
     reconcile.set_defaults(handler=_reconcile)
 
-    held = subparsers.add_parser(
-        "held", help="list, approve or reject removals held by the mass-change guard"
-    )
-    actions = add_tenant_actions(
-        held,
-        (
-            ("list", "list held removals"),
-            ("approve", "apply held removals (all, or the ids given)"),
-            ("reject", "drop held removals (all, or the ids given)"),
-        ),
-        handler=_held,
-        dest="held_command",
-        action_key="held_action",
-    )
-    actions["list"].add_argument("--format", choices=("text", "json"), default="text")
-    for name in ("approve", "reject"):
-        actions[name].add_argument(
-            "ids", metavar="IDS", nargs="*", help="held action ids (default: all)"
-        )
-
 
 # --- preview ------------------------------------------------------------------------------
 
 
 def _preview(args: argparse.Namespace) -> int:
     progress = ProgressBar()
-    view = engine.preview(services(), args.tenant, status=progress.status)
+    svc = services()
+    check_portal(svc, svc.registry.get(args.tenant))
+    view = engine.preview(svc, args.tenant, status=progress.status)
     if args.format == "json":
         print(to_json(preview_data(view)))
     elif args.format == "csv":
@@ -92,7 +76,7 @@ def _preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def _action_data(action: Action) -> dict[str, Any]:
+def action_data(action: Action) -> dict[str, Any]:
     return {
         "id": action.key,
         "kind": action.kind.value,
@@ -118,6 +102,7 @@ def preview_data(view: engine.Preview) -> dict[str, Any]:
             "classes_in_scope": len(view.microsoft.classes),
         },
         "portal": {"users": len(view.portal.users), "groups": len(view.portal.groups)},
+        "portal_cannot_hold": list(view.notes),
         "counts": plan.counts(),
         "removals_skipped_because": view.gate,
         "removals_would_be_held": view.would_hold,
@@ -133,7 +118,17 @@ def preview_data(view: engine.Preview) -> dict[str, Any]:
             }
             for c in plan.collisions
         ],
-        "actions": [_action_data(a) for a in plan.actions],
+        "duplicates": [
+            {
+                "kind": d.kind,
+                "microsoft_id": d.object_id,
+                "name": d.label,
+                "kept_portal_id": d.kept_id,
+                "duplicate_portal_ids": list(d.duplicate_ids),
+            }
+            for d in plan.duplicates
+        ],
+        "actions": [action_data(a) for a in plan.actions],
     }
 
 
@@ -149,6 +144,7 @@ def preview_text(view: engine.Preview, *, limit: int | None) -> str:
         f"Microsoft 365: {len(view.microsoft.users)} students and teachers, "
         f"{len(view.microsoft.classes)} classes in scope.",
         f"Portal: {len(view.portal.users)} users, {len(view.portal.groups)} groups.",
+        *(f"Note: {note}." for note in view.notes),
         "",
     ]
     counts = plan.counts()
@@ -188,6 +184,21 @@ def preview_text(view: engine.Preview, *, limit: int | None) -> str:
                 ),
             )
         )
+    if plan.duplicates:
+        copies = sum(len(d.duplicate_ids) for d in plan.duplicates)
+        out += [
+            "",
+            f"DUPLICATES ({copies}): portal objects carrying the Microsoft 365 id of another. "
+            "The oldest copy is kept and brought up to date; the others leave their classes "
+            "and are deleted only once approved (`skolsynk held approve`), since they may "
+            "carry licences.",
+        ]
+        out.append(
+            table(
+                ("KIND", "NAME", "KEPT", "DUPLICATES"),
+                ((d.kind, d.label, d.kept_id, ", ".join(d.duplicate_ids)) for d in plan.duplicates),
+            )
+        )
     for kind, title in KIND_TITLES.items():
         actions = [a for a in plan.actions if a.kind is kind]
         if not actions:
@@ -205,9 +216,11 @@ def preview_text(view: engine.Preview, *, limit: int | None) -> str:
 
 def _reconcile(args: argparse.Namespace) -> int:
     progress = ProgressBar()
+    svc = services()
+    check_portal(svc, svc.registry.get(args.tenant))
     try:
         report = engine.reconcile_tenant(
-            services(), args.tenant, dry_run=args.dry_run, status=progress.status, progress=progress
+            svc, args.tenant, dry_run=args.dry_run, status=progress.status, progress=progress
         )
     finally:
         progress.finish()
@@ -218,26 +231,38 @@ def _reconcile(args: argparse.Namespace) -> int:
     return 0 if report.outcome in ("ok", "preview", "held", "gated") else 1
 
 
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
+
+
 def report_text(report: RunReport) -> str:
-    verb = "Would write" if report.dry_run else "Wrote"
-    counts = report.planned if report.dry_run else report.applied
+    """What a run did, in words that agree with each other: planned, applied, held, failed."""
+    planned = sum(report.planned.values())
     lines = [
         f"Reconcile {report.run_id}: {report.outcome} in {report.seconds:.1f} s "
         f"({report.microsoft_users} students and teachers, "
         f"{report.microsoft_classes} classes in scope, "
         f"{report.graph_requests} Graph requests).",
     ]
-    if counts:
+    if report.dry_run:
         lines.append(
-            f"{verb}: "
-            + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
-            + "."
+            f"Would write: {_counted(report.planned)}."
+            if planned
+            else "Nothing to change: the portal matches Microsoft 365."
         )
-    else:
+    elif not planned:
         lines.append("Nothing to change: the portal matches Microsoft 365.")
+    else:
+        lines.append(
+            f"Planned {planned} changes: applied {report.written}, held {report.held}, "
+            f"skipped {report.skipped}, failed {len(report.failed)}."
+        )
+        if report.applied:
+            lines.append(f"Applied: {_counted(report.applied)}.")
     if report.held:
         lines.append(
-            f"Held for approval: {report.held} (see `skolsynk held list {report.tenant_id}`)."
+            f"Held for approval: {report.held} removals (mass-change guard); nothing of them "
+            f"was written. See `skolsynk held list {report.tenant_id}`."
         )
     if report.skipped:
         lines.append(f"Skipped: {report.skipped} removals.")
@@ -245,77 +270,16 @@ def report_text(report: RunReport) -> str:
         lines.append(
             f"Collisions: {report.collisions} (see `skolsynk preview {report.tenant_id}`)."
         )
-    if report.message:
+    if report.duplicates:
+        lines.append(
+            f"Duplicates: {report.duplicates} portal objects share the Microsoft 365 id of "
+            f"another (see `skolsynk preview {report.tenant_id}`)."
+        )
+    if report.message and report.outcome != "held":
         lines.append(report.message)
+    lines += [f"Note: {note}." for note in report.notes]
     for failure in report.failed[:20]:
         lines.append(f"  failed: {failure['action']} {failure['label']}: {failure['error']}")
     if len(report.failed) > 20:
         lines.append(f"  … and {len(report.failed) - 20} more failures")
     return "\n".join(lines)
-
-
-# --- held ---------------------------------------------------------------------------------
-
-
-def _held(args: argparse.Namespace) -> int:
-    svc = services()
-    tenant = svc.registry.get(args.tenant)
-    if args.held_action == "list":
-        held = svc.safety.held(tenant.id)
-        if args.format == "json":
-            print(
-                to_json(
-                    [
-                        {
-                            "id": h.action.key,
-                            "held_at": h.held_at,
-                            "why": h.why,
-                            **_action_data(h.action),
-                        }
-                        for h in held
-                    ]
-                )
-            )
-            return 0
-        if not held:
-            print(f"No removals are held for {tenant.name}.")
-            return 0
-        print(f"{len(held)} removals held for {tenant.name}:")
-        print(
-            table(
-                ("ID", "WHAT", "WHO", "HELD AT", "REASON"),
-                (
-                    (
-                        h.action.key,
-                        h.action.kind.value.replace("_", " "),
-                        h.action.label,
-                        h.held_at,
-                        h.action.reason,
-                    )
-                    for h in held
-                ),
-            )
-        )
-        print(
-            f"Approve with `skolsynk held approve {tenant.id} [IDS...]`, "
-            f"reject with `skolsynk held reject {tenant.id} [IDS...]`."
-        )
-        return 0
-    keys = list(args.ids) or None
-    try:
-        if args.held_action == "approve":
-            taken, report = engine.approve_held(svc, tenant.id, keys)
-            print(
-                f"Approved {len(taken)} held removals; "
-                f"wrote {report.written} changes to the portal."
-            )
-            for failure in report.failed:
-                print(f"  failed: {failure['label']}: {failure['error']}", file=sys.stderr)
-            return 0 if not report.failed else 1
-        taken = engine.reject_held(svc, tenant.id, keys)
-        print(f"Rejected {len(taken)} held removals; nothing was removed from the portal.")
-        return 0
-    except KeyError as exc:
-        print(f"skolsynk: these ids are not held for {tenant.name}: {exc.args[0]}", file=sys.stderr)
-        print(f"  See `skolsynk held list {tenant.id}`.", file=sys.stderr)
-        return 1

@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
 
     change = commands.add_parser("set", help="change a tenant's settings")
     add_tenant_argument(change)
-    change.add_argument("--name")
+    change.add_argument("--name", help="rename the tenant (the name people use for it)")
     _portal_options(change)
     _settings_options(change)
     change.set_defaults(handler=_set)
@@ -56,6 +56,12 @@ def _portal_options(parser: argparse.ArgumentParser) -> None:
         )
         parser.add_argument(
             f"--{env}-token", metavar="TOKEN", help=f"bearer token of the {env} portal"
+        )
+        parser.add_argument(
+            f"--{env}-mapping",
+            metavar="MAPPING",
+            help=f"where attributes go on the {env} portal, e.g. 'grade=off,role=userType' "
+            "(default: what the portal declares; '' resets)",
         )
     parser.add_argument(
         "--environment", choices=ENVIRONMENTS, help="which portal environment to sync to"
@@ -94,8 +100,20 @@ def _settings_options(parser: argparse.ArgumentParser) -> None:
         help="...and above this share of managed objects (default 0.05)",
     )
     state = parser.add_mutually_exclusive_group()
-    state.add_argument("--enable", dest="enabled", action="store_const", const=True)
-    state.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    state.add_argument(
+        "--enable",
+        dest="enabled",
+        action="store_const",
+        const=True,
+        help="include the tenant in the hourly reconcile and subscription renewal (the default)",
+    )
+    state.add_argument(
+        "--disable",
+        dest="enabled",
+        action="store_const",
+        const=False,
+        help="leave it out of the hourly reconcile and subscription renewal; its portal is kept",
+    )
 
 
 def _apply_options(tenant: Tenant, args: argparse.Namespace) -> Tenant:
@@ -103,7 +121,8 @@ def _apply_options(tenant: Tenant, args: argparse.Namespace) -> Tenant:
     for env in ENVIRONMENTS:
         url = getattr(args, f"{env}_portal")
         token = getattr(args, f"{env}_token")
-        if url is None and token is None:
+        mapping = getattr(args, f"{env}_mapping", None)
+        if url is None and token is None and mapping is None:
             continue
         current = portals.get(env)
         portals[env] = PortalEnvironment(
@@ -111,6 +130,7 @@ def _apply_options(tenant: Tenant, args: argparse.Namespace) -> Tenant:
             token=Secret(token)
             if token is not None
             else (current.token if current else Secret("")),
+            mapping=mapping if mapping is not None else (current.mapping if current else ""),
         )
     scope = tenant.scope
     if args.all_schools:
@@ -149,7 +169,8 @@ def describe(tenant: Tenant) -> dict[str, Any]:
         "environment": tenant.environment,
         "enabled": tenant.enabled,
         "portals": {
-            env: {"url": p.url, "token": str(p.token)} for env, p in tenant.portals.items()
+            env: {"url": p.url, "token": str(p.token), "mapping": p.mapping}
+            for env, p in tenant.portals.items()
         },
         "scope": {
             "schools": sorted(tenant.scope.school_ids) or "all",
@@ -169,6 +190,7 @@ def _add(args: argparse.Namespace) -> int:
     tenant = _apply_options(
         Tenant(id=args.tenant_id, name=args.name, scope=Scope(), thresholds=Thresholds()), args
     )
+    check_portals(tenant, args)
     stored = services().registry.add(tenant)
     print(f"Registered tenant {stored.name} ({stored.id}) on the {stored.environment} portal.")
     print(f"Next: `skolsynk preview {stored.id}` shows what the first sync would do.")
@@ -222,17 +244,62 @@ def _show(args: argparse.Namespace) -> int:
         f"  hold removals above {t['max_removals']} objects and "
         f"{t['max_removal_share']:.0%} of managed objects"
     )
+    print(portal_mapping_text(tenant))
     return 0
 
 
 def _set(args: argparse.Namespace) -> int:
     registry = services().registry
     tenant = _apply_options(registry.get(args.tenant), args)
+    check_portals(tenant, args)
     registry.save(tenant)
     print(
         f"Updated tenant {tenant.name} ({tenant.id}); it syncs to the {tenant.environment} portal."
     )
     return 0
+
+
+def check_portals(tenant: Tenant, args: argparse.Namespace) -> None:
+    """``portal check`` on each portal connection these options set; a refused token refuses
+    the change, a portal that cannot be checked now is only reported."""
+    from common.errors import SkolsynkError
+    from common.portal.check import PortalTokenRefused
+    from common.portal.mapping import mapping_overrides
+    from skolsynk.portal_cli import run_check
+
+    ca_bundle = services().config.ca_bundle
+    for env, portal in tenant.portals.items():
+        if all(getattr(args, f"{env}_{o}", None) is None for o in ("portal", "token", "mapping")):
+            continue
+        mapping_overrides(portal.mapping)  # a mapping that does not parse is refused
+        try:
+            check = run_check(portal.url, portal.token, mapping=portal.mapping, ca_bundle=ca_bundle)
+        except PortalTokenRefused:
+            raise
+        except SkolsynkError as exc:
+            print(f"Warning: the {env} portal could not be checked: {exc}")
+        else:
+            print(f"The {env} portal answers as a SCIM server; the mapping used there:")
+            print("\n".join(f"  {a} -> {w}" for a, w in check.mapping.table()))
+
+
+def portal_mapping_text(tenant: Tenant) -> str:
+    """The mapping in force on the tenant's current portal (asked of the portal itself)."""
+    from common.errors import SkolsynkError
+    from skolsynk.portal_cli import run_check
+
+    portal = tenant.portals.get(tenant.environment)
+    if portal is None:
+        return "  mapping: no portal is set for the current environment"
+    try:
+        check = run_check(
+            portal.url, portal.token, mapping=portal.mapping, ca_bundle=services().config.ca_bundle
+        )
+    except SkolsynkError as exc:
+        return f"  mapping: unknown, the {tenant.environment} portal could not be asked ({exc})"
+    lines = [f"  mapping on the {tenant.environment} portal ({portal.mapping or 'default'}):"]
+    lines += [f"    {a} -> {w}" for a, w in check.mapping.table()]
+    return "\n".join(lines)
 
 
 def _remove(args: argparse.Namespace) -> int:

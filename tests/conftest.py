@@ -10,8 +10,10 @@ pytest_plugins = [
     "tests.fixtures.graph",
     "tests.fixtures.graph_client",
     "tests.fixtures.scim_server",
+    "tests.fixtures.independent_scim",
     "tests.fixtures.engine",
     "tests.fixtures.live",
+    "tests.fixtures.browser",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

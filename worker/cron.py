@@ -10,13 +10,21 @@ line takes another. Our workers read JSON only
 (``common.state.dispatch``), so such jobs would fail to
 deserialize. This module runs rq's own ``CronScheduler`` (its loop, heartbeat and registry,
 visible to rq's monitoring) with cron jobs that enqueue JSON jobs by dotted name: the same
-jobs ``rq enqueue --serializer json`` makes.
+jobs ``rq enqueue --serializer json`` makes. Only rq's public methods are overridden
+(``get_jobs``, ``enqueue_jobs``, ``calculate_sleep_interval``, ``to_dict``,
+``register_death``); rq's minor version is pinned in pyproject.
+
+Redis outages: every command waits for Redis and reconnects with backoff, logged once per outage
+(``common.state.connections.wait_out_outages``), so the loop never dies of one; a stop
+requested meanwhile stops the waiting.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import redis
@@ -25,19 +33,23 @@ from rq.cron import CronJob, CronScheduler
 from rq.defaults import DEFAULT_CRON_JOB_HISTORY_LIMIT, DEFAULT_CRON_JOB_HISTORY_TTL
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import now
 
 from common.config import load_config
+from common.errors import ConfigError, QueueUnavailable
 from common.logs import configure_logging
+from common.state.connections import stop_waiting, wait_out_outages
 from common.state.dispatch import (
     FAILURE_TTL_SECONDS,
     LIVE_QUEUE,
-    OBJECT_LEASE_SECONDS,
     RECONCILE_ALL_JOB,
     RECONCILE_QUEUE,
     RECOVER_ABANDONED_JOB,
     RENEW_ALL_SUBSCRIPTIONS_JOB,
     RESULT_TTL_SECONDS,
 )
+from common.state.guards import OBJECT_LEASE_SECONDS
+from common.state.store import redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +112,11 @@ class JSONCronJob(CronJob):
 
 
 class JSONCronScheduler(CronScheduler):
-    """rq's ``CronScheduler`` running ``JSONCronJob`` entries."""
+    """rq's ``CronScheduler`` running ``JSONCronJob`` entries (its loop, heartbeat, registry)."""
+
+    def __init__(self, connection: redis.Redis, **kwargs: Any) -> None:
+        super().__init__(connection, **kwargs)
+        self._entries: list[JSONCronJob] = []
 
     def add(self, entry: ScheduledJob) -> JSONCronJob:
         job = JSONCronJob(
@@ -112,13 +128,49 @@ class JSONCronScheduler(CronScheduler):
             result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS,
         )
-        # register() builds rq's own CronJob from a function object; ours go in beside it
-        self._cron_jobs.append(job)
+        self._entries.append(job)
         log.info(
             "scheduled",
             extra={"job": entry.func_name, "cron": entry.cron, "every": entry.interval_seconds},
         )
         return job
+
+    def get_jobs(self) -> list[CronJob]:
+        return list(self._entries)
+
+    def enqueue_jobs(self) -> list[CronJob]:
+        """Enqueue every entry that is due (as rq's own ``enqueue_jobs`` does)."""
+        moment = now()
+        due: list[CronJob] = []
+        for job in self._entries:
+            if job.should_run():
+                job.enqueue(self.connection)
+                job.set_enqueue_time(moment)
+                due.append(job)
+        return due
+
+    def calculate_sleep_interval(self) -> float:
+        """Seconds until the next entry is due, at most a minute."""
+        upcoming: list[datetime] = [
+            j.next_enqueue_time for j in self._entries if j.next_enqueue_time
+        ]
+        if not upcoming:
+            return 60.0
+        return max(0.0, min((min(upcoming) - now()).total_seconds(), 60.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_dict()
+        data["cron_jobs"] = json.dumps([job.to_dict() for job in self._entries])
+        return data
+
+    def register_death(self, pipeline: Any = None) -> None:
+        # stopping: a Redis that is away must not keep the process waiting
+        stop_waiting()
+        try:
+            with redis_errors():
+                super().register_death(pipeline)
+        except QueueUnavailable:
+            log.warning("could not record the scheduler's stop in Redis")
 
 
 def build_scheduler(connection: redis.Redis) -> JSONCronScheduler:
@@ -130,12 +182,17 @@ def build_scheduler(connection: redis.Redis) -> JSONCronScheduler:
 
 
 def main() -> None:
-    config = load_config()
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise SystemExit(f"{exc}\n{exc.hint}") from None
     configure_logging(fmt=config.log_format)
-    connection = redis.Redis.from_url(
-        config.redis_url,
-        socket_timeout=SCHEDULER_REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=SCHEDULER_REDIS_TIMEOUT_SECONDS,
+    connection = wait_out_outages(
+        redis.Redis.from_url(
+            config.redis_url,
+            socket_timeout=SCHEDULER_REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=SCHEDULER_REDIS_TIMEOUT_SECONDS,
+        )
     )
     build_scheduler(connection).start()  # type: ignore[no-untyped-call]
 

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from common.config import load_config
 from common.logs import bind_job_context, get_logger
-from common.state.dispatch import Dispatcher, ObjectKind
+from common.state.dispatch import Change, Dispatcher, ObjectKind
+from common.state.guards import RECHECK_DELAYS_SECONDS, JobGuards
 from common.state.runs import RunReport
 from common.state.subscription_lifecycle import ensure_subscriptions
 from common.state.subscription_lifecycle import renew_subscriptions as renew_tenant_subscriptions
@@ -36,11 +37,15 @@ def _dispatcher(svc: Services) -> Dispatcher:
     return Dispatcher(svc.redis)
 
 
+def _guards(svc: Services) -> JobGuards:
+    return JobGuards(svc.redis)
+
+
 def full_reconcile(tenant_id: str) -> dict[str, Any]:
     """Reconcile one tenant: make its portal match Microsoft 365."""
     svc = _services()
     bind_job_context(tenant=tenant_id, job="full_reconcile")
-    with _dispatcher(svc).reconcile_guard(tenant_id) as turn:
+    with _guards(svc).reconcile_guard(tenant_id) as turn:
         if not turn:
             return {"outcome": "skipped", "message": "a reconcile of this tenant is running"}
         report = engine.reconcile_tenant(svc, tenant_id, why="reconcile")
@@ -58,32 +63,60 @@ def reconcile_all() -> list[str]:
     ]
 
 
-def sync_user(tenant_id: str, user_id: str) -> dict[str, Any]:
-    """Apply the current state of one Microsoft user to the portal (after a notification)."""
-    return _sync_object(tenant_id, "user", user_id, engine.sync_user, noun="user")
+def sync_user(tenant_id: str, user_id: str, recheck: int = 0) -> dict[str, Any]:
+    """Apply the current state of one Microsoft user to the portal (after a notification);
+    ``recheck`` counts the scheduled looks at a user Graph did not show."""
+    return _sync_object(tenant_id, "user", user_id, engine.sync_user, noun="user", recheck=recheck)
 
 
-def sync_group(tenant_id: str, group_id: str) -> dict[str, Any]:
+def sync_group(tenant_id: str, group_id: str, recheck: int = 0) -> dict[str, Any]:
     """Apply the current state of one class (name, school, members) to the portal."""
-    return _sync_object(tenant_id, "group", group_id, engine.sync_group, noun="class")
+    return _sync_object(
+        tenant_id, "group", group_id, engine.sync_group, noun="class", recheck=recheck
+    )
 
 
 class _ObjectSync(Protocol):
     def __call__(
-        self, services: Services, tenant_id: str, object_id: str, /, *, why: str
+        self,
+        services: Services,
+        tenant_id: str,
+        object_id: str,
+        /,
+        *,
+        why: str,
+        believe_missing: bool,
     ) -> RunReport: ...
 
 
 def _sync_object(
-    tenant_id: str, kind: ObjectKind, object_id: str, sync: _ObjectSync, *, noun: str
+    tenant_id: str,
+    kind: ObjectKind,
+    object_id: str,
+    sync: _ObjectSync,
+    *,
+    noun: str,
+    recheck: int,
 ) -> dict[str, Any]:
-    """One real-time run of an object; while another run of it holds the object, requeued."""
+    """One real-time run of an object; while another run of it holds the object, requeued.
+
+    An object Graph does not show is not believed gone at once (replication lag): the run ends,
+    freeing its worker and lease, and a scheduled job looks again (``RECHECK_DELAYS_SECONDS``);
+    only the last look believes it.
+    """
     svc = _services()
     bind_job_context(tenant=tenant_id, job=f"sync_{kind}", object_id=object_id)
-    with _dispatcher(svc).object_job(tenant_id, kind, object_id) as turn:
+    guards = _guards(svc)
+    with guards.object_job(tenant_id, kind, object_id) as turn:
         if not turn:
             return {"outcome": "requeued", "message": f"another run of this {noun} is in progress"}
-        report = sync(svc, tenant_id, object_id, why="notification")
+        final = recheck >= len(RECHECK_DELAYS_SECONDS)
+        report = sync(svc, tenant_id, object_id, why="notification", believe_missing=final)
+    if report.outcome == engine.UNSEEN:
+        guards.schedule_recheck(Change(tenant_id, kind, object_id), recheck + 1)
+        svc.telemetry.count("rechecks", kind)
+        log.info(f"{noun} not in Graph (yet); looking again later", extra={"recheck": recheck + 1})
+        return {"outcome": "recheck", "recheck": recheck + 1}
     return _finished(f"{kind} synced", report)
 
 
@@ -98,7 +131,7 @@ def _finished(event: str, report: RunReport) -> dict[str, Any]:
 
 def recover_abandoned() -> list[str]:
     """Queue again the objects whose runs were lost with their worker (the schedule)."""
-    return [c.object_id for c in _dispatcher(_services()).recover_abandoned()]
+    return [c.object_id for c in _guards(_services()).recover_abandoned()]
 
 
 def ensure_tenant_subscriptions(tenant_id: str) -> list[str]:

@@ -6,6 +6,24 @@ Taking the lease first closes the gap in which a worker killed right after deque
 lose it unnoticed: from the moment a job leaves the queue, either its lease is renewed by a live
 run or it runs out and the scheduler queues the object again (``Dispatcher.recover_abandoned``).
 
+Redis outages: every command of the worker (and of the scheduler process rq forks for it with
+``--with-scheduler``) waits for Redis and reconnects with backoff instead of failing
+(``common.state.connections.wait_out_outages``), so rq's loop, which quits on a Redis error,
+never sees one; the outage is logged once. A job cut off by the outage fails on its own Redis
+calls and is retried by rq, and its lease, no longer renewed, runs out, so
+``recover_abandoned`` queues its object again: it is recovered as a lost run. A stop requested
+during an outage stops the waiting.
+
+Scheduled jobs (rq's retries, the delayed re-checks of objects Graph does not show, busy
+objects queued again) are moved to their queue by the one worker whose rq scheduler holds
+rq's lock. When that worker is killed, its lock lapses within about a minute and the next worker
+to look takes it over; a worker looks at every maintenance pass, so the pass runs every
+``MAINTENANCE_INTERVAL_SECONDS`` instead of rq's ten minutes (it also moves jobs of killed
+workers out of rq's started registry, to be retried).
+
+Each job's time from being queued to done, and the part spent waiting for a worker, is counted
+for ``/metrics`` (``Telemetry.record_job``).
+
 Run: ``rq worker --worker-class worker.runner.SkolsynkWorker ...`` (the Procfile's ``worker``).
 """
 
@@ -13,14 +31,25 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from rq.job import Job
 from rq.queue import Queue
 from rq.worker import SimpleWorker
 
+from common.errors import SkolsynkError
 from common.logs import bind_job_context, clear_context, configure_logging
-from common.state.dispatch import Dispatcher, object_change
+from common.state.connections import stop_waiting, wait_out_outages
+from common.state.dispatch import object_change
+from common.state.guards import JobGuards
+from common.state.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+#: how often a worker runs rq's maintenance (takes over a lapsed scheduler lock, cleans up after
+#: killed workers); rq's default is 600 s, which leaves scheduled jobs waiting that long
+MAINTENANCE_INTERVAL_SECONDS = 30
 
 
 class SkolsynkWorker(SimpleWorker):
@@ -29,6 +58,8 @@ class SkolsynkWorker(SimpleWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.maintenance_interval = min(self.maintenance_interval, MAINTENANCE_INTERVAL_SECONDS)
+        wait_out_outages(self.connection)
         configure_logging(fmt=os.environ.get("SKOLSYNK_LOG_FORMAT", "json"))
         # rq's command line gave its loggers text handlers of their own; send them through
         # the same JSON handler instead, so every line of a worker is one structured event
@@ -42,5 +73,25 @@ class SkolsynkWorker(SimpleWorker):
         change = object_change(job.func_name, job.args)
         if change is not None:
             bind_job_context(tenant=change.tenant_id, kind=change.kind, object_id=change.object_id)
-            Dispatcher(self.connection).take_lease(change)
-        return super().execute_job(job, queue)
+            JobGuards(self.connection).take_lease(change)
+        started = time.time()
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            self._count(job, queue, started)
+            clear_context()  # the lines after the job (taking the next one) are not about it
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        stop_waiting()
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def _count(self, job: Job, queue: Queue, started: float) -> None:
+        if job.enqueued_at is None:
+            return
+        queued = job.enqueued_at.timestamp()
+        try:
+            Telemetry(self.connection).record_job(
+                queue.name, waited=max(0.0, started - queued), total=max(0.0, time.time() - queued)
+            )
+        except SkolsynkError:
+            log.warning("could not count a job's time", extra={"queue": queue.name})

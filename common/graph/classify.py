@@ -4,11 +4,24 @@ Classic SDS marks users and groups with its directory extension attributes (``co
 new SDS shows roles as ``primaryRole`` on education users and classes as education classes.
 Both are recognised. Staff, guests and groups SDS did not create are never students, teachers
 or classes. Pure functions: no I/O, no failures (unknown values simply do not classify).
+
+This module is where every scope rule of DESIGN §3 is stated, once, for both paths (the full
+read of a tenant and the real-time read of one user or class), including odd data:
+
+- a guest is ``userType`` ``Guest`` *or* an external identity (``#EXT#`` in the user principal
+  name, as B2B invitations make it); never a student or teacher, never a class member;
+- a student or teacher with no school is in scope only when the tenant's scope names no school;
+- a person in several schools is one person with every school, in scope when one is;
+- names are compared and written in Unicode NFC, so a name that reaches us decomposed (NFD)
+  matches the same name composed; other characters and lengths pass unchanged;
+- a class's members are the students and teachers in scope among its members and owners
+  (``class_members``); a class without a teacher is a class with students only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 
 from common.graph import sds
@@ -16,6 +29,8 @@ from common.graph.schemas import EducationClass, EducationUser, GraphGroup, Grap
 from common.model import MsClass, MsUser, Role, Scope
 
 GUEST_USER_TYPE = "guest"
+#: the marker Entra puts in the user principal name of an invited external identity
+EXTERNAL_UPN_MARKER = "#ext#"
 
 _ROLES_BY_OBJECT_TYPE = {
     sds.OBJECT_TYPE_STUDENT.casefold(): Role.STUDENT,
@@ -27,12 +42,27 @@ _ROLES_BY_PRIMARY_ROLE = {
 }
 
 
+def is_guest(user_type: str | None, user_principal_name: str | None = None) -> bool:
+    """A guest or an invited external identity (whatever its ``userType`` says)."""
+    return (user_type or "").casefold() == GUEST_USER_TYPE or EXTERNAL_UPN_MARKER in (
+        user_principal_name or ""
+    ).casefold()
+
+
+def nfc(value: str | None) -> str | None:
+    """A name in Unicode normal form C (composed), as the portal gets it and compares it."""
+    return unicodedata.normalize("NFC", value) if value else value
+
+
 def sds_role(
-    object_type: str | None, primary_role: str | None, user_type: str | None = None
+    object_type: str | None,
+    primary_role: str | None,
+    user_type: str | None = None,
+    user_principal_name: str | None = None,
 ) -> Role | None:
     """Student or teacher from the classic object type (first) or the education primary role;
     ``None`` for anyone else, and always for guests."""
-    if (user_type or "").casefold() == GUEST_USER_TYPE:
+    if is_guest(user_type, user_principal_name):
         return None
     role = _ROLES_BY_OBJECT_TYPE.get((object_type or "").casefold())
     if role is not None:
@@ -46,6 +76,7 @@ def user_role(user: GraphUser | None, education: EducationUser | None) -> Role |
         user.sds_object_type if user is not None else None,
         education.primary_role if education is not None else None,
         user.user_type if user is not None else None,
+        user.user_principal_name if user is not None else None,
     )
 
 
@@ -68,9 +99,9 @@ def make_user(
         id=user.id,
         user_principal_name=user.user_principal_name,
         mail=user.mail or None,
-        given_name=user.given_name or None,
-        family_name=user.surname or None,
-        display_name=user.display_name or user.user_principal_name,
+        given_name=nfc(user.given_name) or None,
+        family_name=nfc(user.surname) or None,
+        display_name=nfc(user.display_name) or user.user_principal_name,
         account_enabled=user.account_enabled,
         role=role,
         school_ids=tuple(sorted(schools)),
@@ -113,7 +144,7 @@ def make_class(
     school_id = (group.sds_school_id if group else None) or (schools[0] if schools else None)
     return MsClass(
         id=ref.id,
-        display_name=display_name or ref.id,
+        display_name=nfc(display_name) or ref.id,
         school_id=school_id,
         member_ids=frozenset(member_ids),
         mail_nickname=nickname or None,
@@ -152,6 +183,17 @@ def user_in_scope(user: MsUser, scope: Scope) -> bool:
     return school_in_scope(user.school_ids, scope)
 
 
+def school_decides(user: MsUser, scope: Scope) -> bool:
+    """Whether more schools of ``user`` could change ``user_in_scope`` (the scope names schools
+    and the user is neither excluded nor included by name)."""
+    keys = (user.id, user.display_name, user.user_principal_name, user.mail)
+    return (
+        bool(scope.school_ids)
+        and not _named(scope.exclude, keys)
+        and not _named(scope.include, keys)
+    )
+
+
 def class_in_scope(cls: MsClass, scope: Scope) -> bool:
     """An SDS class of an in-scope school whose name matches the pattern, or included; never
     when excluded. Include and exclude lists match the id, display name or mail nickname."""
@@ -165,3 +207,11 @@ def class_in_scope(cls: MsClass, scope: Scope) -> bool:
     return not scope.class_pattern or fnmatchcase(
         cls.display_name.casefold(), scope.class_pattern.casefold()
     )
+
+
+def class_members(
+    candidates: Iterable[str], users_in_scope: Mapping[str, MsUser]
+) -> frozenset[str]:
+    """The members a class has in the portal: its members and owners that are students or
+    teachers in scope (disabled ones included: activity is the account's, not the class's)."""
+    return frozenset(m for m in candidates if m in users_in_scope)

@@ -25,10 +25,11 @@ from common.graph import sds
 from common.graph.batch import Batcher
 from common.graph.classify import (
     class_in_scope,
+    class_members,
     is_sds_class,
     make_class,
     make_user,
-    sds_role,
+    school_decides,
     user_in_scope,
 )
 from common.graph.client import MAX_PAGE_SIZE, GraphClient, Params, translate
@@ -37,7 +38,6 @@ from common.graph.schemas import (
     EDUCATION_CLASSES,
     EDUCATION_SCHOOLS,
     EDUCATION_USERS,
-    GROUP_MEMBERS,
     GROUPS,
     USERS,
     EducationClass,
@@ -241,7 +241,7 @@ class _TenantRead:
             else:
                 outside.add(user.id)
         classes = {
-            class_id: _with_members(cls, self.members.get(class_id, set()) & users.keys())
+            class_id: _with_members(cls, class_members(self.members.get(class_id, ()), users))
             for class_id, cls in self.classes.items()
         }
         return MicrosoftState(
@@ -359,16 +359,18 @@ def read_user(client: GraphClient, scope: Scope, user_id: str) -> MicrosoftState
 
 
 def read_class(client: GraphClient, scope: Scope, group_id: str) -> MicrosoftState:
-    """One class with its members, in a single ``$batch`` call.
+    """One class with its members, in one ``$batch`` call (two when the scope names schools
+    and a member's school is only known to the education API).
 
-    An SDS class in scope: in ``classes``; its ``member_ids`` are the students and teachers
-    among the group's members and owners (classic attribute or education role), whatever their
-    own scope: the users themselves are not read here (``users`` stays empty; read them with
-    ``read_user``). A group outside scope, no SDS class, or in the recycle bin:
-    ``out_of_scope_class_ids``; gone for good: neither (the planner deletes).
+    An SDS class in scope: in ``classes``; its ``member_ids`` are the students and teachers in
+    scope among the group's members and owners, decided by the same classification as a full
+    read (``classify.class_members``). The users themselves are not part of the state
+    (``users`` stays empty; read them with ``read_user``). A group outside scope, no SDS class,
+    or in the recycle bin: ``out_of_scope_class_ids``; gone for good: neither (the planner
+    deletes).
     """
     key = quote(group_id)
-    people = _listing("id", "userType", sds.OBJECT_TYPE)
+    people = _listing(*USER_FIELDS)
     roles = _listing("id", "primaryRole")
     answers = _Answers(client)
     answers.get("group", f"/groups/{key}", _select(*GROUP_FIELDS))
@@ -386,27 +388,57 @@ def read_class(client: GraphClient, scope: Scope, group_id: str) -> MicrosoftSta
             state.out_of_scope_class_ids.add(group_id)
         return state.freeze()
     education = answers.found_as("education", EDUCATION_CLASSES)
-    cls = make_class(group, education, answers.school_ids(), _students_and_teachers(answers))
+    cls = make_class(group, education, answers.school_ids())
     if cls is not None and class_in_scope(cls, scope):
-        state.classes[cls.id] = cls
+        members = _members_in_scope(client, scope, answers)
+        state.classes[cls.id] = _with_members(cls, class_members(members, members))
     else:
         state.out_of_scope_class_ids.add(group.id)
     return state.freeze()
 
 
-def _students_and_teachers(answers: _Answers) -> set[str]:
-    """Ids of the users among a group's members and owners whom SDS made students or teachers."""
+def _members_in_scope(client: GraphClient, scope: Scope, answers: _Answers) -> dict[str, MsUser]:
+    """The students and teachers in scope among a group's members and owners, classified as a
+    full read classifies them; the education schools of a member are read only when the scope
+    depends on them."""
     education = {
-        u.id: u.primary_role
+        u.id: u
         for name in ("students", "teachers")
         for u in EDUCATION_USERS.many(answers.listed(name))
     }
-    members = GROUP_MEMBERS.many([*answers.listed("members"), *answers.listed("owners")])
-    return {
-        m.id
-        for m in members
-        if m.is_user and sds_role(m.sds_object_type, education.get(m.id), m.user_type)
+    raw = [*answers.listed("members"), *answers.listed("owners")]
+    people = {
+        u.id: u
+        for ref, item in zip(DIRECTORY_REFS.many(raw), raw, strict=True)
+        if ref.is_user
+        for u in USERS.many([item])
     }
+    candidates = {
+        uid: ms
+        for uid, user in people.items()
+        if (ms := make_user(user, education.get(uid))) is not None
+    }
+    undecided = [
+        uid
+        for uid, ms in candidates.items()
+        if not user_in_scope(ms, scope) and school_decides(ms, scope)
+    ]
+    schools: dict[str, list[str]] = {}
+    if undecided:
+        more = _Answers(client)
+        for uid in undecided:
+            more.listing(uid, f"/education/users/{quote(uid)}/schools", _listing(*SCHOOL_FIELDS))
+        more.run()
+        schools = {
+            uid: [s.external_id or s.id for s in EDUCATION_SCHOOLS.many(more.listed(uid))]
+            for uid in undecided
+        }
+    in_scope: dict[str, MsUser] = {}
+    for uid, first in candidates.items():
+        ms = make_user(people[uid], education.get(uid), schools[uid]) if uid in schools else first
+        if ms is not None and user_in_scope(ms, scope):
+            in_scope[uid] = ms
+    return in_scope
 
 
 @dataclass

@@ -39,6 +39,8 @@ class PortalEnvironment:
 
     url: str
     token: Secret
+    #: where attributes go on this portal when not the default (``role=userType,grade=off``)
+    mapping: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ class TenantRegistry:
                     env: {
                         "url": p.url,
                         "token": self._fernet.encrypt(p.token.reveal().encode()).decode(),
+                        **({"mapping": p.mapping} if p.mapping else {}),
                     }
                     for env, p in tenant.portals.items()
                 },
@@ -221,7 +224,9 @@ class TenantRegistry:
                     hint="SKOLSYNK_SECRET_KEY changed; set the token again with "
                     f"`skolsynk tenant set {data['id']} --{env}-token TOKEN`.",
                 ) from None
-            portals[env] = PortalEnvironment(url=p["url"], token=Secret(token))
+            portals[env] = PortalEnvironment(
+                url=p["url"], token=Secret(token), mapping=str(p.get("mapping") or "")
+            )
         scope = data.get("scope", {})
         thresholds = data.get("thresholds", {})
         return Tenant(

@@ -44,11 +44,15 @@ class RunReport:
     skipped: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     collisions: int = 0
+    #: portal objects that share an ``externalId`` with the copy kept
+    duplicates: int = 0
     microsoft_users: int = 0
     microsoft_classes: int = 0
     graph_requests: int = 0
     portal_writes: int = 0
     seconds: float = 0.0
+    #: sentences on what the portal cannot hold or refused (once each per run)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,7 +2,9 @@
 machines, the command line), for the listener's ``/metrics`` to show.
 
 Counters: runs by kind and outcome, Graph requests by status (each request inside a ``$batch``
-counted, 429s included), portal writes by kind, run durations (sum and count by kind).
+counted, 429s included), portal writes by kind, run durations (sum and count by kind), jobs by
+queue from being queued to done and the part of it spent waiting for a worker, re-checks of
+objects Graph did not show yet.
 Gauges read from the state: queue depths, held actions, subscription expiry, last reconcile.
 
 Failure policy: recording is best effort after the work is done; a Redis failure raises
@@ -46,6 +48,21 @@ class Telemetry:
                 pipe.hincrby(METRICS_KEY, f"graph_requests{SEPARATOR}{status}", count)
             pipe.hincrbyfloat(METRICS_KEY, f"run_seconds_sum{SEPARATOR}{kind}", report.seconds)
             pipe.hincrby(METRICS_KEY, f"run_seconds_count{SEPARATOR}{kind}", 1)
+            pipe.execute()
+
+    def count(self, name: str, *labels: str, amount: int = 1) -> None:
+        """Add ``amount`` to one counter (``name`` and its labels)."""
+        with redis_errors():
+            self.redis.hincrby(METRICS_KEY, SEPARATOR.join((name, *labels)), amount)
+
+    def record_job(self, queue: str, *, waited: float, total: float) -> None:
+        """Count one job a worker ran: how long it waited on ``queue`` before a worker took it
+        and how long from being queued to being done (the wait included)."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hincrbyfloat(METRICS_KEY, f"job_wait_seconds_sum{SEPARATOR}{queue}", waited)
+            pipe.hincrbyfloat(METRICS_KEY, f"job_seconds_sum{SEPARATOR}{queue}", total)
+            pipe.hincrby(METRICS_KEY, f"job_seconds_count{SEPARATOR}{queue}", 1)
             pipe.execute()
 
     def counters(self) -> dict[tuple[str, ...], float]:

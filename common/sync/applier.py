@@ -1,9 +1,10 @@
 """Carries out a plan against the portal, phase by phase, with bounded concurrency.
 
-Phases run in the plan's order (users before groups before memberships before removals) so that
-every member exists before it is added. Within a phase, actions run concurrently. Removals
-(deactivations and deletions) pass the safety guards first: skipped when the source-health gate
-closed, held when the mass-change guard trips. Every write is recorded in the audit log.
+Phases are the planner's (``planner.PHASES``: users before groups before memberships before
+removals) so that every member exists before it is added. Within a phase, actions run
+concurrently. Removals (deactivations and deletions) pass the safety guards first: skipped when
+the source-health gate closed, held when the mass-change guard trips; the deletion of a
+duplicate is always held unless a person approved it. Every write is recorded in the audit log.
 
 Failure policy: an action the portal refuses (``RejectedError``) is recorded as failed and the
 run goes on; a ``TransientError`` or ``AuthError`` stops the run (what was written stays
@@ -20,38 +21,21 @@ from typing import Any
 
 from common.errors import ConflictError, RejectedError
 from common.model import (
+    ALWAYS_HELD_KINDS,
     REMOVAL_KINDS,
     Action,
     ActionKind,
     Plan,
     PortalState,
+    oldest_first,
 )
-from common.portal.client import Portal
+from common.portal.protocol import Portal
 from common.state.audit import AuditLog
 from common.state.runs import RunReport
+from common.sync.planner import PHASES
 from common.sync.safety import SafetyState
 
 DEFAULT_CONCURRENCY = 8
-
-#: (phase name for progress, kinds in it); removals last
-PHASES: tuple[tuple[str, frozenset[ActionKind]], ...] = (
-    (
-        "users",
-        frozenset(
-            {
-                ActionKind.CREATE_USER,
-                ActionKind.ADOPT_USER,
-                ActionKind.UPDATE_USER,
-                ActionKind.REACTIVATE_USER,
-            }
-        ),
-    ),
-    ("classes", frozenset({ActionKind.CREATE_GROUP, ActionKind.UPDATE_GROUP})),
-    ("members added", frozenset({ActionKind.ADD_MEMBERS})),
-    ("members removed", frozenset({ActionKind.REMOVE_MEMBERS})),
-    ("classes removed", frozenset({ActionKind.DELETE_GROUP})),
-    ("users removed", frozenset({ActionKind.DEACTIVATE_USER, ActionKind.DELETE_USER})),
-)
 
 #: progress callback: phase, actions done so far, actions in all
 Progress = Callable[[str, int, int], None]
@@ -93,11 +77,26 @@ class Applier:
         *,
         gate: str | None,
         hold_removals: bool,
+        approved: bool = False,
     ) -> RunReport:
-        """Apply ``plan``; removals are skipped when ``gate`` says why, held when asked to."""
+        """Apply ``plan``; removals are skipped when ``gate`` says why, held when asked to.
+
+        Deletions of duplicates are held on their own unless ``approved`` (a person approved
+        them) or the whole set of removals is held or skipped anyway."""
         ids = _IdMap(portal_state)
         removals = plan.removals
         to_apply = [a for a in plan.actions if a.kind not in REMOVAL_KINDS]
+        always_held = [] if approved else [a for a in removals if a.kind in ALWAYS_HELD_KINDS]
+        if always_held and not gate and not hold_removals:
+            self.safety.hold(ctx.tenant_id, always_held, run_id=ctx.run_id, why=ctx.why)
+            report.held = len(always_held)
+            report.outcome = "held"
+            report.message = (
+                f"{len(always_held)} duplicate portal objects are held for approval "
+                f"(they may carry licences)."
+            )
+            self._audit_each(ctx, always_held, "held", "duplicate")
+            removals = tuple(a for a in removals if a.kind not in ALWAYS_HELD_KINDS)
         if gate:
             report.skipped = len(removals)
             report.outcome = "gated"
@@ -163,6 +162,8 @@ class Applier:
             if action.key in folded.members_of:
                 _count_applied(report, folded.members_of[action.key])
         self._audit(ctx, action, "applied", portal_id=portal_id)
+        if action.key in folded.members_of:  # the members it was created with, by name
+            self._audit(ctx, folded.members_of[action.key], "applied", portal_id=portal_id)
 
     def _write(self, action: Action, ids: _IdMap, folded: _Folded) -> str | None:
         kind = action.kind
@@ -188,7 +189,7 @@ class Applier:
             user = portal.update_user(action.portal_id, dict(action.changes))
             ids.set_user(action.object_id, user.id)
             return user.id
-        if kind is ActionKind.DELETE_USER:
+        if kind in (ActionKind.DELETE_USER, ActionKind.DELETE_DUPLICATE_USER):
             assert action.portal_id is not None
             portal.delete_user(action.portal_id)
             return action.portal_id
@@ -227,7 +228,7 @@ class Applier:
             if members:
                 portal.remove_members(action.portal_id, members)
             return action.portal_id
-        if kind is ActionKind.DELETE_GROUP:
+        if kind in (ActionKind.DELETE_GROUP, ActionKind.DELETE_DUPLICATE_GROUP):
             assert action.portal_id is not None
             portal.delete_group(action.portal_id)
             return action.portal_id
@@ -285,8 +286,15 @@ class _IdMap:
 
     def __init__(self, state: PortalState) -> None:
         self.lock = threading.Lock()
-        self.users: dict[str, str] = {u.external_id: u.id for u in state.users if u.external_id}
-        self.groups: dict[str, str] = {g.external_id: g.id for g in state.groups if g.external_id}
+        # where the portal holds copies, the kept one (the oldest) is the one members go to
+        self.users: dict[str, str] = {}
+        for user in sorted(state.users, key=oldest_first):
+            if user.external_id:
+                self.users.setdefault(user.external_id, user.id)
+        self.groups: dict[str, str] = {}
+        for group in sorted(state.groups, key=oldest_first):
+            if group.external_id:
+                self.groups.setdefault(group.external_id, group.id)
 
     def set_user(self, entra_id: str, portal_id: str) -> None:
         with self.lock:

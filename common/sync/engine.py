@@ -12,19 +12,22 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from common.errors import SkolsynkError
+from common.errors import NotFound, SkolsynkError
 from common.graph import source
 from common.graph.client import GraphClient
 from common.model import (
     REMOVAL_KINDS,
+    Action,
     ActionKind,
     MicrosoftState,
     Plan,
+    PortalGroup,
     PortalState,
     PortalUser,
     Scope,
 )
-from common.portal.client import Portal
+from common.portal.protocol import Portal
+from common.state.dispatch import Dispatcher
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
@@ -50,6 +53,8 @@ class Preview:
     graph_requests: int = 0
     #: the Graph client that read (its counters feed the metrics)
     graph: GraphClient | None = None
+    #: what this portal cannot hold ("this portal has no attribute for grade; it is not sent")
+    notes: tuple[str, ...] = ()
 
 
 #: reading progress: a sentence (the applier reports its own progress)
@@ -83,7 +88,17 @@ def preview(
     would_hold = services.safety.must_hold(
         tenant.id, len(plan.removals), managed, tenant.thresholds
     )
-    return Preview(tenant, plan, microsoft, state, gate, would_hold, graph.graph_requests, graph)
+    return Preview(
+        tenant,
+        plan,
+        microsoft,
+        state,
+        gate,
+        would_hold,
+        graph.graph_requests,
+        graph,
+        notes=portal.mapping().notes,
+    )
 
 
 def reconcile_tenant(
@@ -107,8 +122,9 @@ def reconcile_tenant(
             report.outcome = "preview"
         else:
             status(f"Applying {len(view.plan.actions)} changes")
+            writer = services.portal(tenant)
             applier = Applier(
-                services.portal(tenant),
+                writer,
                 audit=services.audit,
                 safety=services.safety,
                 progress=progress,
@@ -121,6 +137,7 @@ def reconcile_tenant(
                 gate=view.gate,
                 hold_removals=view.would_hold,
             )
+            _note_refusals(services, report, writer.refusals)
             if view.gate is None:
                 services.safety.remember_good(tenant.id, view.microsoft, _managed(view.portal))
     except SkolsynkError as exc:
@@ -140,74 +157,98 @@ def reconcile_tenant(
     return report
 
 
-def sync_user(services: Services, tenant_id: str, user_id: str, *, why: str) -> RunReport:
-    """Bring one Microsoft user's portal account in line (a real-time job)."""
-    tenant = services.registry.get(tenant_id)
-    graph = services.graph(tenant.id)
-    microsoft = read_user_settled(graph, tenant.scope, user_id)
-    portal = services.portal(tenant)
-    users = _lookup_users(portal, microsoft, [user_id])
-    # a managed account holding this e-mail whose Microsoft object is gone may be taken over:
-    # let the planner see whether that object still exists
-    for holder in list(users):
-        if holder.external_id and holder.external_id != user_id:
-            microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, holder.external_id))
-    state = PortalState(users=tuple(users), groups=())
-    return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
+def sync_user(
+    services: Services, tenant_id: str, user_id: str, *, why: str, believe_missing: bool = True
+) -> RunReport:
+    """Bring one Microsoft user's portal account in line (a real-time job).
 
-
-def sync_group(services: Services, tenant_id: str, group_id: str, *, why: str) -> RunReport:
-    """Bring one class (its name, school and members) in line (a real-time job).
-
-    Members that already have a managed portal account are trusted as they are (their own
-    jobs keep them right); members without one are read from Graph so that they are created or
-    adopted in the same run, before they are added.
+    With ``believe_missing=False``, a user Graph does not show (a 404 right after a change can
+    be replication lag) is left alone: the report's outcome is ``UNSEEN`` and nothing is
+    written, so the caller can look again later (``common.state.guards.schedule_recheck``)
+    instead of waiting here.
     """
     tenant = services.registry.get(tenant_id)
     graph = services.graph(tenant.id)
-    microsoft = read_class_settled(graph, tenant.scope, group_id)
+    microsoft = source.read_user(graph, tenant.scope, user_id)
+    if not believe_missing and not _known(microsoft, user_id):
+        return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
-    group = portal.find_group(group_id)
+    microsoft, users = _accounts(graph, tenant.scope, portal, microsoft, [user_id])
+    state = PortalState(users=tuple(users), groups=())
+    report = _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
+    if user_id not in microsoft.users:
+        _recheck_classes(services, tenant, portal, users, user_id)
+    return report
+
+
+def _recheck_classes(
+    services: Services, tenant: Tenant, portal: Portal, users: list[PortalUser], user_id: str
+) -> None:
+    """A user who is no student or teacher in scope belongs in no class (the rule of a full
+    read); Microsoft 365 may still list her in them (she left the school, lost her role) without
+    telling the classes. Queue a job for each synced class whose portal group still holds her
+    account (where the portal says which, SCIM ``groups``), so that the class job, with its own
+    lease, applies the one membership rule."""
+    group_ids = {g for u in users if u.external_id == user_id for g in u.group_ids}
+    dispatcher = Dispatcher(services.redis)
+    for group_id in sorted(group_ids):
+        try:
+            group = portal.get_group(group_id)
+        except NotFound:
+            continue
+        if group.external_id:
+            dispatcher.enqueue_change(tenant.id, "group", group.external_id)
+
+
+def sync_group(
+    services: Services, tenant_id: str, group_id: str, *, why: str, believe_missing: bool = True
+) -> RunReport:
+    """Bring one class (its name, school and members) in line (a real-time job).
+
+    The class's members in scope come classified from the read (the same rule as a full
+    read); members that already have an active managed portal account need nothing more (their
+    own jobs keep them right), members without one, or with an inactive one, are read from
+    Graph so that they are created, adopted, reactivated or take an account over in the same
+    run, before they are added. Every copy of the group in the portal is looked at, so that
+    duplicates are planned for as a full reconcile plans for them. ``believe_missing`` as in
+    ``sync_user``.
+    """
+    tenant = services.registry.get(tenant_id)
+    graph = services.graph(tenant.id)
+    microsoft = source.read_class(graph, tenant.scope, group_id)
+    if not believe_missing and not _known(microsoft, group_id):
+        return _unseen(tenant, why, graph)
+    portal = services.portal(tenant)
+    groups = portal.find_groups(group_id)
     cls = microsoft.classes.get(group_id)
     member_ids = sorted(cls.member_ids) if cls is not None else []
     users = portal.find_users(external_ids=member_ids) if member_ids else []
-    linked = {u.external_id for u in users}
-    for member_id in member_ids:
-        if member_id not in linked:
-            microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, member_id))
+    # an inactive account is not trusted as it is: it may belong to a member just restored or
+    # enabled whose own job has not run yet, and left out it would be dropped from the class
+    # for good (nothing runs this class again). Such members are read from Graph as well.
+    linked = {u.external_id for u in users if u.active}
     newcomers = [m for m in member_ids if m not in linked]
+    for member_id in newcomers:
+        microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, member_id))
     if newcomers:
-        known = {u.id for u in users}
-        users += [u for u in _lookup_users(portal, microsoft, newcomers) if u.id not in known]
-    if group is not None:
+        microsoft, more = _accounts(graph, tenant.scope, portal, microsoft, newcomers)
+        users += more
+    for group in groups:
         known = {u.id for u in users}
         users += [portal.get_user(pid) for pid in sorted(group.member_ids - known)]
-    state = PortalState(users=tuple(users), groups=(group,) if group is not None else ())
+    state = PortalState(users=tuple(_unique(users)), groups=tuple(groups))
     return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
-#: a 404 right after a change can be replication lag: look again after these pauses
-SETTLE_DELAYS_SECONDS = (0.5, 1.0, 2.0, 4.0)
+#: the outcome of an object run that found no such object and did not believe it gone yet
+UNSEEN = "unseen"
 
 
-def read_user_settled(graph: GraphClient, scope: Scope, user_id: str) -> MicrosoftState:
-    """``read_user``, looking again a few times before believing a user is purged."""
-    return _settled(lambda: source.read_user(graph, scope, user_id), user_id)
-
-
-def read_class_settled(graph: GraphClient, scope: Scope, group_id: str) -> MicrosoftState:
-    """``read_class``, looking again a few times before believing a class is purged."""
-    return _settled(lambda: source.read_class(graph, scope, group_id), group_id)
-
-
-def _settled(read: Callable[[], MicrosoftState], object_id: str) -> MicrosoftState:
-    state = read()
-    for delay in SETTLE_DELAYS_SECONDS:
-        if _known(state, object_id):
-            break
-        time.sleep(delay)
-        state = read()
-    return state
+def _unseen(tenant: Tenant, why: str, graph: GraphClient) -> RunReport:
+    report = RunReport(new_run_id(), tenant.id, why, now_iso(), outcome=UNSEEN)
+    report.finished_at = now_iso()
+    report.graph_requests = graph.graph_requests
+    return report
 
 
 def _known(state: MicrosoftState, object_id: str) -> bool:
@@ -230,8 +271,9 @@ def approve_held(
     report = RunReport(new_run_id(), tenant.id, "approval", now_iso())
     graph = services.graph(tenant.id)
     portal = services.portal(tenant)
-    user_ids = [h.action.object_id for h in taken if h.action.kind is not ActionKind.DELETE_GROUP]
-    class_ids = [h.action.object_id for h in taken if h.action.kind is ActionKind.DELETE_GROUP]
+    group_kinds = (ActionKind.DELETE_GROUP, ActionKind.DELETE_DUPLICATE_GROUP)
+    user_ids = [h.action.object_id for h in taken if h.action.kind not in group_kinds]
+    class_ids = [h.action.object_id for h in taken if h.action.kind in group_kinds]
     microsoft = MicrosoftState(
         users={}, classes={}, scope_user_ids=frozenset(), scope_class_ids=frozenset()
     )
@@ -240,7 +282,7 @@ def approve_held(
     for cid in class_ids:
         microsoft = _merge(microsoft, source.read_class(graph, tenant.scope, cid))
     users = portal.find_users(external_ids=user_ids) if user_ids else []
-    groups = [g for g in (portal.find_group(cid) for cid in class_ids) if g is not None]
+    groups = _unique_groups(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
     plan = make_plan(microsoft, PortalState(users=tuple(users), groups=tuple(groups)))
     # only the approved removals (and what undoes them, if the object came back) are applied
     approved = {h.action.key for h in taken}
@@ -248,7 +290,9 @@ def approve_held(
         plan,
         actions=tuple(a for a in plan.actions if a.kind not in REMOVAL_KINDS or a.key in approved),
     )
-    _run_applier(services, tenant, plan, PortalState(tuple(users), tuple(groups)), report)
+    _run_applier(
+        services, tenant, plan, PortalState(tuple(users), tuple(groups)), report, approved=True
+    )
     services.audit.record_many(
         tenant.id,
         [(h.action, "approved", "", h.action.portal_id) for h in taken],
@@ -312,8 +356,10 @@ def _run_applier(
     report: RunReport,
     *,
     hold: bool = False,
+    approved: bool = False,
 ) -> None:
-    applier = Applier(services.portal(tenant), audit=services.audit, safety=services.safety)
+    writer = services.portal(tenant)
+    applier = Applier(writer, audit=services.audit, safety=services.safety)
     applier.apply(
         plan,
         state,
@@ -321,8 +367,37 @@ def _run_applier(
         RunContext(tenant.id, report.run_id, report.why),
         gate=None,
         hold_removals=hold,
+        approved=approved,
     )
+    _note_refusals(services, report, writer.refusals)
     report.finished_at = now_iso()
+
+
+def _accounts(
+    graph: GraphClient,
+    scope: Scope,
+    portal: Portal,
+    microsoft: MicrosoftState,
+    entra_ids: Iterable[str],
+) -> tuple[MicrosoftState, list[PortalUser]]:
+    """The portal accounts of these Microsoft users (linked, or holding their e-mail), with the
+    Microsoft state of every other object such an account is linked to, so that the planner
+    can tell whether that object is gone (then the account is taken over, as in a full run)."""
+    ids = set(entra_ids)
+    users = _lookup_users(portal, microsoft, ids)
+    for holder in users:
+        other = holder.external_id
+        if other and other not in ids and not _known(microsoft, other):
+            microsoft = _merge(microsoft, source.read_user(graph, scope, other))
+    return microsoft, users
+
+
+def _unique(users: Iterable[PortalUser]) -> list[PortalUser]:
+    return list({u.id: u for u in users}.values())
+
+
+def _unique_groups(groups: Iterable[PortalGroup]) -> list[PortalGroup]:
+    return list({g.id: g for g in groups}.values())
 
 
 def _lookup_users(
@@ -359,8 +434,21 @@ def _merge(a: MicrosoftState, b: MicrosoftState) -> MicrosoftState:
         out_of_scope_class_ids=a.out_of_scope_class_ids | b.out_of_scope_class_ids,
         scope_user_ids=union(a.scope_user_ids, b.scope_user_ids),
         scope_class_ids=union(a.scope_class_ids, b.scope_class_ids),
-        complete=a.complete and b.complete,
     )
+
+
+def _note_refusals(services: Services, report: RunReport, refusals: list[str]) -> None:
+    """Attributes the portal refused in this run: once each in the report and the audit log."""
+    for sentence in dict.fromkeys(refusals):
+        report.notes.append(sentence)
+        services.audit.record(
+            report.tenant_id,
+            Action(ActionKind.UPDATE_USER, "portal", "attribute refused", sentence),
+            outcome="refused",
+            why=report.why,
+            run_id=report.run_id,
+            detail=sentence,
+        )
 
 
 def _managed(state: PortalState) -> int:
@@ -374,6 +462,8 @@ def _fill_counts(report: RunReport, view: Preview | None, *, plan: Plan | None =
     if view is not None:
         report.graph_requests = view.graph_requests
     report.collisions = len(plan.collisions)
+    report.duplicates = sum(len(d.duplicate_ids) for d in plan.duplicates)
     if view is not None:
         report.microsoft_users = len(view.microsoft.users)
         report.microsoft_classes = len(view.microsoft.classes)
+        report.notes = list(view.notes)

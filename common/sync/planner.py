@@ -4,15 +4,28 @@
 and for a few objects a real-time job re-read: every removal is limited to the objects the
 Microsoft state speaks for, and a portal object it does not speak for is left alone.
 
+Who belongs in which class is decided before the planner, by the classification both readers
+call (``common.graph.classify.class_members``): a class's ``member_ids`` are its members in
+scope. The planner adds a member once it has a portal account (linked, or made in this plan).
+
+Portal objects sharing an ``externalId`` are duplicates: the oldest copy (``model.oldest_first``)
+is the one the sync keeps and brings up to date; the others leave the managed groups and are
+deleted only once a person approves (``ALWAYS_HELD_KINDS``).
+
+Over 400 lines because users and classes are one pass: class membership needs the links the
+user rules make (adoptions and takeovers in the same plan). Attribute comparison and wording
+live in ``common.sync.attributes``, duplicates in ``common.sync.duplicates``.
+
 Failure policy: none needed; the planner trusts its inputs. Whether the Microsoft state is
-complete enough for removals is the applier's question (the source-health gate), not this one's.
+healthy enough for removals is the safety guards' question (the source-health gate), not this
+one's.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common.model import (
@@ -26,60 +39,49 @@ from common.model import (
     PortalGroup,
     PortalState,
     PortalUser,
+    oldest_first,
+)
+from common.sync.attributes import (
+    REASON_CLASS_OUT_OF_SCOPE,
+    REASON_CLASS_PURGED,
+    REASON_DISABLED,
+    REASON_NEW_CLASS,
+    REASON_OUT_OF_SCOPE,
+    REASON_PURGED,
+    REASON_REACTIVATED,
+    REASON_SOFT_DELETED,
+    changed,
+    current_user,
+    desired_user,
+    differences,
+    email_key,
+    name_key,
+    words,
+)
+from common.sync.duplicates import find_duplicates
+
+K = ActionKind
+
+#: the phases a plan runs in, in order, named for progress: every member exists before it is
+#: added, removals come last (the applier runs them as they stand here)
+PHASES: tuple[tuple[str, tuple[ActionKind, ...]], ...] = (
+    ("users", (K.CREATE_USER, K.ADOPT_USER, K.UPDATE_USER, K.REACTIVATE_USER)),
+    ("classes", (K.CREATE_GROUP, K.UPDATE_GROUP)),
+    ("members added", (K.ADD_MEMBERS,)),
+    ("members removed", (K.REMOVE_MEMBERS,)),
+    ("classes removed", (K.DELETE_GROUP, K.DELETE_DUPLICATE_GROUP)),
+    ("users removed", (K.DEACTIVATE_USER, K.DELETE_USER, K.DELETE_DUPLICATE_USER)),
 )
 
-#: the order a plan runs in (DESIGN §3 and the applier's phases)
-ACTION_ORDER: tuple[ActionKind, ...] = (
-    ActionKind.CREATE_USER,
-    ActionKind.ADOPT_USER,
-    ActionKind.UPDATE_USER,
-    ActionKind.REACTIVATE_USER,
-    ActionKind.CREATE_GROUP,
-    ActionKind.UPDATE_GROUP,
-    ActionKind.ADD_MEMBERS,
-    ActionKind.REMOVE_MEMBERS,
-    ActionKind.DELETE_GROUP,
-    ActionKind.DEACTIVATE_USER,
-    ActionKind.DELETE_USER,
-)
-
-#: attribute names as a school administrator reads them
-_ATTRIBUTE_WORDS = {
-    "userName": "user name",
-    "email": "e-mail",
-    "givenName": "given name",
-    "familyName": "family name",
-    "displayName": "display name",
-    "active": "active",
-    "role": "role",
-    "schools": "schools",
-    "grade": "grade",
-    "school": "school",
-}
-#: attributes compared as optional strings (None and "" are the same)
-_OPTIONAL_STRINGS = frozenset({"givenName", "familyName", "displayName", "grade", "school"})
-
-REASON_DISABLED = "disabled in Microsoft 365 (sign-in blocked)"
-REASON_SOFT_DELETED = "soft-deleted in Microsoft 365 (in the recycle bin)"
-REASON_OUT_OF_SCOPE = (
-    "out of scope: no longer a student or teacher of the schools and classes selected for "
-    "this portal"
-)
-REASON_PURGED = "permanently deleted in Microsoft 365"
-REASON_REACTIVATED = (
-    "active again in Microsoft 365 (restored, re-enabled or back in scope): "
-    "the same portal account is reactivated"
-)
-REASON_NEW_CLASS = "new class in School Data Sync"
-REASON_CLASS_OUT_OF_SCOPE = (
-    "class out of scope or in the Microsoft 365 recycle bin (its members stay in the portal)"
-)
-REASON_CLASS_PURGED = "class permanently deleted in Microsoft 365 (its members stay in the portal)"
+#: the order a plan's actions run in (DESIGN §3)
+ACTION_ORDER: tuple[ActionKind, ...] = tuple(kind for _, kinds in PHASES for kind in kinds)
 
 
 def make_plan(microsoft: MicrosoftState, portal: PortalState) -> Plan:
     """What to write to the portal so that it matches Microsoft 365, in the order to write it."""
-    planner = _Planner(microsoft, portal)
+    duplicates = find_duplicates(portal)
+    planner = _Planner(microsoft, portal, duplicate_ids=set(duplicates.copy_ids))
+    planner.actions.extend(duplicates.actions)
     planner.plan_users()
     planner.plan_gone_users()
     classes_in_scope = planner.plan_groups()
@@ -89,66 +91,9 @@ def make_plan(microsoft: MicrosoftState, portal: PortalState) -> Plan:
     return Plan(
         actions=tuple(actions),
         collisions=tuple(planner.collisions),
+        duplicates=duplicates.found,
         classes_in_scope=classes_in_scope,
     )
-
-
-# --- desired state ----------------------------------------------------------------------------
-
-
-def desired_user(user: MsUser) -> dict[str, Any]:
-    """Every portal attribute of a Microsoft user, as the portal should hold it."""
-    return {
-        "userName": user.email,
-        "email": user.email,
-        "givenName": user.given_name,
-        "familyName": user.family_name,
-        "displayName": user.display_name,
-        "active": user.account_enabled,
-        "role": user.role.value,
-        "schools": tuple(sorted(user.school_ids)),
-        "grade": user.grade,
-    }
-
-
-def current_user(user: PortalUser) -> dict[str, Any]:
-    """The same attributes of a portal user."""
-    return {
-        "userName": user.user_name,
-        "email": user.email,
-        "givenName": user.given_name,
-        "familyName": user.family_name,
-        "displayName": user.display_name,
-        "active": user.active,
-        "role": user.role.value if user.role is not None else None,
-        "schools": tuple(sorted(user.school_ids)),
-        "grade": user.grade,
-    }
-
-
-def differences(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-    """The desired attributes whose value differs (exactly; None and "" alike for strings)."""
-    changes: dict[str, Any] = {}
-    for key, value in desired.items():
-        have = current.get(key)
-        if key in _OPTIONAL_STRINGS:
-            if (value or None) != (have or None):
-                changes[key] = value
-        elif value != have:
-            changes[key] = value
-    return changes
-
-
-def _email_key(value: str | None) -> str | None:
-    return value.strip().lower() if value else None
-
-
-def _name_key(value: str | None) -> str:
-    return " ".join((value or "").casefold().split())
-
-
-def _words(keys: Iterable[str]) -> str:
-    return ", ".join(_ATTRIBUTE_WORDS.get(k, k) for k in keys)
 
 
 # --- the planner ------------------------------------------------------------------------------
@@ -163,10 +108,12 @@ class _Planner:
     #: portal user id -> the Entra id it will carry once the plan has run; the portal users
     #: taken by this plan (matched, adopted or taken over) are its keys
     linked: dict[str, str] = field(default_factory=dict)
+    #: portal ids of the copies that are not kept (users and groups)
+    duplicate_ids: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        # deterministic: the first portal object by id wins where the portal holds duplicates
-        users = sorted(self.portal.users, key=lambda u: u.id)
+        # the oldest copy comes first, so it is the one indexed where the portal has several
+        users = sorted(self.portal.users, key=oldest_first)
         self.by_external_id: dict[str, PortalUser] = {}
         self.unmanaged_by_email: dict[str, list[PortalUser]] = defaultdict(list)
         self.managed_by_email: dict[str, list[PortalUser]] = defaultdict(list)
@@ -174,14 +121,17 @@ class _Planner:
         for user in users:
             if user.managed:
                 assert user.external_id is not None
-                self.by_external_id.setdefault(user.external_id, user)
+                if user.external_id in self.by_external_id:
+                    self.duplicate_ids.add(user.id)
+                    continue
+                self.by_external_id[user.external_id] = user
                 index = self.managed_by_email
             else:
                 index = self.unmanaged_by_email
-                name = (_name_key(user.given_name), _name_key(user.family_name))
+                name = (name_key(user.given_name), name_key(user.family_name))
                 if all(name):
                     self.unmanaged_by_name[name].append(user)
-            for key in {_email_key(user.email), _email_key(user.user_name)} - {None}:
+            for key in {email_key(user.email), email_key(user.user_name)} - {None}:
                 assert key is not None
                 index[key].append(user)
         self.users_by_id = {u.id: u for u in users}
@@ -191,20 +141,6 @@ class _Planner:
     def speaks_for_user(self, entra_id: str) -> bool:
         scope = self.microsoft.scope_user_ids
         return scope is None or entra_id in scope or entra_id in self.microsoft.users
-
-    def member_in_scope(self, entra_id: str) -> bool:
-        """Whether a class member belongs in the portal group.
-
-        A member the state shows as a user in scope does. A member the state does not speak for
-        (a real-time class job reads the class, not every member) does when it already has a
-        managed, active portal account: its own jobs keep that account right.
-        """
-        if entra_id in self.microsoft.users:
-            return True
-        if self.speaks_for_user(entra_id):
-            return False
-        account = self.by_external_id.get(entra_id)
-        return account is not None and account.active
 
     def speaks_for_class(self, entra_id: str) -> bool:
         scope = self.microsoft.scope_class_ids
@@ -243,26 +179,26 @@ class _Planner:
 
     def plan_linked(self, user: MsUser, account: PortalUser) -> None:
         desired = desired_user(user)
-        changes = differences(desired, current_user(account))
+        changes = differences(desired, current_user(account), account.fidelity)
         if user.account_enabled and not account.active:
             self.add(ActionKind.REACTIVATE_USER, user, account, changes, REASON_REACTIVATED)
             return
         if not user.account_enabled and account.active:
             del changes["active"]
             if changes:
-                self.add(ActionKind.UPDATE_USER, user, account, changes, _changed(changes))
+                self.add(ActionKind.UPDATE_USER, user, account, changes, changed(changes))
             self.add(ActionKind.DEACTIVATE_USER, user, account, {"active": False}, REASON_DISABLED)
             return
         if changes:
-            self.add(ActionKind.UPDATE_USER, user, account, changes, _changed(changes))
+            self.add(ActionKind.UPDATE_USER, user, account, changes, changed(changes))
 
     def plan_adoption(self, user: MsUser) -> bool:
         """Adopt an existing account holding this user's e-mail, if there is one."""
         addresses = [user.email]
-        if _email_key(user.user_principal_name) != _email_key(user.email):
+        if email_key(user.user_principal_name) != email_key(user.email):
             addresses.append(user.user_principal_name)
         for address in addresses:
-            account = self._free(self.unmanaged_by_email.get(_email_key(address) or "", ()))
+            account = self._free(self.unmanaged_by_email.get(email_key(address) or "", ()))
             if account is not None:
                 self.adopt(
                     user,
@@ -271,7 +207,7 @@ class _Planner:
                 )
                 return True
         for address in addresses:
-            holders = self.managed_by_email.get(_email_key(address) or "", ())
+            holders = self.managed_by_email.get(email_key(address) or "", ())
             account = self._free(
                 h for h in holders if h.external_id and self.user_known_gone(h.external_id)
             )
@@ -303,7 +239,9 @@ class _Planner:
 
     def adopt(self, user: MsUser, account: PortalUser, reason: str) -> None:
         self.linked[account.id] = user.id
-        changes = differences(desired_user(user), current_user(account))
+        # an adoption writes anyway: it also takes Microsoft's letter case, once
+        fidelity = account.fidelity and replace(account.fidelity, case_insensitive=frozenset())
+        changes = differences(desired_user(user), current_user(account), fidelity)
         # a deactivation is a removal: it passes the safety gates on its own
         deactivate = changes.get("active") is False
         if deactivate:
@@ -314,14 +252,14 @@ class _Planner:
 
     def collide(self, user: MsUser) -> None:
         """Unmanaged accounts that look like this new user but have another e-mail."""
-        name = (_name_key(user.given_name), _name_key(user.family_name))
+        name = (name_key(user.given_name), name_key(user.family_name))
         if not all(name):
             return
-        mine = {_email_key(user.email), _email_key(user.user_principal_name)}
+        mine = {email_key(user.email), email_key(user.user_principal_name)}
         for account in self.unmanaged_by_name.get(name, ()):
             if account.id in self.linked:
                 continue
-            if {_email_key(account.email), _email_key(account.user_name)} & mine:
+            if {email_key(account.email), email_key(account.user_name)} & mine:
                 continue
             schools = set(account.school_ids)
             if schools and user.school_ids and not schools & set(user.school_ids):
@@ -394,7 +332,7 @@ class _Planner:
     def plan_groups(self) -> tuple[tuple[str, str], ...]:
         ms = self.microsoft
         groups: dict[str, PortalGroup] = {}
-        for group in sorted(self.portal.groups, key=lambda g: g.id):
+        for group in sorted(self.portal.groups, key=oldest_first):
             if group.external_id:
                 groups.setdefault(group.external_id, group)
         classes = sorted(ms.classes.values(), key=lambda c: (c.display_name.casefold(), c.id))
@@ -419,8 +357,16 @@ class _Planner:
             )
         return tuple((c.id, c.display_name) for c in classes)
 
+    def has_account(self, entra_id: str) -> bool:
+        """Whether the user has a portal account once the plan has run: every user in the
+        state gets one (linked, adopted, taken over or created); of the others, one the state
+        speaks for is not a user in scope, one it does not speak for keeps its linked account."""
+        if entra_id in self.microsoft.users:
+            return True
+        return not self.speaks_for_user(entra_id) and entra_id in self.by_external_id
+
     def plan_class(self, cls: MsClass, group: PortalGroup | None) -> None:
-        desired_members = {m for m in cls.member_ids if self.member_in_scope(m)}
+        desired_members = {m for m in cls.member_ids if self.has_account(m)}
         if group is None:
             self.actions.append(
                 Action(
@@ -441,6 +387,7 @@ class _Planner:
         changes = differences(
             {"displayName": cls.display_name, "school": cls.school_id},
             {"displayName": group.display_name, "school": group.school_id},
+            group.fidelity,
         )
         if changes:
             self.actions.append(
@@ -448,7 +395,7 @@ class _Planner:
                     kind=ActionKind.UPDATE_GROUP,
                     object_id=cls.id,
                     label=cls.display_name,
-                    reason=f"class changed in School Data Sync: {_words(changes)}",
+                    reason=f"class changed in School Data Sync: {words(changes)}",
                     portal_id=group.id,
                     changes=changes,
                 )
@@ -459,7 +406,8 @@ class _Planner:
             entra_id = self.linked.get(portal_id) or self._external_id(portal_id)
             if entra_id is not None:
                 present.add(entra_id)
-            elif portal_id in self.users_by_id:
+            elif portal_id in self.users_by_id or portal_id in self.duplicate_ids:
+                # an account the sync does not know, or a copy it does not keep
                 unknown_members.append(portal_id)
             # a member this state does not show is not ours to judge: left alone
         to_add = sorted(desired_members - present)
@@ -470,6 +418,8 @@ class _Planner:
             self.members(ActionKind.REMOVE_MEMBERS, cls, group, to_remove, sorted(unknown_members))
 
     def _external_id(self, portal_id: str) -> str | None:
+        if portal_id in self.duplicate_ids:
+            return None
         account = self.users_by_id.get(portal_id)
         return account.external_id if account is not None and account.managed else None
 
@@ -497,7 +447,3 @@ class _Planner:
                 portal_member_ids=tuple(portal_member_ids or ()),
             )
         )
-
-
-def _changed(changes: Mapping[str, Any]) -> str:
-    return f"changed in Microsoft 365: {_words(changes)}"

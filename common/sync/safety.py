@@ -66,8 +66,6 @@ class SafetyState:
         self, tenant_id: str, microsoft: MicrosoftState, portal: PortalState, thresholds: Thresholds
     ) -> str | None:
         """Why removals must not happen in this whole-tenant run, or ``None`` when healthy."""
-        if not microsoft.complete:
-            return "the listing from Microsoft 365 was incomplete"
         in_scope = len(microsoft.users)
         managed = sum(1 for u in portal.users if u.managed)
         if in_scope == 0 and managed > 0:

@@ -15,6 +15,7 @@ from common.graph.auth import MsalTokenProvider
 from common.graph.client import GraphClient
 from common.http import RetryPolicy, Transport, VerifyingSession, build_session
 from common.portal.client import ScimPortal
+from common.portal.mapping import mapping_overrides
 from common.state.audit import AuditLog
 from common.state.registry import Tenant, TenantRegistry
 from common.state.runs import RunStore
@@ -57,7 +58,12 @@ class Services:
             unavailable=PortalUnavailable,
             policy=self.retry_policy,
         )
-        return ScimPortal(transport, environment.url, environment.token)
+        return ScimPortal(
+            transport,
+            environment.url,
+            environment.token,
+            overrides=mapping_overrides(environment.mapping),
+        )
 
 
 def connect_redis(url: str, *, timeout: float = REDIS_SOCKET_TIMEOUT_SECONDS) -> redis.Redis:

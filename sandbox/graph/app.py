@@ -2,8 +2,8 @@
 
 Each Graph call is authenticated (the token picks the tenant), slowed, throttled or failed as
 the knobs say, routed, counted per endpoint and status, and answered with Graph's headers
-(``request-id``, ``client-request-id``). ``$batch`` sends each inner request through the same
-path, so each is throttled and counted on its own.
+(``request-id``, ``client-request-id``, ``OData-Version: 4.0``). ``$batch`` sends each inner
+request through the same path, so each is throttled and counted on its own.
 
 Failure policy: ``GraphError`` becomes Graph's error body; any other exception is a sandbox
 bug, logged and answered 500 ``generalException`` so one bad request never stops the server.
@@ -32,8 +32,9 @@ from sandbox.graph import (
     directory,
     education,
     subscriptions,
+    urls,
 )
-from sandbox.graph.calls import GraphCall, Reply
+from sandbox.graph.calls import ODATA_VERSION, GraphCall, Reply
 from sandbox.graph.delta import delta
 from sandbox.graph.errors import GraphError, error_body, new_request_id
 from sandbox.graph.registry import Registry
@@ -68,7 +69,7 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         rules += [
             (f"/{name}", "GET", lambda c, k=kind: directory.list_objects(c, k)),
             (f"/{name}/delta", "GET", lambda c, k=kind: delta(c, k)),
-            (f"/{name}/microsoft.graph.delta()", "GET", lambda c, k=kind: delta(c, k)),
+            (f"/{name}/$count", "GET", lambda c, k=kind: directory.count_objects(c, k)),
             (f"/{name}/<key>", "GET", lambda c, key, k=kind: directory.get_object(c, k, key)),
             (f"/{name}/<key>", "PATCH", lambda c, key, k=kind: directory.update_object(c, k, key)),
             (f"/{name}/<key>", "DELETE", lambda c, key, k=kind: directory.delete_object(c, k, key)),
@@ -77,6 +78,30 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         ("/users", "POST", directory.create_user),
         ("/groups", "POST", directory.create_group),
     ]
+    for link, owners in (("members", False), ("owners", True)):
+        for kind in (USER, GROUP):
+            cast = f"/groups/<key>/{link}/microsoft.graph.{kind}"
+            rules += [
+                (
+                    cast,
+                    "GET",
+                    lambda c, key, k=kind, o=owners: directory.list_links(c, key, owners=o, cast=k),
+                ),
+                (
+                    f"{cast}/$count",
+                    "GET",
+                    lambda c, key, k=kind, o=owners: directory.count_links(
+                        c, key, owners=o, cast=k
+                    ),
+                ),
+            ]
+        rules.append(
+            (
+                f"/groups/<key>/{link}/$count",
+                "GET",
+                lambda c, key, o=owners: directory.count_links(c, key, owners=o),
+            )
+        )
     for link, owners in (("members", False), ("owners", True)):
         rules += [
             (
@@ -95,26 +120,20 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
                 lambda c, key, target, o=owners: directory.remove_link(c, key, target, owners=o),
             ),
         ]
+    for kind in (USER, GROUP):
+        cast = f"/directory/deletedItems/microsoft.graph.{kind}"
+        rules += [
+            (cast, "GET", lambda c, k=kind: directory.list_deleted(c, k)),
+            (f"{cast}/$count", "GET", lambda c, k=kind: directory.count_deleted(c, k)),
+        ]
     rules += [
-        (
-            "/directory/deletedItems/microsoft.graph.user",
-            "GET",
-            lambda c: directory.list_deleted(c, USER),
-        ),
-        (
-            "/directory/deletedItems/microsoft.graph.group",
-            "GET",
-            lambda c: directory.list_deleted(c, GROUP),
-        ),
         ("/directory/deletedItems/<key>", "GET", directory.get_deleted),
         ("/directory/deletedItems/<key>", "DELETE", directory.purge_deleted),
         ("/directory/deletedItems/<key>/restore", "POST", directory.restore_deleted),
-        (
-            "/directory/deletedItems/<key>/microsoft.graph.restore",
-            "POST",
-            directory.restore_deleted,
-        ),
         ("/education/users", "GET", education.list_users),
+        ("/education/users/$count", "GET", education.count_users),
+        ("/education/classes/$count", "GET", education.count_classes),
+        ("/education/schools/$count", "GET", education.count_schools),
         ("/education/users/<key>", "GET", education.get_user),
         ("/education/users/<key>/classes", "GET", education.user_classes),
         ("/education/users/<key>/schools", "GET", education.user_schools),
@@ -311,12 +330,14 @@ class SandboxApp:
         response = _reply_response(reply)
         response.headers["request-id"] = rid
         response.headers["client-request-id"] = client_rid
+        response.headers["OData-Version"] = ODATA_VERSION
         return response
 
     def dispatch(self, call: GraphCall) -> Reply:
         """Route one (possibly inner) Graph call, applying throttling knobs and counting it."""
         label = f"{call.method} {VERSION_PREFIX}{call.path}"
         try:
+            call.path = urls.canonical(call.path)
             adapter = self.graph_map.bind("sandbox")
             try:
                 endpoint, args = adapter.match(call.path, method=call.method)

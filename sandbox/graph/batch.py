@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from sandbox.graph.calls import GraphCall, Reply
+from sandbox.graph.calls import ODATA_VERSION, GraphCall, Reply
 from sandbox.graph.errors import GraphError, error_body, new_request_id
 
 MAX_REQUESTS = 20
@@ -88,9 +88,13 @@ def _run_one(call: GraphCall, entry: dict[str, Any], dispatch: Dispatch) -> dict
         base_url=call.base_url,
     )
     reply = dispatch(inner)
-    answer: dict[str, Any] = {"status": reply.status, "headers": dict(reply.headers)}
+    answer: dict[str, Any] = {
+        "status": reply.status,
+        "headers": {"OData-Version": ODATA_VERSION, **reply.headers},
+    }
     if reply.body is not None:
-        answer["headers"].setdefault("Content-Type", JSON_TYPE)
+        text = isinstance(reply.body, str)
+        answer["headers"].setdefault("Content-Type", "text/plain" if text else JSON_TYPE)
         answer["body"] = reply.body
     return answer
 

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from sandbox.graph.registry import Registry
     from sandbox.graph.store import Tenant
 
+#: the OData protocol version Graph answers with (``OData-Version`` header)
+ODATA_VERSION = "4.0"
 JSON_UNREADABLE = (
     "Unable to read JSON request payload. Please ensure Content-Type header is set and payload "
     "is of valid JSON format."

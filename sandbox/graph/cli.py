@@ -121,6 +121,14 @@ def register(subparsers: Any) -> None:
         help="register a redirect URI for both apps (loopback http URIs need none; repeatable)",
     )
     parser.set_defaults(handler=run)
+    _register_admin_commands(parser)
+
+
+def _register_admin_commands(parser: argparse.ArgumentParser) -> None:
+    """``skolsynk sandbox graph tenant add``: the running sandbox's admin API (admin_cli)."""
+    from sandbox.graph.admin_cli import register_tenant_commands
+
+    register_tenant_commands(parser, DEFAULT_DATA_DIR)
 
 
 def _public_host(host: str) -> str:

@@ -17,20 +17,17 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING
 
 from werkzeug.wrappers import Request, Response
 
 from sandbox.graph.auth import APP_ROLES
+from sandbox.graph.authorize_request import AuthRequest, Refused
 from sandbox.graph.identity import FLOW_LIFETIME_SECONDS
 from sandbox.graph.roles import CONSENTING_ROLES, roles_of
-from sandbox.graph.signin import AuthRequest, Refused, SignIn
+from sandbox.graph.signin import SignIn
 from sandbox.graph.signin_pages import error_page, page
 from sandbox.graph.store import DirObject, Tenant
 from sandbox.graph.tokens import live_user
-
-if TYPE_CHECKING:
-    pass
 
 PERMISSION_TEXT = {
     "Directory.ReadWrite.All": "Read and write directory data",

@@ -12,6 +12,7 @@ wording (see ``schema``); nothing is changed by a refused request.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sandbox.graph import odata, paging, schema
@@ -61,18 +62,25 @@ def _find(call: GraphCall, kind: str, key: str) -> DirObject:
 # --- reading -------------------------------------------------------------------------------------
 
 
+def _object_listing(call: GraphCall, kind: str) -> paging.Listing:
+    return paging.Listing(
+        known=_known(kind),
+        entity=schema.type_name(kind),
+        context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
+        render=schema.project,
+        getter=getter,
+    )
+
+
 def list_objects(call: GraphCall, kind: str) -> Reply:
     return paging.by_ordinal(
-        call,
-        lambda after: call.tenant.live(kind, after=after),
-        paging.Listing(
-            known=_known(kind),
-            entity=schema.type_name(kind),
-            context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
-            render=schema.project,
-            getter=getter,
-        ),
+        call, lambda after: call.tenant.live(kind, after=after), _object_listing(call, kind)
     )
+
+
+def count_objects(call: GraphCall, kind: str) -> Reply:
+    """``GET /users/$count``, ``GET /groups/$count`` ("List users": "Get only a count")."""
+    return paging.count(call, call.tenant.live(kind), _object_listing(call, kind))
 
 
 def get_object(call: GraphCall, kind: str, key: str) -> Reply:
@@ -82,26 +90,48 @@ def get_object(call: GraphCall, kind: str, key: str) -> Reply:
         schema.check_select(select, _known(kind), schema.type_name(kind))
     with call.tenant.lock:
         obj = _find(call, kind, key)
-        body = {"@odata.context": f"{call.base_url}/$metadata#{COLLECTION[kind]}/$entity"}
+        context = f"{call.base_url}/$metadata#{COLLECTION[kind]}/$entity"
+        body = {"@odata.context": odata.context_with_select(context, select)}
         body.update(schema.project(obj, select))
     return Reply(200, body)
 
 
-def list_links(call: GraphCall, group_id: str, *, owners: bool) -> Reply:
+def _linked(call: GraphCall, group_id: str, owners: bool, cast: str | None) -> list[DirObject]:
     with call.tenant.lock:
         group = _find(call, GROUP, group_id)
         linked = call.tenant.visible_owners(group) if owners else call.tenant.visible_members(group)
-    return paging.by_position(
-        call,
-        linked,
-        paging.Listing(
-            known=[*schema.USER_PROPERTIES, *schema.GROUP_PROPERTIES],
-            entity="microsoft.graph.directoryObject",
-            context=f"{call.base_url}/$metadata#directoryObjects",
-            render=_with_type,
-            getter=getter,
-        ),
+    return [o for o in linked if cast is None or o.kind == cast]
+
+
+def _link_listing(call: GraphCall, cast: str | None) -> paging.Listing:
+    """Members as directory objects, or (an OData cast, ``/members/microsoft.graph.user``) as
+    users or groups only, with that type's properties and context."""
+    if cast is None:
+        known: list[str] = [*schema.USER_PROPERTIES, *schema.GROUP_PROPERTIES]
+        entity, context = "microsoft.graph.directoryObject", "directoryObjects"
+    else:
+        known, entity, context = _known(cast), schema.type_name(cast), COLLECTION[cast]
+    return paging.Listing(
+        known=known,
+        entity=entity,
+        context=f"{call.base_url}/$metadata#{context}",
+        render=_with_type,
+        getter=getter,
     )
+
+
+def list_links(call: GraphCall, group_id: str, *, owners: bool, cast: str | None = None) -> Reply:
+    linked = _linked(call, group_id, owners, cast)
+    return paging.by_position(call, linked, _link_listing(call, cast))
+
+
+def count_links(
+    call: GraphCall, key: str, *, owners: bool = False, cast: str | None = None
+) -> Reply:
+    """``GET /groups/{id}/members/$count`` (and owners, and after a cast), as "Use query
+    parameters" lists."""
+    linked = _linked(call, key, owners, cast)
+    return paging.count(call, linked, _link_listing(call, cast))
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -134,7 +164,18 @@ def create_user(call: GraphCall) -> Reply:
     obj = call.tenant.add_user(props)
     body = {"@odata.context": f"{call.base_url}/$metadata#users/$entity"}
     body.update(schema.project(obj, None))
-    return Reply(201, body)
+    return Reply(201, body, {"Location": _location(call, obj)})
+
+
+def _location(call: GraphCall, obj: DirObject) -> str:
+    """The ``Location`` of a created user or group, as Graph sends it (a directory URL:
+    ``https://graph.microsoft.com/v2/{tenant}/directoryObjects/{id}/Microsoft.DirectoryServices.User``,
+    Microsoft's answer on microsoft-graph-docs issue 7589, "no Location header in response")."""
+    root = call.base_url.rsplit("/", 1)[0]
+    kind = "User" if obj.kind == USER else "Group"
+    return (
+        f"{root}/v2/{call.tenant.id}/directoryObjects/{obj.id}/Microsoft.DirectoryServices.{kind}"
+    )
 
 
 def _bind_ids(value: Any, prop: str) -> list[str]:
@@ -179,7 +220,7 @@ def create_group(call: GraphCall) -> Reply:
         call.tenant.add_member(obj, member)
     body_out = {"@odata.context": f"{call.base_url}/$metadata#groups/$entity"}
     body_out.update(schema.project(obj, None))
-    return Reply(201, body_out)
+    return Reply(201, body_out, {"Location": _location(call, obj)})
 
 
 def update_object(call: GraphCall, kind: str, key: str) -> Reply:
@@ -244,21 +285,30 @@ def remove_link(call: GraphCall, group_id: str, target_id: str, *, owners: bool)
 # --- recycle bin ---------------------------------------------------------------------------------
 
 
-def list_deleted(call: GraphCall, kind: str) -> Reply:
-    def deleted(after: int) -> Any:
-        return (o for o in call.tenant.all_of(kind, after=after) if o.deleted is not None)
+def _deleted(call: GraphCall, kind: str, after: int = 0) -> Iterator[DirObject]:
+    return (o for o in call.tenant.all_of(kind, after=after) if o.deleted is not None)
 
-    return paging.by_ordinal(
-        call,
-        deleted,
-        paging.Listing(
-            known=_known(kind),
-            entity=schema.type_name(kind),
-            context=f"{call.base_url}/$metadata#directory/deletedItems/{schema.type_name(kind)}",
-            render=_deleted_view,
-            getter=getter,
-        ),
+
+def _deleted_listing(call: GraphCall, kind: str) -> paging.Listing:
+    return paging.Listing(
+        known=_known(kind),
+        entity=schema.type_name(kind),
+        # "List deletedItems": "@odata.context": "...$metadata#groups" for deleted groups
+        context=f"{call.base_url}/$metadata#{COLLECTION[kind]}",
+        render=_deleted_view,
+        getter=getter,
     )
+
+
+def list_deleted(call: GraphCall, kind: str) -> Reply:
+    return paging.by_ordinal(
+        call, lambda after: _deleted(call, kind, after), _deleted_listing(call, kind)
+    )
+
+
+def count_deleted(call: GraphCall, kind: str) -> Reply:
+    """``GET /directory/deletedItems/microsoft.graph.user/$count`` (the SDK's ``count``)."""
+    return paging.count(call, _deleted(call, kind), _deleted_listing(call, kind))
 
 
 def _find_deleted(call: GraphCall, obj_id: str) -> DirObject:

@@ -109,6 +109,18 @@ def list_users(call: GraphCall) -> Reply:
     )
 
 
+def count_users(call: GraphCall) -> Reply:
+    return paging.count(call, call.tenant.live(USER), USERS.listing(call))
+
+
+def count_classes(call: GraphCall) -> Reply:
+    return paging.count(call, _classes(call, 0), CLASSES.listing(call))
+
+
+def count_schools(call: GraphCall) -> Reply:
+    return paging.count(call, list(call.tenant.schools.values()), SCHOOLS.listing(call))
+
+
 def get_user(call: GraphCall, key: str) -> Reply:
     return _single(call, USERS, _find_user, key)
 

@@ -55,6 +55,15 @@ def parse_select(args: Mapping[str, str]) -> tuple[str, ...] | None:
     return names
 
 
+def context_with_select(context: str, select: tuple[str, ...] | None) -> str:
+    """``@odata.context`` naming the ``$select``ed properties, as Graph writes it:
+    ``$metadata#users(id,displayName)`` (and ``.../$entity`` after the list for one object)."""
+    if not select:
+        return context
+    base, entity, _ = context.partition("/$entity")
+    return f"{base}({','.join(select)}){entity}"
+
+
 def parse_top(args: Mapping[str, str], *, default: int = DEFAULT_PAGE_SIZE) -> int:
     raw = args.get("$top")
     if raw is None:

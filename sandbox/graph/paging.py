@@ -30,20 +30,35 @@ def _skip_position(call: GraphCall) -> int:
     return int(state["o"])
 
 
+def _eventual(call: GraphCall) -> bool:
+    return call.headers.get("consistencylevel", "").lower() == "eventual"
+
+
 def wants_count(call: GraphCall) -> bool:
-    """Whether ``$count=true`` was asked; like Graph, only with ``ConsistencyLevel: eventual``."""
+    """Whether ``$count=true`` was asked with ``ConsistencyLevel: eventual``; without the
+    header Graph answers the list without ``@odata.count`` ("Advanced query capabilities on
+    Microsoft Entra ID objects": the query parameter "fails silently")."""
     raw = call.args.get("$count")
     if raw is None or raw.lower() == "false":
         return False
     if raw.lower() != "true":
         raise GraphError(400, "BadRequest", f"Invalid value '{raw}' for $count.")
-    if call.headers.get("consistencylevel", "").lower() != "eventual":
-        raise GraphError(
-            400,
-            "Request_UnsupportedQuery",
-            "$count needs the ConsistencyLevel: eventual header.",
-        )
-    return True
+    return _eventual(call)
+
+
+def count(call: GraphCall, objects: Iterable[Any], listing: Listing) -> Reply:
+    """The ``$count`` segment: the number of objects that pass ``$filter``, as text/plain.
+
+    "Use of $count as a URL segment" needs ``ConsistencyLevel: eventual`` ("Advanced query
+    capabilities on Microsoft Entra ID objects"); without it Graph answers 400
+    ``Request_BadRequest`` "$count is not currently supported.".
+    """
+    if not _eventual(call):
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    _, predicate, _ = prepare(call, listing.known, listing.entity)
+    keep = _keep(predicate, listing)
+    with call.tenant.lock:
+        return Reply(200, str(sum(1 for obj in objects if keep(obj))))
 
 
 def prepare(
@@ -118,7 +133,8 @@ def by_ordinal(call: GraphCall, objects: Callable[[int], Iterator[Any]], listing
             items.append(listing.render(obj, select))
             last = obj.ordinal
         extra = _count(keep, objects(0)) if counting else {}
-    return collection(listing.context, items, _next_link(call, last) if more else None, **extra)
+    context = odata.context_with_select(listing.context, select)
+    return collection(context, items, _next_link(call, last) if more else None, **extra)
 
 
 def by_position(call: GraphCall, entries: list[Any], listing: Listing) -> Reply:
@@ -139,4 +155,5 @@ def by_position(call: GraphCall, entries: list[Any], listing: Listing) -> Reply:
             break
         items.append(listing.render(entry, select))
     extra = _count(keep, entries) if counting else {}
-    return collection(listing.context, items, _next_link(call, position) if more else None, **extra)
+    context = odata.context_with_select(listing.context, select)
+    return collection(context, items, _next_link(call, position) if more else None, **extra)

@@ -102,7 +102,6 @@ GROUP_PROPERTIES: dict[str, str] = {
     "id": READONLY,
     "classification": STR,
     "createdDateTime": READONLY,
-    "creationOptions": READONLY,
     "deletedDateTime": READONLY,
     "description": STR,
     "displayName": STR,
@@ -133,7 +132,6 @@ LIST_DEFAULTS = frozenset(
         "otherMails",
         "proxyAddresses",
         "groupTypes",
-        "creationOptions",
         "resourceBehaviorOptions",
         "resourceProvisioningOptions",
     }

@@ -12,8 +12,9 @@ universities do not). Users with a ``student`` role become students, with a ``te
 loaded, with a warning, and so are their enrollments. v2 and v2.1 objects are new SDS: they get
 the education API, not the classic extension attributes (see ``sds_objects``).
 
-Failure policy: as ``sds_load``; a row naming an org, user or class that is not in its file
-is rejected; a session or course that is not in its file is dropped with a warning.
+Failure policy: as ``sds_load``; a row naming an org, user or class that is not in its file,
+or an org type or ``roles.csv`` role not in Microsoft's "Default List of Values", is rejected;
+a session or course that is not in its file is dropped with a warning.
 """
 
 from __future__ import annotations
@@ -50,6 +51,42 @@ ORG_TYPES = frozenset(
         "program",
         "departmentOfEducation",
         "academicTrust",
+    ]
+)
+#: roles.csv roles of the same list (Organization user roles; lower case)
+ORG_ROLES = frozenset(
+    r.lower()
+    for r in [
+        "principal",
+        "chair",
+        "professor",
+        "researcher",
+        "adjunct",
+        "affiliate",
+        "occupationalTherapist",
+        "physicalTherapist",
+        "speechTherapist",
+        "visionTherapist",
+        "paraprofessional",
+        "specialServices",
+        "advisor",
+        "proctor",
+        "nurse",
+        "officeStaff",
+        "lecturer",
+        "itAdmin",
+        "administrator",
+        "teacher",
+        "faculty",
+        "staff",
+        "teacherAssistant",
+        "assistant",
+        "instructor",
+        "substitute",
+        "coach",
+        "alumni",
+        "student",
+        "other",
     ]
 )
 TEACHER_ROLES = frozenset({"teacher", "professor"})
@@ -95,6 +132,8 @@ def _memberships(
             files.reject(row, f"userSourcedId '{row['userSourcedId']}' is not in users.csv")
         elif row["orgSourcedId"] not in orgs:
             files.reject(row, f"orgSourcedId '{row['orgSourcedId']}' is not in orgs.csv")
+        elif row["role"].lower() not in ORG_ROLES:
+            files.reject(row, f"role '{row['role']}' is not an SDS role")
         else:
             files.date(row, "roleStartDate")
             files.date(row, "roleEndDate")

@@ -189,7 +189,8 @@ def create(call: GraphCall) -> Reply:
         call.tenant.subscriptions[sub.id] = sub
     body_out = {"@odata.context": f"{call.base_url}/$metadata#subscriptions/$entity"}
     body_out.update(sub.as_json())
-    return Reply(201, body_out)
+    # OData 4.01 (Protocol, 11.4.2 Create an Entity): the Location of the created entity
+    return Reply(201, body_out, {"Location": f"{call.base_url}/subscriptions/{sub.id}"})
 
 
 def list_all(call: GraphCall) -> Reply:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -13,16 +15,30 @@ from sandbox.portal.context import Portal
 from sandbox.portal.db import Database
 from sandbox.portal.errors import ApiError, ScimError
 from sandbox.portal.knobs import Counters, Knobs
+from sandbox.portal.microsoft import MicrosoftSettings
 from sandbox.portal.portal_store import PortalStore
 from sandbox.portal.scim_store import ScimStore
 
 
-def create_app(db_path: Path | str, *, seed: int | None = None) -> Flask:
+class _SessionCookies(SecureCookieSessionInterface):
+    """The session cookie is ``Secure`` exactly when the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request.is_secure)
+
+
+def create_app(
+    db_path: Path | str, *, seed: int | None = None, microsoft: MicrosoftSettings | None = None
+) -> Flask:
     """The portal over the SQLite database at ``db_path`` (created when missing).
 
-    ``seed`` makes the fault knobs' random draws reproducible. Call ``close_app`` when done.
+    ``seed`` makes the fault knobs' random draws reproducible; ``microsoft`` switches on
+    sign-in with Microsoft (``signin_views``). Call ``close_app`` when done.
     """
-    from sandbox.portal import api_views, html_views, scim_views
+    from flask_wtf.csrf import CSRFProtect
+
+    from sandbox.portal import api_views, html_views, linking, scim_views, signin_views
+    from sandbox.portal.microsoft import MicrosoftSignIn
 
     db = Database(Path(db_path))
     scim = ScimStore(db)
@@ -36,8 +52,23 @@ def create_app(db_path: Path | str, *, seed: int | None = None) -> Flask:
         counters=Counters(),
         admin_token=db.admin_token(),
     )
+    linking.ensure_schema(db)
+    secret = db.setting("session_secret")
+    if secret is None:  # made once and kept, so sessions survive a restart
+        secret = secrets.token_urlsafe(48)
+        db.set_setting("session_secret", secret)
+    app.secret_key = secret
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app.session_interface = _SessionCookies()
+    if microsoft is not None:
+        app.extensions["microsoft"] = MicrosoftSignIn(microsoft)
+    csrf = CSRFProtect(app)
+    for bearer_only in (scim_views.bp, api_views.bp):
+        csrf.exempt(bearer_only)
+    csrf.exempt(signin_views.set_tenant)
     app.register_blueprint(scim_views.bp)
     app.register_blueprint(api_views.bp)
+    app.register_blueprint(signin_views.bp)
     app.register_blueprint(html_views.bp)
 
     @app.errorhandler(ScimError)

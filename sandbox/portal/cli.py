@@ -56,7 +56,22 @@ def register(subparsers: Any) -> None:
         "--show-tokens", action="store_true", help="also print the tokens (they are in portal.json)"
     )
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--microsoft",
+        type=Path,
+        metavar="SANDBOX_JSON",
+        help="switch on sign-in with Microsoft with the 'portal' app of this sandbox.json "
+        "(skolsynk sandbox graph writes it)",
+    )
     parser.set_defaults(handler=run)
+    _register_admin_commands(parser)
+
+
+def _register_admin_commands(parser: argparse.ArgumentParser) -> None:
+    """``skolsynk sandbox portal org add``: the running portal's admin API (admin_cli)."""
+    from sandbox.portal.admin_cli import register_org_commands
+
+    register_org_commands(parser, DEFAULT_DB, INFO_FILE)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,10 +80,17 @@ def run(args: argparse.Namespace) -> int:
     from common.errors import ConfigError
     from sandbox.portal.app import close_app, create_app
     from sandbox.portal.context import Portal
+    from sandbox.portal.microsoft import MicrosoftSettings
 
     if len(args.token) > len(args.org):
         raise ConfigError([f"{len(args.token)} --token given for {len(args.org)} --org"])
-    app = create_app(args.db)
+    microsoft = None
+    if args.microsoft is not None:
+        try:
+            microsoft = MicrosoftSettings.from_sandbox_json(args.microsoft)
+        except ValueError as exc:
+            raise ConfigError([f"--microsoft: {exc}"]) from exc
+    app = create_app(args.db, microsoft=microsoft)
     portal: Portal = app.extensions["portal"]
     try:
         try:
@@ -92,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://{_url_host(args.host)}:{server.server_port}"
         info_path = write_info(args.db, url, portal)
         print(f"Reference portal at {url}/  (pages on this machine only)")
+        if microsoft is not None:
+            print(f"  sign in with Microsoft: {url}/login  or  {url}/?idp=microsoft")
         for org in portal.db.organisations():
             line = f"  {org.name}: {url}/scim/v2/{org.name}"
             print(line + (f"  token {org.token}" if args.show_tokens else ""))

@@ -22,7 +22,19 @@ BUSY_TIMEOUT_MS = 30_000
 POOL_SIZE = 16
 ORG_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 #: names that would clash with the portal's own URLs
-RESERVED_NAMES = frozenset({"api", "scim", "static", "organisations", "healthz"})
+RESERVED_NAMES = frozenset(
+    {
+        "api",
+        "scim",
+        "static",
+        "organisations",
+        "healthz",
+        "login",
+        "logout",
+        "auth",
+        "mina-laromedel",
+    }
+)
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);

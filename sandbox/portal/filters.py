@@ -13,6 +13,7 @@ raise ``invalidFilter``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,9 @@ from sandbox.portal.filter_syntax import And, Compare, Node, Not, Or, Present, V
 from sandbox.portal.schemas import COMMON, Attr, ResourceKind, Schema
 
 # --- attribute paths ---------------------------------------------------------------------------
+
+#: set while compiling for an organisation in the ``case_sensitive_filters`` mode
+CASE_EXACT_FILTERS: ContextVar[bool] = ContextVar("case_exact_filters", default=False)
 
 
 @dataclass(frozen=True)
@@ -226,7 +230,8 @@ def _value_test(op: str, expected: Any, attr: Attr, path: str) -> Callable[[Any]
         return _ordered(op, moment, lambda v: parse_datetime(v) if isinstance(v, str) else None)
     if kind == "binary" and op != "eq":
         raise invalid_filter(f"{path!r} is binary; only eq and ne apply")
-    fold: Callable[[str], str] = (lambda s: s) if attr.case_exact else str.casefold
+    exact = attr.case_exact or CASE_EXACT_FILTERS.get()
+    fold: Callable[[str], str] = (lambda s: s) if exact else str.casefold
     wanted = fold(expected)
 
     def as_text(v: Any) -> str | None:

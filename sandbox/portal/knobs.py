@@ -4,7 +4,8 @@ Knobs, for every organisation or per organisation (which wins):
 ``latency_ms`` added before each SCIM request; ``throttle_share`` of requests answered ``429``
 with ``Retry-After: retry_after_seconds``; ``error_share`` answered ``error_status`` (5xx)
 without doing anything; ``lost_answer_share`` of successful writes are carried out and then
-answered ``error_status`` (the answer was lost: the client must find out what happened).
+answered ``error_status`` (the answer was lost: the client must find out what happened); the
+modes of ``sandbox.portal.modes`` (1 on, 0 off) mimic what independent servers do.
 Knobs live in memory: a restart clears them.
 
 Counters: SCIM requests per organisation, method and status (as answered), and writes carried
@@ -18,6 +19,8 @@ import threading
 from collections import Counter
 from typing import Any
 
+from sandbox.portal.modes import MODES
+
 DEFAULT_KNOBS: dict[str, float] = {
     "latency_ms": 0.0,
     "throttle_share": 0.0,
@@ -25,6 +28,8 @@ DEFAULT_KNOBS: dict[str, float] = {
     "error_share": 0.0,
     "error_status": 503.0,
     "lost_answer_share": 0.0,
+    # modes that mimic independent servers (sandbox.portal.modes): 1 on, 0 off
+    **dict.fromkeys(MODES, 0.0),
 }
 _LIMITS: dict[str, tuple[float, float]] = {
     "latency_ms": (0.0, 60_000.0),
@@ -33,6 +38,7 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "error_share": (0.0, 1.0),
     "error_status": (500.0, 599.0),
     "lost_answer_share": (0.0, 1.0),
+    **dict.fromkeys(MODES, (0.0, 1.0)),
 }
 
 

@@ -137,6 +137,7 @@ USER = Schema(
         Attr("displayName"),
         Attr("nickName"),
         Attr("title"),
+        Attr("userType", description="The person's relation to the school, e.g. Student."),
         Attr("preferredLanguage"),
         Attr("locale"),
         Attr("timezone"),

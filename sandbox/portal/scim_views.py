@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from flask import Blueprint, Response, g, request
 
+from sandbox.portal import modes
 from sandbox.portal.context import current
 from sandbox.portal.errors import (
     ScimError,
@@ -24,7 +25,7 @@ from sandbox.portal.errors import (
     not_found,
 )
 from sandbox.portal.filter_syntax import parse
-from sandbox.portal.filters import compile_filter, resolve
+from sandbox.portal.filters import CASE_EXACT_FILTERS, compile_filter, resolve
 from sandbox.portal.patch import apply_patch
 from sandbox.portal.resources import normalise_resource, project
 from sandbox.portal.schemas import (
@@ -194,18 +195,24 @@ def resource_type_view(name: str) -> Response:
     return _discovery_entry(_KINDS_BY_NAME, name, f"no resource type {name!r}")
 
 
+def _modes() -> frozenset[str]:
+    """The modes (``sandbox.portal.modes``) switched on for this request's organisation."""
+    return modes.active(current().knobs.effective(g.org.name))
+
+
 def _discovery_list(entries: Iterable[_Discoverable]) -> Response:
     """``/Schemas`` and ``/ResourceTypes``: every entry in one unpaged list answer."""
-    resources = [e.to_scim(base_url()) for e in entries]
+    resources = modes.discovery([e.to_scim(base_url()) for e in entries], _modes())
     return scim_response(list_response(resources, len(resources), 1))
 
 
 def _discovery_entry(index: dict[str, _Discoverable], wanted: str, missing: str) -> Response:
     """One schema or resource type, or 404 with the ``missing`` sentence."""
     entry = index.get(wanted.lower())
-    if entry is None:
+    shown = modes.discovery([entry.to_scim(base_url())], _modes()) if entry is not None else []
+    if not shown:
         raise not_found(missing)
-    return scim_response(entry.to_scim(base_url()))
+    return scim_response(shown[0])
 
 
 def list_response(resources: list[Any], total: int, start_index: int) -> dict[str, Any]:
@@ -250,6 +257,9 @@ def search(kinds: list[ResourceKind], params: dict[str, Any]) -> dict[str, Any]:
     """One page of a query over ``kinds`` (more than one only for the root ``/.search``)."""
     start_index = max(1, _int(params.get("startIndex"), "startIndex", 1))
     count = min(MAX_RESULTS, max(0, _int(params.get("count"), "count", MAX_RESULTS)))
+    mode = _modes()
+    if "ignore_paging" in mode:
+        start_index, count = 1, MAX_RESULTS
     attributes = _names(params.get("attributes"), "attributes")
     excluded = _names(params.get("excludedAttributes"), "excludedAttributes")
     sort_by = params.get("sortBy") or None
@@ -258,12 +268,17 @@ def search(kinds: list[ResourceKind], params: dict[str, Any]) -> dict[str, Any]:
         raise invalid_value("sortOrder must be ascending or descending")
     text = params.get("filter")
     node = parse(text) if isinstance(text, str) and text.strip() else None
+    modes.check_filter(node, mode)
     portal, url = current(), base_url()
     total, resources, errors = 0, [], []
     offset, remaining = start_index - 1, count
     for kind in kinds:
         try:
-            predicate = compile_filter(kind, node) if node is not None else None
+            exact = CASE_EXACT_FILTERS.set("case_sensitive_filters" in mode)
+            try:
+                predicate = compile_filter(kind, node) if node is not None else None
+            finally:
+                CASE_EXACT_FILTERS.reset(exact)
             if sort_by is not None:
                 resolve(kind, sort_by)
         except ScimError as exc:
@@ -299,7 +314,9 @@ def search(kinds: list[ResourceKind], params: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/<any(Users, Groups):endpoint>")
 def create_view(endpoint: str) -> Response:
     kind = BY_ENDPOINT[endpoint]
-    doc = normalise_resource(kind, read_body())
+    body, mode = read_body(), _modes()
+    modes.check_resource(body, mode)
+    doc = modes.canonical(normalise_resource(kind, body), mode)
     stored = current().scim.create(g.org, kind, doc)
     _count_write(kind, "create")
     response = _resource_response(kind, stored, 201)
@@ -322,7 +339,9 @@ def get_view(endpoint: str, rid: str) -> Response:
 @bp.put("/<any(Users, Groups):endpoint>/<rid>")
 def replace_view(endpoint: str, rid: str) -> Response:
     kind = BY_ENDPOINT[endpoint]
-    doc = normalise_resource(kind, read_body())
+    body, mode = read_body(), _modes()
+    modes.check_resource(body, mode)
+    doc = modes.canonical(normalise_resource(kind, body), mode)
     stored = current().scim.replace(g.org, kind, rid, doc, if_match=request.headers.get("If-Match"))
     _count_write(kind, "replace")
     return _resource_response(kind, stored)
@@ -331,12 +350,13 @@ def replace_view(endpoint: str, rid: str) -> Response:
 @bp.patch("/<any(Users, Groups):endpoint>/<rid>")
 def patch_view(endpoint: str, rid: str) -> Response:
     kind = BY_ENDPOINT[endpoint]
-    body = read_body()
+    body, mode = read_body(), _modes()
+    modes.check_patch(body, mode)
     stored = current().scim.update(
         g.org,
         kind,
         rid,
-        lambda doc: apply_patch(kind, doc, body),
+        lambda doc: modes.canonical(apply_patch(kind, doc, body), mode),
         if_match=request.headers.get("If-Match"),
     )
     _count_write(kind, "patch")

@@ -48,8 +48,13 @@ def test_gunicorn_config_imports_and_uses_threaded_workers() -> None:
 def test_compose_file_runs_the_procfile_processes_and_redis() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", *procfile()}
-    for name, argv in procfile().items():
+    assert set(services) == {"redis", "proxy", *procfile()}
+    # only the proxy faces the network: it lives in the listener's namespace, which publishes
+    # nothing but HTTPS (gunicorn listens on loopback there)
+    assert services["proxy"]["network_mode"] == "service:web"
+    assert services["web"]["ports"] == ["443:443"]
+    assert all("ports" not in services[name] for name in services if name != "web")
+    for name, argv in procfile().items():  # the proxy is not a Skolsynk process
         assert program(services[name]["command"]) == program(argv), name
     assert "noeviction" in (DEPLOY / "redis.conf").read_text()
     assert "appendonly yes" in (DEPLOY / "redis.conf").read_text()

@@ -14,7 +14,9 @@ from flask.testing import FlaskClient
 
 from common.config import Secret
 from common.state.dispatch import Dispatcher
+from common.state.guards import JobGuards
 from common.state.subscriptions import SubscriptionStore
+from tests.fixtures.processes import wait_until
 from tests.fixtures.redis import RedisServer
 from tests.listener.conftest import SECRET_KEY, Registered, metric, queued, register, renewals
 from tests.listener.graph_payloads import GROUP_ID, OTHER_TENANT, TENANT, USER_ID, change
@@ -116,7 +118,7 @@ def test_notification_while_the_job_runs_queues_exactly_one_more(
     assert post(client, "/graph/notifications", body(item)) == 202
     assert len(queued(redis_client)) == 1
     redis_client.delete("rq:queue:live")  # a worker took the job
-    with dispatcher.object_job(TENANT, "user", USER_ID) as turn:
+    with JobGuards(dispatcher.redis).object_job(TENANT, "user", USER_ID) as turn:
         assert turn.acquired
         for _ in range(5):
             assert post(client, "/graph/notifications", body(item)) == 202
@@ -354,7 +356,8 @@ def test_redis_down_answers_503_within_3_seconds_then_recovers_when_it_is_back(
     # the restarted Redis is empty (no persistence in tests): register again, then deliver
     fresh = redis_server.client()
     register(SubscriptionStore(fresh, Secret(SECRET_KEY)))
-    assert client.get("/readyz").status_code == 200
+    # the process stops asking Redis for a moment after it failed, then finds it by itself
+    wait_until(lambda: client.get("/readyz").status_code == 200, timeout=5, what="readiness")
     assert client.post("/graph/notifications", json=item).status_code == 202
     assert queued(fresh) == [("worker.jobs.sync_user", [TENANT, USER_ID])]
     fresh.close()
@@ -373,4 +376,5 @@ def test_hung_redis_answers_503_within_3_seconds(
         assert time.monotonic() - started < 3.0
     finally:
         redis_server.process.signal(signal.SIGCONT)
+    wait_until(lambda: client.get("/readyz").status_code == 200, timeout=5, what="readiness")
     assert client.post("/graph/notifications", json=item).status_code == 202

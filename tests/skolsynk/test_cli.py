@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 
+from common.config import Secret
 from tests.fixtures.engine import SyncWorld
 
 
@@ -118,7 +120,12 @@ def test_an_unknown_tenant_is_a_sentence_not_a_stack_trace(make_world) -> None:
 def test_a_portal_refusing_the_token_fails_clearly_and_a_rerun_finishes(make_world) -> None:
     world = make_world(sample="classic-25")
     good_token = world.portal.token
-    world.cli("tenant", "set", world.tenant_id, "--test-token", "wrong-token")
+    refused = world.cli("tenant", "set", world.tenant_id, "--test-token", "wrong-token")
+    assert refused.returncode != 0 and "refused the token" in refused.stderr
+    # a token the portal revokes after it was set
+    tenant = world.services.registry.get(world.tenant_id)
+    revoked = replace(tenant.portals["test"], token=Secret("wrong-token"))
+    world.services.registry.save(replace(tenant, portals={"test": revoked}))
 
     result = world.cli("reconcile", world.tenant_id)
 
@@ -146,7 +153,7 @@ def test_tenant_commands_register_show_and_remove_without_showing_tokens(make_wo
         "--test-portal",
         world.portal.scim_url,
         "--test-token",
-        "hemlig-token-123",
+        world.portal.token,
         "--school",
         "S1",
         "--class-pattern",
@@ -154,13 +161,16 @@ def test_tenant_commands_register_show_and_remove_without_showing_tokens(make_wo
     )
     assert added.returncode == 0, added.stderr
     assert "test portal" in added.stdout
+    assert "answers as a SCIM server" in added.stdout
 
     shown = world.cli("tenant", "show", "växjö kommun", "--format", "json")
     data = json.loads(shown.stdout)
     assert data["environment"] == "test"
     assert data["scope"]["schools"] == ["S1"]
     assert data["portals"]["test"]["token"] == "***"
-    assert "hemlig-token-123" not in shown.stdout
+    assert world.portal.token not in shown.stdout
+    text = world.cli("tenant", "show", "växjö kommun").stdout
+    assert "role -> urn:skolsynk:params:scim:schemas:extension:school:1.0:User:role" in text
 
     listed = world.cli("tenant", "list")
     assert "Växjö kommun" in listed.stdout

@@ -38,6 +38,8 @@ def test_demo_check_passes_and_cleans_up_its_processes(redis_server: Any, tmp_pa
     for step in ("new student", "renamed", "moved to", "deactivated", "restored", "deleted"):
         assert step in out
     assert "held for approval" in out
+    assert "signed in with Microsoft and sees Matematik Origo 7 under Mina läromedel" in out
+    assert "Sign in yourself" not in out  # only when kept running
     assert "The portal matches Microsoft 365 exactly." in out
     assert "Stopped every process of the demo." in out
     # no child outlives the demo: every log file's writer has exited
@@ -90,6 +92,8 @@ def test_ctrl_c_stops_every_child_process_of_a_demo_kept_running(
             demo.kill()
             demo.wait()
         log.close()
-    assert "Stopped every process of the demo." in (tmp_path / "demo.out").read_text()
+    out = (tmp_path / "demo.out").read_text()
+    assert "Stopped every process of the demo." in out
+    assert "Sign in yourself: http://" in out and "password " in out
     alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert alive == []

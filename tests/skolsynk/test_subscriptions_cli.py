@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+
+import pytest
 
 from tests.fixtures.live import LiveWorld
 
@@ -45,3 +48,14 @@ def test_list_renew_and_ensure_show_and_repair_the_tenants_subscriptions(live_wo
     assert ensured.returncode == 0, ensured.stderr
     assert "Created 0 subscriptions" in ensured.stdout
     assert {s["resource"].lower() for s in graph.list_subscriptions()} == {"/users", "/groups"}
+
+
+@pytest.mark.slow
+def test_list_and_status_say_how_long_subscriptions_last_in_the_same_words(live_world) -> None:
+    world: LiveWorld = live_world()
+    listed = cli(world, "subscriptions", "list", world.tenant_id).stdout
+    status = cli(world, "status", world.tenant_id).stdout
+    (expires_in,) = set(re.findall(r"\b\d+ d \d+ h\b", status))
+    assert expires_in.startswith(("28 d", "29 d")), status
+    assert listed.count(expires_in) == 2, listed  # /users and /groups, as status words it
+    assert not re.search(r"\b\d+\.\d\b", listed), listed  # no "29.0" days

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from common.graph import sds
 from common.graph.classify import (
     class_in_scope,
+    class_members,
+    is_guest,
     is_sds_class,
     make_class,
     make_user,
@@ -250,3 +254,80 @@ def test_school_in_scope(
     schools: tuple[str | None, ...], scope_schools: frozenset[str], expected: bool
 ) -> None:
     assert school_in_scope(schools, Scope(school_ids=scope_schools)) is expected
+
+
+# --- odd data from Microsoft 365 (decided in the README) ---------------------------------------
+
+
+def test_an_external_identity_is_a_guest_whatever_its_user_type() -> None:
+    invited = GraphUser(
+        id="u9",
+        user_principal_name="ora_example.org#EXT#@skola.onmicrosoft.com",
+        display_name="Ora",
+        user_type="Member",
+        sds_object_type="Student",
+    )
+    assert is_guest(None, "ora_example.org#ext#@skola.onmicrosoft.com")
+    assert make_user(invited, edu("student")) is None
+
+
+def test_a_student_with_no_school_is_in_scope_only_when_the_scope_names_no_school() -> None:
+    nowhere = make_user(graph_user(object_type="Student"), None)
+    assert nowhere is not None and nowhere.school_ids == ()
+    assert user_in_scope(nowhere, Scope())
+    assert not user_in_scope(nowhere, Scope(school_ids=frozenset({"S1"})))
+    assert user_in_scope(nowhere, Scope(school_ids=frozenset({"S1"}), include=frozenset({"u1"})))
+
+
+def test_a_person_in_two_schools_is_one_user_with_both_in_scope_through_either() -> None:
+    both = make_user(graph_user(object_type="Teacher", school="S2"), None, ["S1"])
+    assert both is not None and both.school_ids == ("S1", "S2")
+    assert user_in_scope(both, Scope(school_ids=frozenset({"S2"})))
+    assert user_in_scope(both, Scope(school_ids=frozenset({"s1"})))  # ids: any letter case
+    assert not user_in_scope(both, Scope(school_ids=frozenset({"S3"})))
+
+
+def test_names_come_out_composed_and_otherwise_unchanged() -> None:
+    decomposed = unicodedata.normalize("NFD", "Åsa Öberg-Nguyễn")
+    user = GraphUser(
+        id="u1",
+        user_principal_name="asa@skola.example",
+        display_name=decomposed,
+        given_name=unicodedata.normalize("NFD", "Åsa"),
+        surname=unicodedata.normalize("NFD", "Öberg-Nguyễn"),
+        sds_object_type="Student",
+    )
+    ms = make_user(user, None)
+    assert ms is not None
+    assert (ms.display_name, ms.given_name, ms.family_name) == (
+        "Åsa Öberg-Nguyễn",
+        "Åsa",
+        "Öberg-Nguyễn",
+    )
+    group = GraphGroup(
+        id="g1",
+        display_name=unicodedata.normalize("NFD", "7Ä Ämnesval 日本語 🙂"),
+        sds_object_type="Section",
+    )
+    cls = make_class(group, None)
+    assert cls is not None and cls.display_name == "7Ä Ämnesval 日本語 🙂"
+
+
+def test_a_256_character_display_name_passes_whole() -> None:
+    long_name = ("Anna-" + "Å" * 250 + "Berg")[:256]
+    user = GraphUser(
+        id="u1",
+        user_principal_name="a@skola.example",
+        display_name=long_name,
+        sds_object_type="Student",
+    )
+    ms = make_user(user, None)
+    assert ms is not None and ms.display_name == long_name and len(ms.display_name) == 256
+
+
+def test_class_members_are_the_students_and_teachers_in_scope_and_may_lack_a_teacher() -> None:
+    student = make_user(graph_user(object_type="Student"), None)
+    assert student is not None
+    in_scope = {student.id: student}
+    assert class_members({"u1", "u-guest", "u-staff", "u-teacher-gone"}, in_scope) == {"u1"}
+    assert class_members((), in_scope) == frozenset()

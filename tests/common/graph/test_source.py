@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from common.errors import GraphUnavailable, Throttled
+from common.graph import sds
 from common.graph.source import least_requests, read_class, read_tenant, read_user
 from common.http import RetryPolicy
 from common.model import MicrosoftState, Role, Scope
@@ -59,7 +60,7 @@ def test_classic_sample_has_22_students_2_teachers_and_2_classes_with_their_memb
     tenant = sds_tenants[sample]
     state = read_tenant(graph_clients(tenant.id), Scope())
     assert roles(state) == {Role.STUDENT: 22, Role.TEACHER: 2}
-    assert state.complete and state.scope_user_ids is None and state.scope_class_ids is None
+    assert state.scope_user_ids is None and state.scope_class_ids is None
     by_name = {c.display_name: c for c in state.classes.values()}
     assert sorted(by_name) == ["Math - Algebra 1", "Math - Algebra 2"]
     names = {u.id: u.display_name for u in state.users.values()}
@@ -70,7 +71,11 @@ def test_classic_sample_has_22_students_2_teachers_and_2_classes_with_their_memb
         assert len(cls.member_ids & teachers) == 1
         assert cls.member_ids <= names.keys()
     assert {u.school_ids for u in state.users.values()} == {("10001",)}
-    assert state.out_of_scope_user_ids == state.soft_deleted_user_ids == frozenset()
+    assert state.soft_deleted_user_ids == frozenset()
+    # the tenant's administrators and staff are no SDS people, so out of scope
+    edu = tenant.graph.all_pages("/education/users?$top=999&$select=id,primaryRole")
+    staff = {u["id"] for u in edu if u["primaryRole"] == "none"}
+    assert staff and state.out_of_scope_user_ids == staff
 
 
 def test_classic_25_keeps_grades_and_names(
@@ -376,3 +381,65 @@ def test_full_read_stays_within_110_percent_of_the_least_requests(
     assert graph_side == client.graph_requests + client.batch_count
     assert graph_side <= 1.1 * least
     assert client.request_count == client.batch_count  # every request went in a batch
+
+
+# --- one rule for class members, whichever reader ---------------------------------------------
+
+
+@pytest.mark.slow  # one full read per scope of a 3,000-user tenant
+def test_class_reads_give_the_members_a_full_read_gives_under_any_scope(
+    graph_clients: GraphClients, municipality: Any, municipality_state: MicrosoftState
+) -> None:
+    client = graph_clients(municipality.id)
+    classes = sorted(municipality_state.classes.values(), key=lambda c: c.id)[::7][:12]
+    school = sorted({s for u in municipality_state.users.values() for s in u.school_ids})[0]
+    member = sorted(classes[0].member_ids)[0]
+    for scope in (
+        Scope(),
+        Scope(school_ids=frozenset({school})),
+        Scope(exclude=frozenset({member})),
+    ):
+        full = read_tenant(client, scope)
+        for cls in classes:
+            single = read_class(client, scope, cls.id)
+            assert single.classes.get(cls.id) == full.classes.get(cls.id), (scope, cls.id)
+
+
+def test_class_members_leave_out_guests_staff_and_out_of_scope_people_but_keep_disabled(
+    graph_sandbox: Any, graph_clients: GraphClients
+) -> None:
+    tenant = graph_sandbox.new_tenant()
+    admin = tenant.graph
+    teacher = admin.create_teacher("Lena", "Lärare", school_id="S1")
+    other_school = admin.create_teacher("Per", "Annan", school_id="S2")
+    disabled = admin.create_student("Ida", "Avstängd", school_id="S1")
+    admin.patch(f"/users/{disabled['id']}", json={"accountEnabled": False}).raise_for_status()
+    staff = admin.create_staff("Siv", "Kansli")
+    guest = admin.post(
+        "/users",
+        json={
+            "accountEnabled": True,
+            "displayName": "Gäst Förälder",
+            "mailNickname": "gast",
+            # an invited identity: #EXT# in the name, whatever its userType says
+            "userPrincipalName": f"gast_example.org#EXT#@{tenant.domain}",
+            "userType": "Member",
+            "passwordProfile": {"password": "Gast-1234-gast"},
+            sds.OBJECT_TYPE: sds.OBJECT_TYPE_STUDENT,
+            sds.SCHOOL_ID: "S1",
+        },
+    )
+    assert guest.status_code == 201, guest.text
+    cls = admin.create_class(
+        "7A Björkskolan",
+        school_id="S1",
+        teachers=[teacher, other_school],
+        students=[disabled, staff, guest.json()],
+    )
+    client = graph_clients(tenant.id)
+    scope = Scope(school_ids=frozenset({"S1"}))
+
+    state = read_class(client, scope, cls["id"])
+
+    assert state.classes[cls["id"]].member_ids == {teacher["id"], disabled["id"]}
+    assert read_tenant(client, scope).classes[cls["id"]] == state.classes[cls["id"]]

@@ -21,6 +21,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from common.errors import QueueUnavailable
+from common.state.connections import connect_listener_redis
 from common.state.dispatch import (
     FAILURE_TTL_SECONDS,
     LIVE_QUEUE,
@@ -32,9 +33,10 @@ from common.state.dispatch import (
     RESULT_TTL_SECONDS,
     Change,
     Dispatcher,
-    connect_listener_redis,
+    object_change,
     pending_key,
 )
+from common.state.guards import INFLIGHT_KEY, OBJECT_LEASE_SECONDS, JobGuards
 from tests.conftest import ROOT
 from tests.fixtures.processes import free_port
 from tests.fixtures.redis import RedisServer
@@ -56,6 +58,11 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def dispatcher(client: redis.Redis) -> Dispatcher:
     return Dispatcher(client)
+
+
+@pytest.fixture
+def guards(client: redis.Redis) -> JobGuards:
+    return JobGuards(client)
 
 
 def jobs(client: redis.Redis, queue_name: str = LIVE_QUEUE) -> list[Job]:
@@ -120,11 +127,11 @@ def test_pending_marker_expires_so_a_lost_job_cannot_block_its_object_for_long(
 
 
 def test_change_during_a_run_queues_exactly_one_more_run(
-    dispatcher: Dispatcher, client: redis.Redis
+    dispatcher: Dispatcher, client: redis.Redis, guards: JobGuards
 ) -> None:
     dispatcher.enqueue_change(TENANT, "user", USER)
     client.delete("rq:queue:live")  # a worker took the job
-    with dispatcher.object_job(TENANT, "user", USER) as turn:
+    with guards.object_job(TENANT, "user", USER) as turn:
         assert turn.acquired
         assert [dispatcher.enqueue_change(TENANT, "user", USER) for _ in range(3)] == [
             True,
@@ -135,11 +142,11 @@ def test_change_during_a_run_queues_exactly_one_more_run(
 
 
 def test_run_of_a_busy_object_goes_back_on_the_queue_shortly_and_keeps_folding_changes(
-    dispatcher: Dispatcher, client: redis.Redis
+    dispatcher: Dispatcher, client: redis.Redis, guards: JobGuards
 ) -> None:
-    with dispatcher.object_job(TENANT, "user", USER) as first:
+    with guards.object_job(TENANT, "user", USER) as first:
         assert first.acquired
-        with dispatcher.object_job(TENANT, "user", USER) as second:
+        with guards.object_job(TENANT, "user", USER) as second:
             assert not second.acquired
         # the requeued run is pending: further notifications fold into it
         assert dispatcher.enqueue_change(TENANT, "user", USER) is False
@@ -150,10 +157,12 @@ def test_run_of_a_busy_object_goes_back_on_the_queue_shortly_and_keeps_folding_c
     assert calls(client) == []
 
 
-def test_object_lock_is_released_when_the_run_fails(dispatcher: Dispatcher) -> None:
-    with pytest.raises(RuntimeError), dispatcher.object_job(TENANT, "user", USER):
+def test_object_lock_is_released_when_the_run_fails(
+    dispatcher: Dispatcher, guards: JobGuards
+) -> None:
+    with pytest.raises(RuntimeError), guards.object_job(TENANT, "user", USER):
         raise RuntimeError("the sync failed")
-    with dispatcher.object_job(TENANT, "user", USER) as turn:
+    with guards.object_job(TENANT, "user", USER) as turn:
         assert turn.acquired
 
 
@@ -170,23 +179,25 @@ def test_reconcile_is_not_queued_twice_while_one_is_pending(
 
 
 def test_reconcile_is_not_queued_while_one_runs_and_is_again_after(
-    dispatcher: Dispatcher, client: redis.Redis
+    dispatcher: Dispatcher, client: redis.Redis, guards: JobGuards
 ) -> None:
     dispatcher.enqueue_reconcile(TENANT, why="hourly")
     client.delete("rq:queue:reconcile")  # a worker took it
-    with dispatcher.reconcile_guard(TENANT) as turn:
+    with guards.reconcile_guard(TENANT) as turn:
         assert turn.acquired
         assert dispatcher.enqueue_reconcile(TENANT, why="during") is False
     assert dispatcher.enqueue_reconcile(TENANT, why="after") is True
     assert calls(client, RECONCILE_QUEUE) == [("worker.jobs.full_reconcile", [TENANT])]
 
 
-def test_reconcile_started_by_hand_while_one_runs_is_skipped(dispatcher: Dispatcher) -> None:
-    with dispatcher.reconcile_guard(TENANT) as running:
+def test_reconcile_started_by_hand_while_one_runs_is_skipped(
+    dispatcher: Dispatcher, guards: JobGuards
+) -> None:
+    with guards.reconcile_guard(TENANT) as running:
         assert running.acquired
-        with dispatcher.reconcile_guard(TENANT) as second:
+        with guards.reconcile_guard(TENANT) as second:
             assert not second.acquired
-    with dispatcher.reconcile_guard(TENANT) as later:
+    with guards.reconcile_guard(TENANT) as later:
         assert later.acquired
 
 
@@ -212,12 +223,13 @@ def test_queue_depths_count_waiting_jobs_per_queue(dispatcher: Dispatcher) -> No
 
 def test_unreachable_redis_raises_queue_unavailable_within_a_second() -> None:
     dispatcher = Dispatcher(connect_listener_redis(f"redis://127.0.0.1:{free_port()}/0"))
+    guards = JobGuards(dispatcher.redis)
     started = time.monotonic()
     with pytest.raises(QueueUnavailable):
         dispatcher.enqueue_change(TENANT, "user", USER)
     with pytest.raises(QueueUnavailable):
         dispatcher.enqueue_reconcile(TENANT, why="test")
-    with pytest.raises(QueueUnavailable), dispatcher.object_job(TENANT, "user", USER):
+    with pytest.raises(QueueUnavailable), guards.object_job(TENANT, "user", USER):
         pass
     assert time.monotonic() - started < 1.0
 
@@ -275,20 +287,18 @@ def test_change_is_queued_after_redis_forgot_the_script(
 
 
 def test_a_run_lost_with_its_worker_is_queued_again_once_its_lease_runs_out(
-    dispatcher: Dispatcher, client: redis.Redis
+    dispatcher: Dispatcher, client: redis.Redis, guards: JobGuards
 ) -> None:
-    from common.state.dispatch import INFLIGHT_KEY, OBJECT_LEASE_SECONDS
-
     # a run starts and its worker dies: the block is never left, the lease never renewed
-    guard = dispatcher.object_job("t1", "user", "u1")
+    guard = guards.object_job("t1", "user", "u1")
     assert guard.__enter__()
     assert client.zcard(INFLIGHT_KEY) == 1
-    assert dispatcher.recover_abandoned() == []  # the lease still holds
+    assert guards.recover_abandoned() == []  # the lease still holds
 
     later = time.time() + OBJECT_LEASE_SECONDS + 1
-    recovered = dispatcher.recover_abandoned(now=later)
+    recovered = guards.recover_abandoned(now=later)
     assert [(c.tenant_id, c.kind, c.object_id) for c in recovered] == [("t1", "user", "u1")]
-    assert dispatcher.recover_abandoned(now=later) == []  # claimed once
+    assert guards.recover_abandoned(now=later) == []  # claimed once
     queued = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer).jobs
     assert [(j.func_name, list(j.args)) for j in queued] == [
         ("worker.jobs.sync_user", ["t1", "u1"])
@@ -297,14 +307,12 @@ def test_a_run_lost_with_its_worker_is_queued_again_once_its_lease_runs_out(
 
 
 def test_a_finished_run_leaves_nothing_to_recover(
-    dispatcher: Dispatcher, client: redis.Redis
+    dispatcher: Dispatcher, client: redis.Redis, guards: JobGuards
 ) -> None:
-    from common.state.dispatch import INFLIGHT_KEY
-
-    with dispatcher.object_job("t1", "group", "g1") as turn:
+    with guards.object_job("t1", "group", "g1") as turn:
         assert turn
     assert client.zcard(INFLIGHT_KEY) == 0
-    assert dispatcher.recover_abandoned(now=time.time() + 3600) == []
+    assert guards.recover_abandoned(now=time.time() + 3600) == []
 
 
 def test_concurrent_changes_sent_together_each_get_their_own_answer(
@@ -336,19 +344,17 @@ def test_concurrent_changes_all_fail_cleanly_when_redis_is_unreachable() -> None
 
 
 def test_a_job_lost_right_after_it_left_the_queue_is_queued_again(
-    dispatcher: Dispatcher, client: redis.Redis
+    dispatcher: Dispatcher, client: redis.Redis, guards: JobGuards
 ) -> None:
-    from common.state.dispatch import OBJECT_LEASE_SECONDS, Change, object_change
-
     # the listener queued the job (pending marker set); the worker took it and its lease, then
     # died before the run cleared the marker
     assert dispatcher.enqueue_change("t1", "user", "u2")
     Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer).empty()
     change = object_change("worker.jobs.sync_user", ["t1", "u2"])
     assert change == Change("t1", "user", "u2")
-    dispatcher.take_lease(change)
+    guards.take_lease(change)
 
-    recovered = dispatcher.recover_abandoned(now=time.time() + OBJECT_LEASE_SECONDS + 1)
+    recovered = guards.recover_abandoned(now=time.time() + OBJECT_LEASE_SECONDS + 1)
 
     assert recovered == [change]
     queued = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer).jobs
@@ -358,8 +364,6 @@ def test_a_job_lost_right_after_it_left_the_queue_is_queued_again(
 
 
 def test_other_jobs_take_no_lease() -> None:
-    from common.state.dispatch import object_change
-
     assert object_change("worker.jobs.full_reconcile", ["t1"]) is None
     assert object_change("worker.jobs.recover_abandoned", []) is None
 

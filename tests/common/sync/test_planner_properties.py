@@ -190,7 +190,6 @@ def microsoft_states(draw: st.DrawFn) -> MicrosoftState:
         out_of_scope_class_ids=frozenset(out_of_scope_classes),
         scope_user_ids=None if scope_users is None else frozenset(scope_users),
         scope_class_ids=None if scope_classes is None else frozenset(scope_classes),
-        complete=draw(st.booleans()),
     )
 
 
@@ -304,17 +303,6 @@ def test_never_removes_a_managed_object_outside_the_speaking_scope(
             assert scope is None or action.object_id in scope | set(microsoft.users)
     for action in plan.of_kind(K.UPDATE_GROUP, K.ADD_MEMBERS, K.REMOVE_MEMBERS):
         assert action.object_id in microsoft.classes
-
-
-@SETTINGS
-@given(microsoft_states(), portal_states())
-def test_the_plan_does_not_depend_on_whether_the_read_was_complete(
-    microsoft: MicrosoftState, state: PortalState
-) -> None:
-    # the source-health gate is the applier's: the planner says the same either way
-    assert make_plan(replace(microsoft, complete=True), state) == make_plan(
-        replace(microsoft, complete=False), state
-    )
 
 
 @SETTINGS

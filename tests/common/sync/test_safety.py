@@ -39,13 +39,6 @@ def managed_portal(n: int) -> PortalState:
     return PortalState(users=users, groups=())
 
 
-def test_incomplete_listing_closes_the_gate(safety: SafetyState) -> None:
-    state = MicrosoftState(users=ms_users(10), classes={}, complete=False)
-    assert "incomplete" in (
-        safety.health_problem(TENANT, state, managed_portal(10), Thresholds()) or ""
-    )
-
-
 def test_empty_listing_with_managed_users_closes_the_gate(safety: SafetyState) -> None:
     state = MicrosoftState(users={}, classes={})
     assert safety.health_problem(TENANT, state, managed_portal(5), Thresholds())

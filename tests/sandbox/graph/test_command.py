@@ -67,6 +67,8 @@ def test_ca_keys_and_app_survive_a_restart(tmp_path: Path) -> None:
         assert second.info["client_id"] == info["client_id"]
         assert second.info["client_secret"] == info["client_secret"]
         assert second.info["tenants"] == info["tenants"]
+        assert second.info["apps"] == info["apps"]  # the portal's app too
+        assert second.info["people_password"] == info["people_password"]
         assert Path(second.info["ca_bundle"]).read_bytes() == ca
         assert second.new_tenant().graph.get("/users").status_code == 200
     finally:

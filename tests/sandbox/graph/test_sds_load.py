@@ -197,6 +197,7 @@ def test_rows_sds_rejects_create_nothing_and_the_report_names_file_line_and_reas
     folder = _folder_with_bad_rows(tmp_path)
     tenant = graph_sandbox.new_tenant(load=[("sds-classic", folder)])
     (report,) = tenant.imports
+    assert graph_sandbox.admin("GET", f"/tenants/{tenant.id}").json()["import"] == [report]
     rejected = {(p["file"], p["line"]): p["reason"] for p in report["rejected"]}
     assert set(rejected) == {
         ("Student.csv", 24),
@@ -288,3 +289,44 @@ def test_classic_term_dates_come_out_as_edm_date(graph_sandbox: GraphSandbox) ->
     for klass in graph.all_pages("/education/classes"):
         assert klass["term"]["startDate"] == "2017-07-01"
         assert klass["term"]["endDate"] == "2018-06-30"
+
+
+def test_v21_rows_sds_rejects_create_nothing(graph_sandbox: GraphSandbox, tmp_path: Path) -> None:
+    folder = tmp_path / "v21-bad"
+    folder.mkdir()
+    for source in (SDS_SAMPLES / "v2.1").iterdir():
+        (folder / source.name).write_text(source.read_text(encoding="utf-8-sig"))
+    additions = {
+        "orgs.csv": ["110009,Nowhere School,castle,"],  # line 6: not an org type
+        "users.csv": [
+            "114001,twin@classrmtest31.org,Twin,Craig,P,,,,",  # line 10: duplicate sourcedId
+            "114009,nogiven@classrmtest31.org,,Given,P,,,,",  # line 11: no givenName
+            "114010,wizard@classrmtest31.org,Wiz,Ard,P,,,,",
+        ],
+        "roles.csv": [
+            "114010,110003,wizard,SY2021K12,10,TRUE,,",  # line 9: not an SDS role
+            "114999,110003,student,SY2021K12,10,TRUE,,",  # line 10: unknown user
+        ],
+        "classes.csv": ["112009,110999,Ghost Class,SY2021K12,"],  # line 4: unknown org
+        "enrollments.csv": ["112999,114001,student"],  # line 8: unknown class
+    }
+    for name, rows in additions.items():
+        path = folder / name
+        path.write_text(path.read_text().rstrip("\n") + "\n" + "\n".join(rows) + "\n")
+    tenant = graph_sandbox.new_tenant(load=[("sds-v2.1", folder)])
+    (report,) = tenant.imports
+    assert {(p["file"], p["line"]) for p in report["rejected"]} == {
+        ("orgs.csv", 6),
+        ("users.csv", 10),
+        ("users.csv", 11),
+        ("roles.csv", 9),
+        ("roles.csv", 10),
+        ("classes.csv", 4),
+        ("enrollments.csv", 8),
+    }
+    assert report["created"] == expected_counts("v2.1")  # the sample's own rows, nothing more
+    upns = {u["userPrincipalName"] for u in tenant.graph.users()}
+    assert not upns & {"twin@classrmtest31.org", "nogiven@classrmtest31.org"}
+    assert "wizard@classrmtest31.org" not in upns
+    titles = {c["displayName"] for c in tenant.graph.all_pages("/education/classes")}
+    assert "Ghost Class" not in titles

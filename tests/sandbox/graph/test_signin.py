@@ -125,7 +125,7 @@ def test_msal_auth_code_flow_signs_a_student_in_end_to_end(
     student = a_student(school)
     app = msal_app(graph_sandbox, school.id if authority == "tenant" else authority)
     flow = app.initiate_auth_code_flow(
-        ["User.Read"],
+        ["User.Read", "email"],
         redirect_uri=REDIRECT_URI,
         login_hint=student["userPrincipalName"],
         response_mode="form_post",

@@ -1,0 +1,274 @@
+"""The job side's guards: leases that keep two runs of one object (or two reconciles of one
+tenant) from overlapping, their heartbeat, recovery of runs lost with their worker, and the
+delayed re-check of an object Graph does not show yet.
+
+Leases are redis-py ``Lock``s with a short timeout, extended by a heartbeat thread while the run
+lasts: a run killed with its worker (SIGKILL, a lost machine, a Redis outage that outlasted the
+lease) frees its object or tenant within one lease. Object runs are also recorded by lease
+expiry in ``INFLIGHT_KEY``; a run whose lease ran out without ending was lost, and
+``recover_abandoned`` (the scheduler, every few seconds) queues its object again.
+
+Failure policy: Redis failures raise ``QueueUnavailable``; a heartbeat that cannot reach Redis
+logs and carries on (a second run of the same object is harmless: runs are idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+import redis
+from redis.lock import Lock
+
+from common.state.dispatch import (
+    PENDING_TTL_SECONDS,
+    Change,
+    Dispatcher,
+    ObjectKind,
+    object_job_name,
+    object_job_options,
+    pending_key,
+    reconcile_pending_key,
+)
+from common.state.store import KEY_PREFIX, redis_errors
+
+log = logging.getLogger(__name__)
+
+#: an object run's lease; the heartbeat renews it, so a dead worker frees its object this soon
+OBJECT_LEASE_SECONDS: Final = 15
+OBJECT_HEARTBEAT_SECONDS: Final = 5.0
+#: a reconcile's lease: a reconcile cut off (worker killed, Redis away) frees its tenant this soon
+RECONCILE_LEASE_SECONDS: Final = 60
+RECONCILE_HEARTBEAT_SECONDS: Final = 20.0
+#: runs in progress, by lease expiry; a run whose lease ran out without ending was lost with
+#: its worker, and ``recover_abandoned`` queues its object again
+INFLIGHT_KEY: Final = KEY_PREFIX + "inflight"
+#: a run that finds its object locked goes back on the queue this much later
+BUSY_REQUEUE_DELAY: Final = timedelta(seconds=2)
+#: an object Graph does not show (yet) is looked at again after these delays, each a scheduled
+#: job (rq's scheduler, workers run ``--with-scheduler``), never a sleep holding a worker; after
+#: the last one it is believed gone
+RECHECK_DELAYS_SECONDS: Final = (1.0, 3.0, 8.0)
+
+
+def object_lock_key(tenant_id: str, kind: ObjectKind, object_id: str) -> str:
+    return f"{KEY_PREFIX}lock:{tenant_id}:{kind}:{object_id.lower()}"
+
+
+def reconcile_lock_key(tenant_id: str) -> str:
+    return f"{KEY_PREFIX}reconcile:running:{tenant_id}"
+
+
+def _inflight_member(change: Change) -> str:
+    return f"{change.tenant_id}|{change.kind}|{change.object_id}"
+
+
+def _inflight_change(raw: bytes | str) -> Change:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    tenant_id, kind, object_id = text.split("|", 2)
+    return Change(tenant_id, "group" if kind == "group" else "user", object_id)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Whether a job got its turn; when not, it must return without doing the work."""
+
+    acquired: bool
+
+    def __bool__(self) -> bool:
+        return self.acquired
+
+
+class _Heartbeat:
+    """Extends a lease (and runs ``also``) every ``interval`` seconds until stopped."""
+
+    def __init__(self, lock: Lock, seconds: int, interval: float, also: Callable[[], None]):
+        self._lock, self._seconds, self._interval, self._also = lock, seconds, interval, also
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="lease-heartbeat")
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._lock.extend(self._seconds, replace_ttl=True)
+                self._also()
+            except redis.exceptions.LockNotOwnedError:
+                log.warning("a run's lease lapsed and another run took it")
+                return
+            except redis.RedisError:
+                log.warning("could not renew a run's lease", extra={"lock": self._lock.name})
+
+
+def _release(lock: Lock) -> None:
+    # the lease may have lapsed during an outage and been taken by another run: not ours
+    with suppress(redis.exceptions.LockNotOwnedError):
+        lock.release()
+
+
+class JobGuards:
+    """Leases, heartbeats and recovery for the jobs of one process; safe to share."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self.dispatcher = Dispatcher(client)
+
+    def _lease(self, key: str, seconds: int) -> Lock:
+        return Lock(self.redis, key, timeout=seconds, blocking=False, thread_local=False)
+
+    @contextmanager
+    def object_job(self, tenant_id: str, kind: ObjectKind, object_id: str) -> Iterator[Turn]:
+        """Guard one run of an object job: yields a ``Turn``; do the work only when acquired.
+
+        Acquired: the pending marker is cleared at once (a notification from now on queues one
+        more run, which sees this run's result) and the object's lease is held until the block
+        ends. Not acquired (another run of this object is in progress): the job is queued again
+        ``BUSY_REQUEUE_DELAY`` later and the pending marker is kept, so notifications keep
+        folding into that one job. Requeueing rather than waiting keeps a worker free for other
+        objects; rather than raising, it keeps rq's retries and failed registry for real errors.
+        """
+        change = Change(tenant_id, kind, object_id)
+        lock = self._lease(object_lock_key(tenant_id, kind, object_id), OBJECT_LEASE_SECONDS)
+        member = _inflight_member(change)
+        with redis_errors():
+            acquired = bool(lock.acquire(blocking=False))
+            if not acquired:
+                self._requeue_busy(change)
+            else:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.delete(pending_key(tenant_id, kind, object_id))
+                    pipe.zadd(INFLIGHT_KEY, {member: time.time() + OBJECT_LEASE_SECONDS})
+                    pipe.execute()
+        if not acquired:
+            log.info(
+                "object busy; run queued again",
+                extra={"tenant": tenant_id, "kind": kind, "object_id": object_id},
+            )
+            yield Turn(acquired=False)
+            return
+
+        def renew_inflight() -> None:
+            self.redis.zadd(INFLIGHT_KEY, {member: time.time() + OBJECT_LEASE_SECONDS})
+
+        try:
+            with _Heartbeat(lock, OBJECT_LEASE_SECONDS, OBJECT_HEARTBEAT_SECONDS, renew_inflight):
+                yield Turn(acquired=True)
+        finally:
+            with redis_errors():
+                self.redis.zrem(INFLIGHT_KEY, member)
+                _release(lock)
+
+    def take_lease(self, change: Change) -> None:
+        """Record that a run of this object is starting (the worker calls it before the job
+        runs): if the run never ends, the lease runs out and the object is queued again."""
+        with redis_errors():
+            self.redis.zadd(
+                INFLIGHT_KEY, {_inflight_member(change): time.time() + OBJECT_LEASE_SECONDS}
+            )
+
+    def recover_abandoned(self, *, now: float | None = None) -> list[Change]:
+        """Queue again every object whose run ended without finishing (its worker died).
+
+        Each lost run is claimed by exactly one caller (``ZREM`` decides), so several
+        schedulers or workers calling this at once queue each object once.
+        """
+        moment = time.time() if now is None else now
+        recovered: list[Change] = []
+        with redis_errors():
+            expired: list[bytes] = self.redis.zrangebyscore(INFLIGHT_KEY, "-inf", moment)  # type: ignore[assignment]
+            for raw in expired:
+                if self.redis.zrem(INFLIGHT_KEY, raw):
+                    change = _inflight_change(raw)
+                    # the lost run may have died before clearing the pending marker; left in
+                    # place, it would fold this recovery into a job that no longer exists
+                    self.redis.delete(pending_key(change.tenant_id, change.kind, change.object_id))
+                    self.dispatcher.enqueue_change(change.tenant_id, change.kind, change.object_id)
+                    recovered.append(change)
+        for change in recovered:
+            log.warning(
+                "run lost with its worker; queued again",
+                extra={
+                    "tenant": change.tenant_id,
+                    "kind": change.kind,
+                    "object_id": change.object_id,
+                },
+            )
+        return recovered
+
+    def schedule_recheck(self, change: Change, attempt: int) -> bool:
+        """Look at an object Graph does not show again after ``RECHECK_DELAYS_SECONDS
+        [attempt - 1]``, as a scheduled job with ``recheck=attempt``; False when every re-check
+        is spent (the caller then believes the object is gone)."""
+        if attempt > len(RECHECK_DELAYS_SECONDS):
+            return False
+        delay = timedelta(seconds=RECHECK_DELAYS_SECONDS[attempt - 1])
+        with redis_errors():
+            self.dispatcher.live.enqueue_in(
+                delay,
+                object_job_name(change.kind),
+                args=(change.tenant_id, change.object_id),
+                kwargs={"recheck": attempt},
+                **object_job_options(),
+            )
+        return True
+
+    @contextmanager
+    def reconcile_guard(self, tenant_id: str) -> Iterator[Turn]:
+        """Guard one full reconcile of a tenant: yields a ``Turn``; work only when acquired.
+
+        While it runs, ``enqueue_reconcile`` for the tenant queues nothing (the running one
+        repairs the same drift; the hourly schedule follows). A second reconcile that starts
+        while one runs (only possible by hand, ``rq enqueue``) is skipped, not queued again: it
+        would redo the same whole-tenant work right after. The lease and the "running" marker
+        are renewed while the run lasts, so a reconcile cut off frees its tenant within
+        ``RECONCILE_LEASE_SECONDS``.
+        """
+        lock = self._lease(reconcile_lock_key(tenant_id), RECONCILE_LEASE_SECONDS)
+        marker = reconcile_pending_key(tenant_id)
+        with redis_errors():
+            acquired = bool(lock.acquire(blocking=False))
+            if acquired:
+                self.redis.set(marker, b"running", ex=RECONCILE_LEASE_SECONDS)
+        if not acquired:
+            log.info("reconcile already running; this run skipped", extra={"tenant": tenant_id})
+            yield Turn(acquired=False)
+            return
+
+        def renew_marker() -> None:
+            self.redis.set(marker, b"running", ex=RECONCILE_LEASE_SECONDS)
+
+        try:
+            with _Heartbeat(
+                lock, RECONCILE_LEASE_SECONDS, RECONCILE_HEARTBEAT_SECONDS, renew_marker
+            ):
+                yield Turn(acquired=True)
+        finally:
+            with redis_errors():
+                self.redis.delete(marker)
+                _release(lock)
+
+    def _requeue_busy(self, change: Change) -> None:
+        marker = pending_key(change.tenant_id, change.kind, change.object_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            self.dispatcher.live.enqueue_in(
+                BUSY_REQUEUE_DELAY,
+                object_job_name(change.kind),
+                args=(change.tenant_id, change.object_id),
+                pipeline=pipe,
+                **object_job_options(),
+            )
+            pipe.set(marker, b"1", ex=PENDING_TTL_SECONDS)
+            pipe.execute()
