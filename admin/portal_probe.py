@@ -57,7 +57,12 @@ def _found(check: PortalCheck) -> Probe:
     found.resource_types = [kind.endpoint for kind in (caps.users, caps.groups)]
     found.extensions = sorted({e for kind in (caps.users, caps.groups) for e in kind.extensions})
     found.filters = dict(check.filters)
-    found.paging = check.paging
+    paging = {
+        "honoured": _("fungerar"),
+        "ignored": _("portalen bortser från den (Skolsynk läser då allt på en gång)"),
+        "not tried (fewer than 2 users)": _("inte prövad (färre än två användare)"),
+    }
+    found.paging = str(paging.get(check.paging, check.paging))
     found.mapping = list(check.mapping.table())
     found.notes = [*caps.notes, *check.mapping.notes]
     found.users = check.users

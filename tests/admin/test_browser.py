@@ -40,8 +40,11 @@ CHOSEN_SCHOOLS = ("10001", "110003")
 
 
 @pytest.fixture(scope="module")
-def live_admin(live_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminServer]:
-    server = start_admin_server(live_stack.env, tmp_path_factory.mktemp("admin-live"))
+def live_admin(
+    live_stack: Any, operator_login: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AdminServer]:
+    env = {**live_stack.env, "SKOLSYNK_OPERATORS": operator_login}
+    server = start_admin_server(env, tmp_path_factory.mktemp("admin-live"))
     yield server
     stop_admin_server(server)
 
@@ -82,7 +85,11 @@ def watch_run(browser: Browser) -> list[int]:
 
 
 def test_school_administrator_does_the_whole_job_in_a_browser(
-    live_admin: AdminServer, browser: Browser, graph_sandbox: Any, portal_server: Any
+    live_admin: AdminServer,
+    browser: Browser,
+    graph_sandbox: Any,
+    portal_server: Any,
+    operator_login: str,
 ) -> None:
     # a fresh school tenant that has not consented to Skolsynk's app
     created = graph_sandbox.admin(
@@ -253,6 +260,12 @@ def test_school_administrator_does_the_whole_job_in_a_browser(
         wait_until_text(browser, "fullständiga rättigheter i er domän")
         assert registry.get(microsoft.id).environment == "production"
     browser.shoot("15-refused")
+
+    # the portal's operations team sees every school
+    sign_in_with_microsoft(browser, live_admin, graph_sandbox, operator_login, password)
+    wait_until_text(browser, "Anslutna skolor")
+    assert name in browser.text()
+    browser.shoot("17-schools")
 
 
 def test_disconnecting_stops_everything_and_keeps_the_audit_log(
