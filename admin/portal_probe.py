@@ -59,7 +59,7 @@ def _found(check: PortalCheck) -> Probe:
     found.filters = dict(check.filters)
     paging = {
         "honoured": _("fungerar"),
-        "ignored": _("portalen bortser från den (Skolsynk läser då allt på en gång)"),
+        "ignored": _("portalen bortser från den"),
         "not tried (fewer than 2 users)": _("inte prövad (färre än två användare)"),
     }
     found.paging = str(paging.get(check.paging, check.paging))
