@@ -38,6 +38,10 @@ def sync(tenant_id: str, person: Person) -> BaseResponse | tuple[str, int]:
     tenant = find_school(state().services, tenant_id)
     if tenant is None or tenant.environment not in tenant.portals:
         return refuse(409, _("Ange skolans portal innan du synkar."))
+    running = _running(tenant.id)
+    if running is not None:
+        # a double submit, or another administrator was quicker: watch that run
+        return redirect(url_for("runs.run", tenant_id=tenant.id, progress_id=running), code=303)
     redis = state().services.redis
     progress_id = start_reconcile(
         state().services,
@@ -49,6 +53,13 @@ def sync(tenant_id: str, person: Person) -> BaseResponse | tuple[str, int]:
         busy_sentence=_busy(),
     )
     return redirect(url_for("runs.run", tenant_id=tenant.id, progress_id=progress_id), code=303)
+
+
+def _running(tenant_id: str) -> str | None:
+    """The id of the school's watched run that is still going, if there is one."""
+    current = state().progress.current(tenant_id)
+    found = state().progress.get(current) if current else None
+    return current if found is not None and found["state"] == "running" else None
 
 
 def _progress(tenant_id: str, progress_id: str) -> dict[str, Any] | None:

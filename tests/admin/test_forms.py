@@ -4,6 +4,7 @@ boxes. Against the app in gunicorn, the reference portal and the sandbox tenant.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -134,3 +135,24 @@ def test_search_boxes_take_anything(admin_server: AdminServer, make_school: Any)
             )
             assert answer.status_code == 200, (path, query)
             assert "<script>" not in answer.text
+
+
+def test_a_double_submitted_sync_shows_the_run_already_going(
+    admin_server: AdminServer, make_school: Any
+) -> None:
+    school = make_school()
+    client = admin_server.client(school.admin)
+    token = client.csrf(f"/skola/{school.id}/")
+    first = client.post(f"/skola/{school.id}/synka", token=token)
+    second = client.post(f"/skola/{school.id}/synka", token=token)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["Location"] == second.headers["Location"]
+    run = first.headers["Location"].rsplit("/", 1)[1]
+    progress = f"/skola/{school.id}/korning/{run}.json"
+    deadline = time.monotonic() + 120
+    while client.get(progress).json()["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    done = client.get(progress).json()
+    assert (done["state"], done["percent"], done["outcome"]) == ("finished", 100, "ok")
+    assert done["written"] >= 24
