@@ -81,6 +81,10 @@ class Config:
     log_format: str = "json"
     #: portals on private-network addresses are accepted (``SKOLSYNK_ALLOW_PRIVATE_PORTALS``)
     allow_private_portals: bool = False
+    #: the admin app's public URL (its redirect URIs are under it)
+    admin_url: str | None = None
+    #: Microsoft accounts (user principal names, lower case) of the portal's operations team
+    operators: frozenset[str] = frozenset()
 
     def describe(self) -> dict[str, str]:
         """Each setting as a person may see it (secrets as ``***``)."""
@@ -160,6 +164,19 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         public_url = _check_url(
             "SKOLSYNK_PUBLIC_URL", raw_public, problems, schemes=("https", "http")
         )
+    admin_url: str | None = None
+    if raw_admin := env.get("SKOLSYNK_ADMIN_URL", "").strip():
+        admin_url = _check_url("SKOLSYNK_ADMIN_URL", raw_admin, problems, schemes=("https", "http"))
+    operators = frozenset(
+        name.strip().casefold()
+        for name in env.get("SKOLSYNK_OPERATORS", "").replace(";", ",").split(",")
+        if name.strip()
+    )
+    for name in sorted(operators):
+        if "@" not in name:
+            problems.append(
+                f"SKOLSYNK_OPERATORS must list Microsoft accounts (name@domain), not {name!r}"
+            )
     log_format = env.get("SKOLSYNK_LOG_FORMAT", "json").strip() or "json"
     if log_format not in ("json", "text"):
         problems.append("SKOLSYNK_LOG_FORMAT must be json or text")
@@ -177,4 +194,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         public_url=public_url,
         log_format=log_format,
         allow_private_portals=_FLAGS[allow_private],
+        admin_url=admin_url,
+        operators=operators,
     )

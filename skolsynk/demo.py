@@ -150,6 +150,7 @@ def run_demo(args: argparse.Namespace) -> int:
     demo: Demo | None = None
     try:
         demo = start(stack, args.users)
+        start_admin(demo)
         first_sync(demo)
         live_changes(demo)
         demo_signin.sign_in_story(demo, show_how=args.keep_running)
@@ -217,6 +218,42 @@ def start(stack: Stack, users: int) -> Demo:
     services.registry.add(tenant)
     graph = GraphAdmin(info, tenant_info["id"], tenant_info["domain"])
     return Demo(stack, services, graph, tenant, org)
+
+
+def start_admin(demo: Demo) -> str:
+    """The school administrator's web app (the Procfile's ``admin``), and how to sign in."""
+    import requests
+
+    from skolsynk.stack import free_port
+
+    stack = demo.stack
+    url = f"http://127.0.0.1:{free_port()}"
+    root = Path(__file__).resolve().parent.parent
+    child = stack.start(
+        "admin",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(root / "deploy" / "gunicorn.conf.py"),
+            "--bind",
+            url.removeprefix("http://"),
+            "admin.app:create_app()",
+        ],
+        env={**stack.env(), "SKOLSYNK_ADMIN_URL": url, "WEB_CONCURRENCY": "1"},
+    )
+    stack.wait(
+        child,
+        lambda: requests.get(f"{url}/", timeout=1).status_code == 200,
+        what="the admin app",
+    )
+    graph = stack.graph or {}
+    administrator = graph.get("tenants", [{}])[0].get("administrator", "")
+    print(f"  Admin app (gunicorn): {url}/")
+    # the sandbox's one demo password, printed so that a person can click through the app
+    print(f"    sign in as {administrator}, password {graph.get('people_password', '')}")
+    return url
 
 
 def first_sync(demo: Demo) -> None:

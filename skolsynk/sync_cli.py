@@ -8,8 +8,9 @@ from typing import Any
 from common.model import Action, ActionKind
 from common.state.runs import RunReport
 from common.sync import engine
+from common.sync.plan_csv import plan_csv
 from skolsynk.context import add_tenant_argument, services
-from skolsynk.output import ProgressBar, cell, table, to_csv, to_json
+from skolsynk.output import ProgressBar, table, to_json
 from skolsynk.portal_check import check_portal
 
 #: how people read each kind of action, in the order the preview lists them
@@ -133,43 +134,7 @@ def preview_data(view: engine.Preview) -> dict[str, Any]:
 
 
 def preview_csv(view: engine.Preview) -> str:
-    rows: list[list[Any]] = []
-    for cid, name in view.plan.classes_in_scope:
-        rows.append(["class", "", cid, "", name, "", "will sync"])
-    for c in view.plan.collisions:
-        rows.append(
-            [
-                "collision",
-                "",
-                c.object_id,
-                c.portal_id,
-                c.display_name,
-                c.portal_email or "",
-                f"same name and school as {c.microsoft_email} but another e-mail: "
-                "a second account would be created",
-            ]
-        )
-    for d in view.plan.duplicates:
-        for duplicate_id in d.duplicate_ids:
-            rows.append(
-                [
-                    "duplicate",
-                    d.kind,
-                    d.object_id,
-                    duplicate_id,
-                    d.label,
-                    f"kept={d.kept_id}",
-                    "same externalId as the portal object kept: deleted once approved",
-                ]
-            )
-    for a in view.plan.actions:
-        changes = "; ".join(f"{k}={cell(v)}" for k, v in a.changes.items())
-        rows.append(
-            ["action", a.kind.value, a.object_id, a.portal_id or "", a.label, changes, a.reason]
-        )
-    return to_csv(
-        ("section", "kind", "microsoft_id", "portal_id", "name", "detail", "reason"), rows
-    )
+    return plan_csv(view.plan)
 
 
 def preview_text(view: engine.Preview, *, limit: int | None) -> str:

@@ -334,3 +334,34 @@ class Dispatcher:
                 depths[queue.name] = queue.count
                 depths[f"{queue.name}.failed"] = queue.failed_job_registry.count
             return depths
+
+
+def drop_tenant_jobs(dispatcher: Dispatcher, tenant_id: str) -> int:
+    """Take every waiting job of a tenant off the queues, scheduled retries and busy requeues
+    included, with its pending markers (a school disconnects); returns how many were dropped.
+
+    A job already running finishes and, once the tenant is unregistered, writes nothing more.
+    """
+    dropped = 0
+    with redis_errors():
+        for queue in (dispatcher.live, dispatcher.reconcile):
+            waiting = [job for job in queue.get_jobs() if job.args and job.args[0] == tenant_id]
+            for job in waiting:
+                queue.remove(job.id)
+                job.delete()
+            scheduled = queue.scheduled_job_registry
+            later = [
+                job
+                for job in (queue.fetch_job(i) for i in scheduled.get_job_ids())
+                if job is not None and job.args and job.args[0] == tenant_id
+            ]
+            for job in later:
+                scheduled.remove(job, delete_job=True)
+            dropped += len(waiting) + len(later)
+        markers = [
+            *dispatcher.redis.scan_iter(match=f"{KEY_PREFIX}pending:{tenant_id}:*", count=1000),
+            reconcile_pending_key(tenant_id),
+            renewal_pending_key(tenant_id),
+        ]
+        dispatcher.redis.delete(*markers)
+    return dropped

@@ -285,7 +285,8 @@ class TenantRegistry:
                 problems.append(problem)
             if not portal.token.reveal() and not portal.undecryptable:
                 problems.append(f"the {env} portal token is empty")
-        if tenant.environment not in tenant.portals:
+        # a school connected from the admin app waits, disabled, for its first portal
+        if tenant.enabled and tenant.environment not in tenant.portals:
             problems.append(f"no {tenant.environment} portal is set for the current environment")
         t = tenant.thresholds
         if t.max_removals < 0 or not 0 <= t.max_removal_share <= 1:

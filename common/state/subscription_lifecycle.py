@@ -239,3 +239,15 @@ def renew_subscriptions(
 def expiring(records: Iterable[StoredSubscription], *, now: datetime) -> list[StoredSubscription]:
     """The subscriptions a renewal round at ``now`` would renew."""
     return [r for r in records if r.reauthorize or r.expires_at - now <= RENEW_BEFORE_EXPIRY]
+
+
+def remove_subscriptions(graph: SubscriptionApi, store: SubscriptionStore, tenant_id: str) -> int:
+    """Delete every subscription of the tenant, in Graph and here (a school disconnects).
+
+    A subscription Graph no longer knows is forgotten all the same; returns how many were ours.
+    """
+    records = store.for_tenant(tenant_id)
+    for record in records:
+        _delete_quietly(graph, record.id, tenant_id)
+        store.remove(record)
+    return len(records)

@@ -75,9 +75,14 @@ def _noop(_: str) -> None:
     return None
 
 
-def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Preview:
-    """Read both sides of a tenant and plan, writing nothing."""
+def preview(
+    services: Services, tenant_id: str, *, status: Status = _noop, environment: str | None = None
+) -> Preview:
+    """Read both sides of a tenant and plan, writing nothing; ``environment`` plans against
+    that portal environment instead of the tenant's current one (before switching to it)."""
     tenant = services.registry.get(tenant_id)
+    if environment is not None and environment != tenant.environment:
+        tenant = replace(tenant, environment=environment)  # type: ignore[arg-type]
     status(f"Reading Microsoft 365 tenant {tenant.name}")
     graph = services.graph(tenant.id)
     microsoft = source.read_tenant(graph, tenant.scope)

@@ -25,16 +25,17 @@ def procfile() -> dict[str, list[str]]:
 
 def program(argv: list[str]) -> list[str]:
     """The program and its arguments without paths, shells or variable expansions."""
-    if argv[:2] == ["sh", "-c"]:
-        argv = shlex.split(argv[2])
+    if len(argv) > 2 and Path(argv[0]).name == "sh" and argv[1] == "-c":
+        # systemd and compose write a literal "$" as "$$"
+        argv = shlex.split(argv[2].replace("$$", "$"))
     if argv and argv[0] == "exec":
         argv = argv[1:]
     cleaned = [Path(argv[0]).name, *argv[1:]]
     return [a for a in cleaned if "REDIS_URL" not in a and a != "--url"]
 
 
-def test_procfile_has_web_worker_and_scheduler() -> None:
-    assert set(procfile()) == {"web", "worker", "scheduler"}
+def test_procfile_has_web_worker_scheduler_and_admin() -> None:
+    assert set(procfile()) == {"web", "worker", "scheduler", "admin"}
 
 
 def test_gunicorn_config_imports_and_uses_threaded_workers() -> None:
@@ -59,7 +60,7 @@ def test_compose_file_runs_the_procfile_processes_and_redis() -> None:
     assert "appendonly yes" in (DEPLOY / "redis.conf").read_text()
 
 
-@pytest.mark.parametrize("unit", ["web", "worker@", "scheduler"])
+@pytest.mark.parametrize("unit", ["web", "worker@", "scheduler", "admin"])
 def test_systemd_units_run_the_procfile_commands(unit: str) -> None:
     text = (DEPLOY / "systemd" / f"skolsynk-{unit}.service").read_text()
     exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
