@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from common.errors import NeedsAttention, PortalAuthError, PortalUnavailable
 from common.http import RetryPolicy, Transport
+from common.portal.urls import check_portal_url
 from common.state.registry import Tenant
 from common.sync.services import Services
 from skolsynk.output import SCIM_BASE_URL_EXAMPLE, portal_url_problem
@@ -28,6 +29,12 @@ def check_portal(services: Services, tenant: Tenant) -> None:
     problem = portal_url_problem(portal.url)
     if problem:
         raise NeedsAttention(problem, hint=change)
+    # the URL policy before anything is sent: a token never goes to a refused address
+    check_portal_url(
+        portal.url,
+        allow_private=services.config.allow_private_portals,
+        what=f"the {tenant.environment} portal of {tenant.name}",
+    )
     transport = Transport(
         services.portal_session, service=where, unavailable=PortalUnavailable, policy=PROBE_POLICY
     )

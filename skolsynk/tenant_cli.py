@@ -13,10 +13,16 @@ from typing import Any
 
 from common.model import Scope, Thresholds
 from common.state.dispatch import Dispatcher
-from common.state.registry import ENVIRONMENTS, Tenant
+from common.state.registry import ENVIRONMENTS, PortalEnvironment, Tenant
 from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
-from common.sync.tenants import add_tenant, canonical_tenant_id, remove_tenant, update_tenant
+from common.sync.tenants import (
+    PortalCheck,
+    add_tenant,
+    canonical_tenant_id,
+    remove_tenant,
+    update_tenant,
+)
 from skolsynk.cli import EXIT_CODES
 from skolsynk.context import add_tenant_argument, services
 from skolsynk.output import ProgressBar, table, to_json
@@ -78,7 +84,7 @@ def register(subparsers: Any) -> None:
         "the new portal (--reconcile runs it here and now).",
     )
     add_tenant_argument(change)
-    change.add_argument("--name", help="a new name for the tenant")
+    change.add_argument("--name", help="rename the tenant (the name people use for it)")
     portal_options(change)
     change.add_argument(
         "--reconcile",
@@ -143,8 +149,7 @@ def _add(args: argparse.Namespace) -> int:
     tenant = apply_options(
         Tenant(id=tenant_id, name=args.name, scope=Scope(), thresholds=Thresholds()), args
     )
-    check_portals(tenant, args)
-    stored = add_tenant(svc, tenant, check_portal=None)
+    stored = add_tenant(svc, tenant, check_portal=portal_checker(args))
     looked_up = (
         "" if stored.id == args.tenant_id.strip().lower() else f", looked up from {args.tenant_id}"
     )
@@ -214,11 +219,17 @@ def _set(args: argparse.Namespace) -> int:
     changed = frozenset(
         env
         for env in ENVIRONMENTS
-        if getattr(args, f"{env}_portal") is not None
-        and (env not in before.portals or tenant.portals[env].url != before.portals[env].url)
+        if (
+            getattr(args, f"{env}_portal") is not None
+            and (env not in before.portals or tenant.portals[env].url != before.portals[env].url)
+        )
+        # a new token or mapping is checked against the portal too
+        or any(
+            getattr(args, f"{env}_{option}", None) is not None
+            for option in ("token", "token_file", "mapping")
+        )
     )
-    check_portals(tenant, args)
-    tenant = update_tenant(svc, tenant, check_portal=None, changed=changed)
+    tenant = update_tenant(svc, tenant, check_portal=portal_checker(args), changed=changed)
     print(
         f"Updated tenant {tenant.name} ({tenant.id}); it syncs to the {tenant.environment} portal."
     )
@@ -298,28 +309,34 @@ def _rekey(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_portals(tenant: Tenant, args: argparse.Namespace) -> None:
-    """``portal check`` on each portal connection these options set; a refused token refuses
-    the change, a portal that cannot be checked now is only reported."""
+def portal_checker(args: argparse.Namespace) -> PortalCheck:
+    """``portal check`` on each portal connection these options set, after the URL policy and
+    the one-tenant-per-portal rule: a refused token or a mapping that does not parse refuses the
+    change, a portal that cannot be checked now is only reported."""
     from common.errors import SkolsynkError
     from common.portal.check import PortalTokenRefused
     from common.portal.mapping import mapping_overrides
     from skolsynk.portal_cli import run_check
 
     ca_bundle = services().config.ca_bundle
-    for env, portal in tenant.portals.items():
+
+    def check(env: str, portal: PortalEnvironment) -> None:
         if all(getattr(args, f"{env}_{o}", None) is None for o in ("portal", "token", "mapping")):
-            continue
+            return
         mapping_overrides(portal.mapping)  # a mapping that does not parse is refused
         try:
-            check = run_check(portal.url, portal.token, mapping=portal.mapping, ca_bundle=ca_bundle)
+            result = run_check(
+                portal.url, portal.token, mapping=portal.mapping, ca_bundle=ca_bundle
+            )
         except PortalTokenRefused:
             raise
         except SkolsynkError as exc:
             print(f"Warning: the {env} portal could not be checked: {exc}")
         else:
             print(f"The {env} portal answers as a SCIM server; the mapping used there:")
-            print("\n".join(f"  {a} -> {w}" for a, w in check.mapping.table()))
+            print("\n".join(f"  {a} -> {w}" for a, w in result.mapping.table()))
+
+    return check
 
 
 def portal_mapping_text(tenant: Tenant) -> str:

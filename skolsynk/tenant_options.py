@@ -79,7 +79,12 @@ def settings_options(parser: argparse.ArgumentParser, *, changing: bool) -> None
     if changing:
         state = parser.add_mutually_exclusive_group()
         state.add_argument(
-            "--enable", dest="enabled", action="store_const", const=True, help="sync again"
+            "--enable",
+            dest="enabled",
+            action="store_const",
+            const=True,
+            help="sync again: real-time changes, the hourly reconcile and subscription renewal "
+            "(a reconcile is queued at once)",
         )
         state.add_argument(
             "--disable",

@@ -33,6 +33,11 @@ class PortalMemory:
     def _key(base_url: str) -> str:
         return f"{KEY_PREFIX}portal-memory:{hashlib.sha256(base_url.encode()).hexdigest()}"
 
+    def forget(self, base_url: str) -> int:
+        """Forget what was learnt of this server; keys deleted."""
+        with redis_errors():
+            return int(self.redis.delete(self._key(base_url)))
+
     def load(self, key: str) -> dict[str, Any] | None:
         with redis_errors():
             raw = self.redis.get(self._key(key))

@@ -8,6 +8,7 @@ left to finish (its tenant is gone, so it writes nothing more than it already ha
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import redis
@@ -20,6 +21,7 @@ from common.state.dispatch import (
     reconcile_pending_key,
     renewal_pending_key,
 )
+from common.state.portal_memory import PortalMemory
 from common.state.store import KEY_PREFIX, redis_errors
 
 #: job ids fetched per round trip while looking through a queue
@@ -48,6 +50,13 @@ def purge_tenant(client: redis.Redis, tenant_id: str) -> int:
     subscription records, queued jobs and the jobs rq keeps after they ran; keys deleted.
     Shared counters (the metrics' totals) stay: they only ever count up."""
     deleted = drop_tenant_work(client, tenant_id)
+    with redis_errors():
+        raw: Any = client.get(f"{KEY_PREFIX}tenant:{tenant_id}")
+    if raw:
+        # what was learnt of its portals' servers (common.portal.learning) goes with it
+        memory = PortalMemory(client)
+        for portal in json.loads(raw).get("portals", {}).values():
+            deleted += memory.forget(str(portal.get("url", "")))
     with redis_errors():
         subscriptions = f"{KEY_PREFIX}subscriptions:{tenant_id}"
         ids = [m.decode() for m in client.smembers(subscriptions)]  # type: ignore[union-attr]

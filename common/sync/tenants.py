@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from common.config import Secret
 from common.errors import (
     GraphUnavailable,
     NeedsAttention,
@@ -40,9 +39,10 @@ from common.state.subscriptions import SubscriptionStore
 from common.state.tenant_work import drop_tenant_work
 from common.sync.services import Services
 
-#: checks that a portal answers as a SCIM server with this token before it is stored
-#: (``None``: the URL policy and the uniqueness rules only)
-PortalCheck = Callable[[str, Secret], None]
+#: checks that a portal environment (its name, and the connection with its URL normalised)
+#: answers as a SCIM server with its token before it is stored; runs after the URL policy and
+#: the one-tenant-per-portal rule (``None``: those two only)
+PortalCheck = Callable[[str, PortalEnvironment], None]
 
 log = get_logger(__name__)
 
@@ -155,9 +155,10 @@ def _checked_portals(
                         "tenant.",
                         hint="Give this school its own organisation in the portal.",
                     )
+        checked = replace(portal, url=url)
         if check_portal is not None and not portal.undecryptable:
-            check_portal(url, portal.token)
-        portals[env] = PortalEnvironment(url, portal.token, portal.undecryptable)
+            check_portal(env, checked)
+        portals[env] = checked
     return replace(tenant, portals=portals)
 
 

@@ -109,7 +109,9 @@ def now() -> str:
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    """A bearer token for an organisation; never starting with "-", so that it can follow an
+    option on a command line (``--test-token TOKEN``; ``-`` alone there means standard input)."""
+    return "p" + secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)

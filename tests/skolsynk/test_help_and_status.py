@@ -38,8 +38,8 @@ def test_every_command_and_option_asked_about_has_a_description() -> None:
     tenant_set = " ".join(skolsynk("tenant", "set", "--help").stdout.split())
     for option, text in {
         "--name NAME": "rename the tenant",
-        "--enable": "include the tenant in the hourly reconcile",
-        "--disable": "leave it out of the hourly reconcile",
+        "--enable": "sync again: real-time changes, the hourly reconcile",
+        "--disable": "stop every write to this tenant's portal at once",
     }.items():
         assert f"{option} {text}" in tenant_set, option
 
