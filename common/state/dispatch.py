@@ -243,11 +243,12 @@ class Dispatcher:
         The listener's hot path, written against redis-py's public connection interface
         (``get_connection``, ``send_packed_command``, ``read_response``, ``release``): the
         calls are packed here with the script's ``EVALSHA`` header made once, which skips
-        redis-py's pipeline and command encoding. Measured in-process, that pipeline made a
-        notification cost about 60 % more CPU than this (4,040 against 2,510 us under the
-        profiler, on the shared 2 cores); the tests of ``test_dispatch`` run this path against
-        a real Redis (a script Redis forgot, a restart, many threads), so a redis-py release
-        that changes these methods fails them. A broken connection is tried once more (Redis
+        redis-py's pipeline and command encoding. Measured in-process under the profiler on the
+        shared 2 cores, a notification cost 4,040 us of CPU through a pipeline, 2,600 us this
+        way (and 2,510 us with the socket written directly, which needed redis-py's private
+        ``_sock``). The tests of ``test_dispatch`` run this path against a real Redis (a script
+        Redis forgot, a restart, many threads), so a redis-py release that changes these
+        methods fails them. A broken connection is tried once more (Redis
         restarted, a proxy closed an idle one); a timeout is not.
         """
         packed = b"".join(_pack_script_call(argv) for argv in calls)
