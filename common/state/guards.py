@@ -50,7 +50,7 @@ BUSY_REQUEUE_DELAY: Final = timedelta(seconds=2)
 #: an object Graph does not show (yet) is looked at again after these delays, each a scheduled
 #: job (rq's scheduler, workers run ``--with-scheduler``), never a sleep holding a worker; after
 #: the last one it is believed gone
-RECHECK_DELAYS_SECONDS: Final = (1.0, 3.0, 8.0)
+RECHECK_DELAYS_SECONDS: Final = (0.5, 1.5, 4.0)
 
 
 def object_lock_key(tenant_id: str, kind: ObjectKind, object_id: str) -> str:

@@ -121,3 +121,29 @@ def test_worker_and_scheduler_survive_redis_stopped_and_sigkilled_and_work_after
         client.close()
         worker.stop()
         scheduler.stop()
+
+
+def test_the_scheduler_refuses_a_bad_configuration_in_sentences_without_its_secrets() -> None:
+    import subprocess
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "REDIS_URL": "http://:hunter2-in-the-url@redis.example:6379/0",
+        "SKOLSYNK_CLIENT_ID": "00000000-0000-4000-8000-0000000000aa",
+        "SKOLSYNK_CLIENT_SECRET": "client-secret-value",
+        "SKOLSYNK_SECRET_KEY": "tiny-key-9",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cron"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "REDIS_URL" in done.stderr and "SKOLSYNK_SECRET_KEY" in done.stderr
+    for secret in ("hunter2-in-the-url", "client-secret-value", "tiny-key-9"):
+        assert secret not in done.stderr
