@@ -135,6 +135,8 @@ class Changes(RuleBasedStateMachine):
         self.live: dict[str, bool] = {
             u["id"]: bool(u.get("accountEnabled", True)) for u in people[:5]
         }
+        #: user id -> its classic SDS object type (Student or Teacher)
+        self.roles: dict[str, str] = {u["id"]: str(u[sds.OBJECT_TYPE]) for u in people}
         self.binned: set[str] = set()  # users in the recycle bin
         self.mails = {u["id"]: u["mail"] for u in people}
         self.purged: dict[str, str] = {}  # purged user id -> its e-mail, free again
@@ -155,6 +157,7 @@ class Changes(RuleBasedStateMachine):
     def create_student(self, given: str, family: str, data: st.DataObject) -> None:
         student = self.graph.create_student(given, family, school_id=self.school, grade="8")
         self.mails[student["id"]] = student["mail"]
+        self.roles[student["id"]] = sds.OBJECT_TYPE_STUDENT
         self.live[student["id"]] = True
         self.every_user.add(student["id"])
         if self.members and data.draw(st.booleans(), label="joins a class"):
@@ -197,6 +200,18 @@ class Changes(RuleBasedStateMachine):
         enabled = not self.live[user]
         self.graph.patch(f"/users/{user}", json={"accountEnabled": enabled}).raise_for_status()
         self.live[user] = enabled
+
+    @precondition(lambda self: self.live.keys() & self.roles.keys())
+    @rule(data=st.data())
+    def leave_and_return_to_scope(self, data: st.DataObject) -> None:
+        # SDS takes the role away and gives it back; Microsoft 365 tells only the user, never
+        # her classes. In between, the real-time path has done what it does (nothing, when
+        # every notification is dropped).
+        user = data.draw(st.sampled_from(sorted(self.live.keys() & self.roles.keys())))
+        self.graph.patch(f"/users/{user}", json={sds.OBJECT_TYPE: None}).raise_for_status()
+        settle(self.world)
+        role = self.roles[user]
+        self.graph.patch(f"/users/{user}", json={sds.OBJECT_TYPE: role}).raise_for_status()
 
     @precondition(lambda self: self.live)
     @rule(local=st.sampled_from(["ny.adress", "bytt"]), data=st.data())
