@@ -26,6 +26,7 @@ from common.model import (
     PortalState,
     PortalUser,
     Scope,
+    link_key,
 )
 from common.portal.protocol import Portal
 from common.state.dispatch import Change, Dispatcher
@@ -78,7 +79,12 @@ def preview(services: Services, tenant_id: str, *, status: Status = _noop) -> Pr
     )
     portal = services.portal(tenant)
     portal.capabilities(refresh=True)  # what the portal declares is read at every reconcile
-    state = PortalState(users=tuple(portal.list_users()), groups=tuple(portal.list_groups()))
+    state = _with_links(
+        services,
+        tenant.id,
+        PortalState(users=tuple(portal.list_users()), groups=tuple(portal.list_groups())),
+        everything=True,
+    )
     plan = make_plan(microsoft, state)
     gate = services.safety.health_problem(tenant.id, microsoft, state, tenant.thresholds)
     managed = _managed(state)
@@ -125,6 +131,7 @@ def reconcile_tenant(
                 audit=services.audit,
                 safety=services.safety,
                 progress=progress,
+                links=services.links,
             )
             applier.apply(
                 view.plan,
@@ -171,7 +178,7 @@ def sync_user(
         return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
     microsoft, users = _accounts(graph, tenant.scope, portal, microsoft, [user_id])
-    state = PortalState(users=tuple(users), groups=())
+    state = _with_links(services, tenant.id, PortalState(users=tuple(users), groups=()))
     report = _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
     if user_id not in microsoft.users:
         _recheck_classes(services, tenant, portal, users, user_id)
@@ -261,7 +268,9 @@ def sync_group(
     for group in groups:
         known = {u.id for u in users}
         users += [portal.get_user(pid) for pid in sorted(group.member_ids - known)]
-    state = PortalState(users=tuple(_unique(users)), groups=tuple(groups))
+    state = _with_links(
+        services, tenant.id, PortalState(users=tuple(_unique(users)), groups=tuple(groups))
+    )
     return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
@@ -308,16 +317,15 @@ def approve_held(
         microsoft = _merge(microsoft, source.read_class(graph, tenant.scope, cid))
     users = portal.find_users(external_ids=user_ids) if user_ids else []
     groups = _unique(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
-    plan = make_plan(microsoft, PortalState(users=tuple(users), groups=tuple(groups)))
+    state = _with_links(services, tenant.id, PortalState(users=tuple(users), groups=tuple(groups)))
+    plan = make_plan(microsoft, state)
     # only the approved removals (and what undoes them, if the object came back) are applied
     approved = {h.action.key for h in taken}
     plan = replace(
         plan,
         actions=tuple(a for a in plan.actions if a.kind not in REMOVAL_KINDS or a.key in approved),
     )
-    _run_applier(
-        services, tenant, plan, PortalState(tuple(users), tuple(groups)), report, approved=True
-    )
+    _run_applier(services, tenant, plan, state, report, approved=True)
     services.audit.record_many(
         tenant.id,
         [(h.action, "approved", "", h.action.portal_id) for h in taken],
@@ -384,7 +392,7 @@ def _run_applier(
     approved: bool = False,
 ) -> None:
     writer = services.portal(tenant)
-    applier = Applier(writer, audit=services.audit, safety=services.safety)
+    applier = Applier(writer, audit=services.audit, safety=services.safety, links=services.links)
     applier.apply(
         plan,
         state,
@@ -443,6 +451,20 @@ def _lookup_users(
             u for u in portal.find_users(emails=list(dict.fromkeys(emails))) if u.id not in seen
         ]
     return found
+
+
+def _with_links(
+    services: Services, tenant_id: str, state: PortalState, *, everything: bool = False
+) -> PortalState:
+    """The portal state with the links the sync made before (which copy of a duplicate it
+    keeps): every link of the tenant for a whole read, else those of the objects at hand."""
+    if everything:
+        links = services.links.all(tenant_id)
+    else:
+        keys = [link_key("user", u.external_id) for u in state.users if u.external_id]
+        keys += [link_key("group", g.external_id) for g in state.groups if g.external_id]
+        links = services.links.some(tenant_id, keys) if keys else {}
+    return replace(state, links=links)
 
 
 def _merge(a: MicrosoftState, b: MicrosoftState) -> MicrosoftState:
