@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.graph import paging, schema
+from sandbox.graph import paging
 from sandbox.graph.calls import GraphCall, Reply
-from sandbox.graph.directory import COLLECTION, getter
+
+# the same listing as a group's members and owners: directory objects, or one type after a cast
+from sandbox.graph.directory import _link_listing
 from sandbox.graph.errors import not_found
 from sandbox.graph.store import GROUP, USER, DirObject
 
@@ -42,32 +44,12 @@ def _groups_of(call: GraphCall, user_id: str, *, owned: bool) -> list[DirObject]
     return sorted(groups, key=lambda g: g.ordinal)
 
 
-def _typed(obj: DirObject, select: tuple[str, ...] | None) -> dict[str, Any]:
-    return {"@odata.type": f"#{schema.type_name(obj.kind)}", **schema.project(obj, select)}
-
-
-def _listing(call: GraphCall, cast: str | None) -> paging.Listing:
-    if cast is None:
-        known = [*schema.USER_PROPERTIES, *schema.GROUP_PROPERTIES]
-        entity, context = "microsoft.graph.directoryObject", "directoryObjects"
-    else:
-        known = list(schema.properties_of(cast))
-        entity, context = schema.type_name(cast), COLLECTION[cast]
-    return paging.Listing(
-        known=known,
-        entity=entity,
-        context=f"{call.base_url}/$metadata#{context}",
-        render=_typed,
-        getter=getter,
-    )
-
-
 def list_groups(call: GraphCall, key: str, *, owned: bool, cast: str | None = None) -> Reply:
-    return paging.by_position(call, _groups_of(call, key, owned=owned), _listing(call, cast))
+    return paging.by_position(call, _groups_of(call, key, owned=owned), _link_listing(call, cast))
 
 
 def count_groups(call: GraphCall, key: str, *, owned: bool, cast: str | None = None) -> Reply:
-    return paging.count(call, _groups_of(call, key, owned=owned), _listing(call, cast))
+    return paging.count(call, _groups_of(call, key, owned=owned), _link_listing(call, cast))
 
 
 def _rules() -> list[tuple[str, str, Any]]:

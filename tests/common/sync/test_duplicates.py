@@ -15,17 +15,16 @@ from common.model import (
     ActionKind,
     MicrosoftState,
     MsClass,
-    MsUser,
     Plan,
     PortalGroup,
     PortalState,
     PortalUser,
-    Role,
     link_key,
 )
 from common.state.links import Links
 from common.sync import engine
 from common.sync.planner import make_plan
+from tests.common.sync.test_planner import in_portal, ms_user
 from tests.fixtures.engine import SyncWorld
 
 
@@ -131,31 +130,11 @@ def _state_with_copies(
 ) -> tuple[MicrosoftState, PortalState]:
     """A student and her class, each in the portal twice: ``u-old``/``g-old`` made first,
     ``u-new``/``g-new`` later; ``g-old`` holds both user copies, ``g-new`` the newer one."""
-    student = MsUser(
-        id="e1",
-        user_principal_name="ada@skola.se",
-        mail="ada@skola.se",
-        given_name="Ada",
-        family_name="Berg",
-        display_name="Ada Berg",
-        account_enabled=True,
-        role=Role.STUDENT,
-    )
+    student = ms_user("e1")
     cls = MsClass(id="c1", display_name="7A", school_id=None, member_ids=frozenset({"e1"}))
 
     def user(pid: str, created_at: str) -> PortalUser:
-        return PortalUser(
-            id=pid,
-            user_name="ada@skola.se",
-            external_id="e1",
-            email="ada@skola.se",
-            given_name="Ada",
-            family_name="Berg",
-            display_name="Ada Berg",
-            active=True,
-            role=Role.STUDENT,
-            created=created_at,
-        )
+        return in_portal(student, pid, created=created_at)
 
     def group(pid: str, created_at: str, *members: str) -> PortalGroup:
         return PortalGroup(
