@@ -26,16 +26,14 @@ from common.model import (
     Action,
     ActionKind,
     Plan,
-    PortalGroup,
     PortalState,
-    PortalUser,
     link_key,
 )
 from common.portal.protocol import Portal
 from common.state.audit import AuditLog
 from common.state.links import Links
 from common.state.runs import RunReport
-from common.sync.duplicates import find_duplicates
+from common.sync.duplicates import find_duplicates, made_during
 from common.sync.planner import PHASES
 from common.sync.safety import SafetyState
 
@@ -163,26 +161,15 @@ class Applier:
             return
         user_ids = sorted({e for endpoint, e in uncertain if endpoint == "Users" and e})
         group_ids = sorted({e for endpoint, e in uncertain if endpoint == "Groups" and e})
-        users: list[PortalUser] = self.portal.find_users(external_ids=user_ids) if user_ids else []
-        groups: list[PortalGroup] = [g for e in group_ids for g in self.portal.find_groups(e)]
-        seen = {u.id for u in before.users} | {g.id for g in before.groups}
+        users = self.portal.find_users(external_ids=user_ids) if user_ids else []
+        groups = [g for e in group_ids for g in self.portal.find_groups(e)]
         with ids.lock:
-            links = {link_key("user", e): p for e, p in ids.users.items() if e in user_ids}
-            links.update((link_key("group", e), p) for e, p in ids.groups.items() if e in group_ids)
-        found = find_duplicates(
-            PortalState(
-                users=tuple(users),
-                groups=tuple(groups),
-                links=links,
-                created_ids=frozenset(
-                    {u.id for u in users if u.id not in seen}
-                    | {g.id for g in groups if g.id not in seen}
-                ),
-            )
-        )
-        mine = [a for a in found.actions if a.portal_id in found.own_copy_ids]
-        for action in mine:
-            self._apply_one(action, ids, report, ctx, _Folded({}, frozenset()))
+            linked = {link_key("user", e): ids.users[e] for e in user_ids if e in ids.users}
+            linked |= {link_key("group", e): ids.groups[e] for e in group_ids if e in ids.groups}
+        found = find_duplicates(made_during(before, users, groups, linked))
+        for action in found.actions:
+            if action.portal_id in found.own_copy_ids:
+                self._apply_one(action, ids, report, ctx, _Folded({}, frozenset()))
 
     def _hold(
         self, actions: list[Action], report: RunReport, ctx: RunContext, message: str, why: str

@@ -14,6 +14,7 @@ since it may carry licences the sync cannot see.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from common.model import (
@@ -79,3 +80,18 @@ def find_duplicates(portal: PortalState) -> Duplicates:
                 )
             )
     return Duplicates(tuple(found), tuple(actions), frozenset(own))
+
+
+def made_during(
+    before: PortalState,
+    users: Iterable[PortalUser],
+    groups: Iterable[PortalGroup],
+    links: Mapping[str, str],
+) -> PortalState:
+    """The objects a run found after its creates, as a state for ``find_duplicates``: those
+    absent from what the run read ``before`` were made during the run (``created_ids``), and
+    ``links`` are the portal objects the run linked (its creates' answers)."""
+    users, groups = tuple(users), tuple(groups)
+    seen = {u.id for u in before.users} | {g.id for g in before.groups}
+    made = {o.id for o in users if o.id not in seen} | {o.id for o in groups if o.id not in seen}
+    return PortalState(users=users, groups=groups, links=links, created_ids=frozenset(made))
