@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from common.errors import NotFound, SkolsynkError
+from common.errors import SkolsynkError
 from common.graph import source
 from common.graph.client import GraphClient
 from common.model import (
@@ -29,10 +29,10 @@ from common.model import (
     link_key,
 )
 from common.portal.protocol import Portal
-from common.state.dispatch import Change, Dispatcher
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
+from common.sync import class_rechecks
 from common.sync.applier import Applier, Progress, RunContext
 from common.sync.planner import make_plan
 from common.sync.safety import HeldAction
@@ -181,55 +181,11 @@ def sync_user(
     state = _with_links(services, tenant.id, PortalState(users=tuple(users), groups=()))
     report = _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
     if user_id not in microsoft.users:
-        _recheck_classes(services, tenant, portal, users, user_id)
+        class_rechecks.classes_left(services, tenant.id, portal, users, user_id)
     elif not any(u.active for u in users if u.external_id == user_id):
         # no active account before this job: she may be coming (back) into scope
-        _recheck_joined_classes(services, tenant, graph, portal, user_id)
+        class_rechecks.classes_joined(services, tenant.id, graph, portal, user_id)
     return report
-
-
-def _recheck_classes(
-    services: Services, tenant: Tenant, portal: Portal, users: list[PortalUser], user_id: str
-) -> None:
-    """A user who is no student or teacher in scope belongs in no class (the rule of a full
-    read); Microsoft 365 may still list her in them (she left the school, lost her role) without
-    telling the classes. Queue a job for each synced class whose portal group still holds her
-    account (where the portal says which, SCIM ``groups``), so that the class job, with its own
-    lease, applies the one membership rule."""
-    group_ids = {g for u in users if u.external_id == user_id for g in u.group_ids}
-    dispatcher = Dispatcher(services.redis)
-    for group_id in sorted(group_ids):
-        try:
-            group = portal.get_group(group_id)
-        except NotFound:
-            continue
-        if group.external_id:
-            dispatcher.enqueue_change(tenant.id, "group", group.external_id)
-
-
-def _recheck_joined_classes(
-    services: Services, tenant: Tenant, graph: GraphClient, portal: Portal, user_id: str
-) -> None:
-    """The mirror of ``_recheck_classes``: a user (back) in scope belongs in every class she is
-    a member or owner of in Microsoft 365 (the rule of a full read), and Microsoft 365 does not
-    tell those classes when she comes back (a role or school given back, restored, enabled).
-    Queue a job for each synced class (one with a portal group) whose portal group lacks her
-    account, so that the class job applies the one membership rule under its own lease.
-
-    Graph cost: one ``$batch`` call of two requests (``source.read_groups_of``), made only when
-    she had no active account before the job; portal cost: one lookup of her account and one of
-    each of her groups."""
-    class_ids = source.read_groups_of(graph, user_id)
-    if not class_ids:
-        return
-    accounts = {u.id for u in portal.find_users(external_ids=[user_id])}
-    lacking = [
-        Change(tenant.id, "group", class_id)
-        for class_id in sorted(class_ids)
-        if (groups := portal.find_groups(class_id))
-        and any(not accounts & g.member_ids for g in groups)
-    ]
-    Dispatcher(services.redis).enqueue_changes(lacking)
 
 
 def sync_group(
