@@ -152,12 +152,34 @@ def oldest_first(obj: PortalUser | PortalGroup) -> tuple[bool, str, str]:
     return (obj.created is None, obj.created or "", obj.id)
 
 
+def link_key(kind: str, entra_id: str) -> str:
+    """How a link (the portal object the sync linked to a Microsoft object) is named: kind
+    ``user`` or ``group``, then the Entra id."""
+    return f"{kind}:{entra_id}"
+
+
 @dataclass(frozen=True)
 class PortalState:
-    """What the portal holds (everything of one organisation, or the objects a job looked up)."""
+    """What the portal holds (everything of one organisation, or the objects a job looked up).
+
+    ``links`` are the portal objects the sync linked before (``link_key`` -> portal id,
+    ``common.state.links``): where the portal holds copies, the linked one is kept.
+    """
 
     users: tuple[PortalUser, ...]
     groups: tuple[PortalGroup, ...]
+    links: Mapping[str, str] = field(default_factory=dict)
+    #: portal ids this very run created (copies of them are the run's own, not someone's)
+    created_ids: frozenset[str] = frozenset()
+
+    def kept_first(self, obj: PortalUser | PortalGroup) -> tuple[bool, bool, str, str]:
+        """Sort key of portal objects sharing an ``externalId``: the copy the sync keeps comes
+        first, that is the one it linked before, else the oldest (``oldest_first``)."""
+        kind = "user" if isinstance(obj, PortalUser) else "group"
+        linked = bool(obj.external_id) and (
+            self.links.get(link_key(kind, obj.external_id or "")) == obj.id
+        )
+        return (not linked, *oldest_first(obj))
 
 
 # --- tenant settings --------------------------------------------------------------------------
@@ -289,6 +311,9 @@ class Plan:
     duplicates: tuple[Duplicate, ...] = ()
     #: (id, display name) of the classes that will sync, sorted by name
     classes_in_scope: tuple[tuple[str, str], ...] = ()
+    #: portal ids of duplicates this very run created (a lost answer that slipped past the
+    #: create's lookup): deleted at once, never held
+    own_copy_ids: frozenset[str] = frozenset()
 
     def of_kind(self, *kinds: ActionKind) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.kind in kinds)

@@ -15,6 +15,9 @@ from common.model import PortalGroup, PortalUser
 class Portal(Protocol):
     """What the sync needs from a portal (the seam the engine and the applier depend on)."""
 
+    #: (endpoint ``Users``/``Groups``, externalId) of creates whose answer was lost
+    uncertain_creates: list[tuple[str, str]]
+
     def list_users(self) -> Iterator[PortalUser]: ...
 
     def list_groups(self) -> Iterator[PortalGroup]: ...

@@ -50,6 +50,9 @@ class ScimWire:
         self.transport = transport
         self.base_url = base_url.rstrip("/")
         self._token = token if isinstance(token, Secret) else Secret(token)
+        #: (endpoint, externalId) of creates whose answer was lost (the sync checks them for a
+        #: second copy once its creates are done: a lookup may miss what was just written)
+        self.uncertain_creates: list[tuple[str, str]] = []
 
     def page_size(self) -> int:
         """How many resources to ask for per page (subclasses ask the server)."""
@@ -264,6 +267,7 @@ class ScimWire:
             except TransientError as exc:
                 if not exc.maybe_applied or not lookup or attempt == attempts:
                     raise
+                self.uncertain_creates.append((endpoint, str(resource.get("externalId") or "")))
                 existing = made()
                 if existing is not None:
                     return existing

@@ -27,11 +27,13 @@ from common.model import (
     ActionKind,
     Plan,
     PortalState,
-    oldest_first,
+    link_key,
 )
 from common.portal.protocol import Portal
 from common.state.audit import AuditLog
+from common.state.links import Links
 from common.state.runs import RunReport
+from common.sync.duplicates import find_duplicates, made_during
 from common.sync.planner import PHASES
 from common.sync.safety import SafetyState
 
@@ -61,10 +63,12 @@ class Applier:
         safety: SafetyState,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
+        links: Links | None = None,
     ) -> None:
         self.portal = portal
         self.audit = audit
         self.safety = safety
+        self.links = links
         self.concurrency = concurrency
         self.progress = progress
 
@@ -84,8 +88,10 @@ class Applier:
         Deletions of duplicates are held on their own unless ``approved`` (a person approved
         them) or the whole set of removals is held or skipped anyway."""
         ids = _IdMap(portal_state)
-        removals = plan.removals
-        to_apply = [a for a in plan.actions if a.kind not in REMOVAL_KINDS]
+        # copies this very run made are its own mistake: removed at once, past every guard
+        own = [a for a in plan.removals if a.portal_id in plan.own_copy_ids]
+        removals = tuple(a for a in plan.removals if a.portal_id not in plan.own_copy_ids)
+        to_apply = [a for a in plan.actions if a.kind not in REMOVAL_KINDS] + own
         always_held = [] if approved else [a for a in removals if a.kind in ALWAYS_HELD_KINDS]
         if always_held and not gate and not hold_removals:
             self._hold(
@@ -121,6 +127,8 @@ class Applier:
         folded = _fold_group_creates(to_apply)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             for phase, kinds in PHASES:
+                if phase == "members added":  # every create is done
+                    self._remove_own_copies(portal_state, ids, report, ctx)
                 batch = [a for a in to_apply if a.kind in kinds and a.key not in folded.skipped]
                 if not batch:
                     continue
@@ -139,6 +147,29 @@ class Applier:
             report.outcome = "partial"
             report.message = f"{len(report.failed)} changes were refused by the portal."
         return report
+
+    def _remove_own_copies(
+        self, before: PortalState, ids: _IdMap, report: RunReport, ctx: RunContext
+    ) -> None:
+        """After the creates: where a create's answer was lost, look for a second copy (the
+        lookup after the lost answer may have missed the first write). A copy absent from the
+        run's read was made by this run: the one the run linked is kept, the other deleted at
+        once. Costs one portal search per such create, none when no answer was lost."""
+        uncertain = list(dict.fromkeys(self.portal.uncertain_creates))
+        self.portal.uncertain_creates.clear()
+        if not uncertain:
+            return
+        user_ids = sorted({e for endpoint, e in uncertain if endpoint == "Users" and e})
+        group_ids = sorted({e for endpoint, e in uncertain if endpoint == "Groups" and e})
+        users = self.portal.find_users(external_ids=user_ids) if user_ids else []
+        groups = [g for e in group_ids for g in self.portal.find_groups(e)]
+        with ids.lock:
+            linked = {link_key("user", e): ids.users[e] for e in user_ids if e in ids.users}
+            linked |= {link_key("group", e): ids.groups[e] for e in group_ids if e in ids.groups}
+        found = find_duplicates(made_during(before, users, groups, linked))
+        for action in found.actions:
+            if action.portal_id in found.own_copy_ids:
+                self._apply_one(action, ids, report, ctx, _Folded({}, frozenset()))
 
     def _hold(
         self, actions: list[Action], report: RunReport, ctx: RunContext, message: str, why: str
@@ -171,9 +202,21 @@ class Applier:
             report.portal_writes += 1
             if action.key in folded.members_of:
                 _count_applied(report, folded.members_of[action.key])
+        self._remember_link(ctx, action, portal_id)
         self._audit(ctx, action, "applied", portal_id=portal_id)
         if action.key in folded.members_of:  # the members it was created with, by name
             self._audit(ctx, folded.members_of[action.key], "applied", portal_id=portal_id)
+
+    def _remember_link(self, ctx: RunContext, action: Action, portal_id: str | None) -> None:
+        """Record the portal object a create or adoption linked; forget a deleted one's."""
+        if self.links is None or portal_id is None:
+            return
+        kind = action.kind
+        what = "group" if kind in _GROUP_KINDS else "user"
+        if kind in (ActionKind.CREATE_USER, ActionKind.ADOPT_USER, ActionKind.CREATE_GROUP):
+            self.links.record(ctx.tenant_id, what, action.object_id, portal_id)
+        elif kind in _DELETE_KINDS:
+            self.links.forget(ctx.tenant_id, what, action.object_id, portal_id)
 
     def _write(self, action: Action, ids: _IdMap, folded: _Folded) -> str | None:
         kind = action.kind
@@ -275,6 +318,19 @@ class Applier:
         )
 
 
+_GROUP_KINDS = frozenset(
+    {ActionKind.CREATE_GROUP, ActionKind.DELETE_GROUP, ActionKind.DELETE_DUPLICATE_GROUP}
+)
+_DELETE_KINDS = frozenset(
+    {
+        ActionKind.DELETE_USER,
+        ActionKind.DELETE_DUPLICATE_USER,
+        ActionKind.DELETE_GROUP,
+        ActionKind.DELETE_DUPLICATE_GROUP,
+    }
+)
+
+
 def report_failed(report: RunReport, action: Action, message: str) -> None:
     report.failed.append(
         {
@@ -296,13 +352,13 @@ class _IdMap:
 
     def __init__(self, state: PortalState) -> None:
         self.lock = threading.Lock()
-        # where the portal holds copies, the kept one (the oldest) is the one members go to
+        # where the portal holds copies, the kept one is the one members go to
         self.users: dict[str, str] = {}
-        for user in sorted(state.users, key=oldest_first):
+        for user in sorted(state.users, key=state.kept_first):
             if user.external_id:
                 self.users.setdefault(user.external_id, user.id)
         self.groups: dict[str, str] = {}
-        for group in sorted(state.groups, key=oldest_first):
+        for group in sorted(state.groups, key=state.kept_first):
             if group.external_id:
                 self.groups.setdefault(group.external_id, group.id)
 

@@ -124,3 +124,7 @@ REASON_DUPLICATE = (
     "duplicate: another portal {what} ({kept}) carries the same Microsoft 365 id and is the one "
     "kept; held for approval, since this copy may carry licences"
 )
+REASON_OWN_DUPLICATE = (
+    "duplicate made by this run: a create whose answer was lost was carried out twice; the "
+    "other portal {what} ({kept}) is the one kept, and this copy is deleted at once"
+)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from common.errors import NotFound, SkolsynkError
+from common.errors import SkolsynkError
 from common.graph import source
 from common.graph.client import GraphClient
 from common.model import (
@@ -31,13 +31,14 @@ from common.model import (
     PortalState,
     PortalUser,
     Scope,
+    link_key,
 )
 from common.portal.protocol import Portal
-from common.state.dispatch import Dispatcher
 from common.state.leases import reconcile_lease
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
+from common.sync import class_rechecks
 from common.sync.applier import Applier, Progress, RunContext
 from common.sync.planner import make_plan
 from common.sync.safety import HeldAction, foreign_portal_problem, managed_in
@@ -92,7 +93,12 @@ def preview(
     )
     portal = services.portal(tenant)
     portal.capabilities(refresh=True)  # what the portal declares is read at every reconcile
-    state = PortalState(users=tuple(portal.list_users()), groups=tuple(portal.list_groups()))
+    state = _with_links(
+        services,
+        tenant.id,
+        PortalState(users=tuple(portal.list_users()), groups=tuple(portal.list_groups())),
+        everything=True,
+    )
     plan = make_plan(microsoft, state)
     gate = services.safety.health_problem(tenant.id, microsoft, state, tenant.thresholds)
     managed = services.safety.managed_objects(tenant.id, seen=managed_in(state))
@@ -175,6 +181,7 @@ def _reconcile(
                 audit=services.audit,
                 safety=services.safety,
                 progress=progress,
+                links=services.links,
             )
             applier.apply(
                 view.plan,
@@ -223,30 +230,14 @@ def sync_user(
         return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
     microsoft, users = _accounts(graph, tenant.scope, portal, microsoft, [user_id])
-    state = PortalState(users=tuple(users), groups=())
+    state = _with_links(services, tenant.id, PortalState(users=tuple(users), groups=()))
     report = _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
     if user_id not in microsoft.users:
-        _recheck_classes(services, tenant, portal, users, user_id)
+        class_rechecks.classes_left(services, tenant.id, portal, users, user_id)
+    elif not any(u.active for u in users if u.external_id == user_id):
+        # no active account before this job: she may be coming (back) into scope
+        class_rechecks.classes_joined(services, tenant.id, graph, portal, user_id)
     return report
-
-
-def _recheck_classes(
-    services: Services, tenant: Tenant, portal: Portal, users: list[PortalUser], user_id: str
-) -> None:
-    """A user who is no student or teacher in scope belongs in no class (the rule of a full
-    read); Microsoft 365 may still list her in them (she left the school, lost her role) without
-    telling the classes. Queue a job for each synced class whose portal group still holds her
-    account (where the portal says which, SCIM ``groups``), so that the class job, with its own
-    lease, applies the one membership rule."""
-    group_ids = {g for u in users if u.external_id == user_id for g in u.group_ids}
-    dispatcher = Dispatcher(services.redis)
-    for group_id in sorted(group_ids):
-        try:
-            group = portal.get_group(group_id)
-        except NotFound:
-            continue
-        if group.external_id:
-            dispatcher.enqueue_change(tenant.id, "group", group.external_id)
 
 
 def sync_group(
@@ -287,7 +278,9 @@ def sync_group(
     for group in groups:
         known = {u.id for u in users}
         users += [portal.get_user(pid) for pid in sorted(group.member_ids - known)]
-    state = PortalState(users=tuple(_unique(users)), groups=tuple(groups))
+    state = _with_links(
+        services, tenant.id, PortalState(users=tuple(_unique(users)), groups=tuple(groups))
+    )
     return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
 
@@ -342,16 +335,15 @@ def _approve(
         microsoft = _merge(microsoft, source.read_class(graph, tenant.scope, cid))
     users = portal.find_users(external_ids=user_ids) if user_ids else []
     groups = _unique(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
-    plan = make_plan(microsoft, PortalState(users=tuple(users), groups=tuple(groups)))
+    state = _with_links(services, tenant.id, PortalState(users=tuple(users), groups=tuple(groups)))
+    plan = make_plan(microsoft, state)
     # only the approved removals (and what undoes them, if the object came back) are applied
     approved = {h.action.key for h in taken}
     plan = replace(
         plan,
         actions=tuple(a for a in plan.actions if a.kind not in REMOVAL_KINDS or a.key in approved),
     )
-    _run_applier(
-        services, tenant, plan, PortalState(tuple(users), tuple(groups)), report, approved=True
-    )
+    _run_applier(services, tenant, plan, state, report, approved=True)
     services.audit.record_many(
         tenant.id,
         [(h.action, "approved", "", h.action.portal_id) for h in taken],
@@ -418,7 +410,7 @@ def _run_applier(
     approved: bool = False,
 ) -> None:
     writer = services.portal(tenant)
-    applier = Applier(writer, audit=services.audit, safety=services.safety)
+    applier = Applier(writer, audit=services.audit, safety=services.safety, links=services.links)
     applier.apply(
         plan,
         state,
@@ -477,6 +469,20 @@ def _lookup_users(
             u for u in portal.find_users(emails=list(dict.fromkeys(emails))) if u.id not in seen
         ]
     return found
+
+
+def _with_links(
+    services: Services, tenant_id: str, state: PortalState, *, everything: bool = False
+) -> PortalState:
+    """The portal state with the links the sync made before (which copy of a duplicate it
+    keeps): every link of the tenant for a whole read, else those of the objects at hand."""
+    if everything:
+        links = services.links.all(tenant_id)
+    else:
+        keys = [link_key("user", u.external_id) for u in state.users if u.external_id]
+        keys += [link_key("group", g.external_id) for g in state.groups if g.external_id]
+        links = services.links.some(tenant_id, keys) if keys else {}
+    return replace(state, links=links)
 
 
 def _merge(a: MicrosoftState, b: MicrosoftState) -> MicrosoftState:

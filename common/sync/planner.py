@@ -8,9 +8,9 @@ Who belongs in which class is decided before the planner, by the classification 
 call (``common.graph.classify.class_members``): a class's ``member_ids`` are its members in
 scope. The planner adds a member once it has a portal account (linked, or made in this plan).
 
-Portal objects sharing an ``externalId`` are duplicates: the oldest copy (``model.oldest_first``)
-is the one the sync keeps and brings up to date; the others leave the managed groups and are
-deleted only once a person approves (``ALWAYS_HELD_KINDS``).
+Portal objects sharing an ``externalId`` are duplicates: the copy the sync linked before, else
+the oldest (``PortalState.kept_first``), is the one it keeps and brings up to date; the others
+leave the managed groups and are deleted only once a person approves (``ALWAYS_HELD_KINDS``).
 
 Over 400 lines because users and classes are one pass: class membership needs the links the
 user rules make (adoptions and takeovers in the same plan). Attribute comparison and wording
@@ -39,7 +39,6 @@ from common.model import (
     PortalGroup,
     PortalState,
     PortalUser,
-    oldest_first,
 )
 from common.sync.attributes import (
     REASON_CLASS_OUT_OF_SCOPE,
@@ -93,6 +92,7 @@ def make_plan(microsoft: MicrosoftState, portal: PortalState) -> Plan:
         collisions=tuple(planner.collisions),
         duplicates=duplicates.found,
         classes_in_scope=classes_in_scope,
+        own_copy_ids=duplicates.own_copy_ids,
     )
 
 
@@ -112,8 +112,8 @@ class _Planner:
     duplicate_ids: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        # the oldest copy comes first, so it is the one indexed where the portal has several
-        users = sorted(self.portal.users, key=oldest_first)
+        # the kept copy comes first, so it is the one indexed where the portal has several
+        users = sorted(self.portal.users, key=self.portal.kept_first)
         self.by_external_id: dict[str, PortalUser] = {}
         self.unmanaged_by_email: dict[str, list[PortalUser]] = defaultdict(list)
         self.managed_by_email: dict[str, list[PortalUser]] = defaultdict(list)
@@ -332,7 +332,7 @@ class _Planner:
     def plan_groups(self) -> tuple[tuple[str, str], ...]:
         ms = self.microsoft
         groups: dict[str, PortalGroup] = {}
-        for group in sorted(self.portal.groups, key=oldest_first):
+        for group in sorted(self.portal.groups, key=self.portal.kept_first):
             if group.external_id:
                 groups.setdefault(group.external_id, group)
         classes = sorted(ms.classes.values(), key=lambda c: (c.display_name.casefold(), c.id))

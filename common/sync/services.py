@@ -18,6 +18,7 @@ from common.portal.client import ScimPortal
 from common.portal.mapping import mapping_overrides
 from common.portal.urls import check_portal_url
 from common.state.audit import AuditLog
+from common.state.links import Links
 from common.state.portal_memory import PortalMemory
 from common.state.registry import Tenant, TenantRegistry
 from common.state.runs import RunStore
@@ -42,6 +43,11 @@ class Services:
     tokens: MsalTokenProvider
     telemetry: Telemetry
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def links(self) -> Links:
+        """Which portal object the sync linked to each Microsoft object (Redis, per tenant)."""
+        return Links(self.redis)
 
     def graph(self, tenant_id: str) -> GraphClient:
         transport = Transport(

@@ -31,6 +31,7 @@ from sandbox.graph import (
     delegated,
     directory,
     education,
+    memberof,
     subscriptions,
     urls,
 )
@@ -164,7 +165,7 @@ def _graph_rules() -> list[tuple[str, str, Handler]]:
         ("/subscriptions/<key>", "DELETE", subscriptions.delete),
         ("/subscriptions/<key>/reauthorize", "POST", subscriptions.reauthorize),
     ]
-    return rules + delegated.RULES
+    return rules + delegated.RULES + memberof.RULES
 
 
 def _label(rule: str) -> str:

@@ -10,7 +10,21 @@ from typing import Any
 
 import pytest
 
+from common.model import (
+    ALWAYS_HELD_KINDS,
+    ActionKind,
+    MicrosoftState,
+    MsClass,
+    Plan,
+    PortalGroup,
+    PortalState,
+    PortalUser,
+    link_key,
+)
+from common.state.links import Links
 from common.sync import engine
+from common.sync.planner import make_plan
+from tests.common.sync.test_planner import in_portal, ms_user
 from tests.fixtures.engine import SyncWorld
 
 
@@ -106,3 +120,107 @@ def test_duplicates_made_by_hand_are_reported_held_and_removed_once_approved(mak
     assert licences[licence["id"]] == licence and licences[class_licence["id"]] == class_licence
     again = world.reconcile()
     assert (again.written, again.duplicates, again.held) == (0, 0, 0)
+
+
+# --- which copy is kept, and which copies go at once ------------------------------------------
+
+
+def _state_with_copies(
+    links: dict[str, str], created: frozenset[str] = frozenset()
+) -> tuple[MicrosoftState, PortalState]:
+    """A student and her class, each in the portal twice: ``u-old``/``g-old`` made first,
+    ``u-new``/``g-new`` later; ``g-old`` holds both user copies, ``g-new`` the newer one."""
+    student = ms_user("e1")
+    cls = MsClass(id="c1", display_name="7A", school_id=None, member_ids=frozenset({"e1"}))
+
+    def user(pid: str, created_at: str) -> PortalUser:
+        return in_portal(student, pid, created=created_at)
+
+    def group(pid: str, created_at: str, *members: str) -> PortalGroup:
+        return PortalGroup(
+            id=pid,
+            display_name="7A",
+            external_id="c1",
+            member_ids=frozenset(members),
+            created=created_at,
+        )
+
+    portal = PortalState(
+        users=(user("u-old", "2026-01-01T00:00:00Z"), user("u-new", "2026-02-01T00:00:00Z")),
+        groups=(
+            group("g-old", "2026-01-01T00:00:00Z", "u-old", "u-new"),
+            group("g-new", "2026-02-01T00:00:00Z", "u-new"),
+        ),
+        links=links,
+        created_ids=created,
+    )
+    return MicrosoftState(users={"e1": student}, classes={"c1": cls}), portal
+
+
+def _kept_and_deleted(plan: Plan) -> tuple[list[tuple[str, str]], list[str]]:
+    kept = sorted((d.kind, d.kept_id) for d in plan.duplicates)
+    deleted = sorted(str(a.portal_id) for a in plan.of_kind(*ALWAYS_HELD_KINDS))
+    return kept, deleted
+
+
+def test_without_a_link_the_oldest_copy_is_kept() -> None:
+    microsoft, portal = _state_with_copies({})
+    plan = make_plan(microsoft, portal)
+    assert _kept_and_deleted(plan) == ([("group", "g-old"), ("user", "u-old")], ["g-new", "u-new"])
+    # the copy leaves the kept class; nothing else changes
+    (removal,) = plan.of_kind(ActionKind.REMOVE_MEMBERS)
+    assert (removal.portal_id, removal.portal_member_ids) == ("g-old", ("u-new",))
+    assert plan.own_copy_ids == frozenset()
+
+
+def test_the_copy_the_sync_linked_before_is_kept_though_it_is_younger() -> None:
+    links = {link_key("user", "e1"): "u-new", link_key("group", "c1"): "g-new"}
+    microsoft, portal = _state_with_copies(links)
+    plan = make_plan(microsoft, portal)
+    assert _kept_and_deleted(plan) == ([("group", "g-new"), ("user", "u-new")], ["g-old", "u-old"])
+    assert [a.kind for a in plan.of_kind(ActionKind.REMOVE_MEMBERS, ActionKind.ADD_MEMBERS)] == []
+    # held, since a copy someone else made may carry licences
+    assert plan.own_copy_ids == frozenset()
+    assert all("held for approval" in a.reason for a in plan.of_kind(*ALWAYS_HELD_KINDS))
+
+
+def test_copies_this_run_created_are_its_own_and_go_at_once() -> None:
+    links = {link_key("user", "e1"): "u-new", link_key("group", "c1"): "g-new"}
+    microsoft, portal = _state_with_copies(links, created=frozenset({"g-old", "g-new"}))
+    plan = make_plan(microsoft, portal)
+    assert plan.own_copy_ids == frozenset({"g-old"})  # the user copy is someone else's
+    reasons = {a.portal_id: a.reason for a in plan.of_kind(*ALWAYS_HELD_KINDS)}
+    assert "deleted at once" in reasons["g-old"] and "held for approval" in reasons["u-old"]
+
+
+@pytest.mark.slow  # two first syncs of a sample
+def test_links_are_recorded_for_what_the_sync_creates_and_the_linked_copy_is_kept(
+    make_world,
+) -> None:
+    world: SyncWorld = make_world(sample="classic-25")
+    assert world.reconcile().outcome == "ok"
+    links = Links(world.services.redis).all(world.tenant_id)
+    expected = {
+        link_key("user" if "userName" in o else "group", o["externalId"]): o["id"]
+        for o in [*world.portal.users(), *world.portal.groups()]
+        if o.get("externalId")
+    }
+    assert links == expected and len(links) > 25
+
+    # a copy of a synced user and of its class, made by another client; then the sync's link
+    # of the class is moved onto the younger copy (as if the sync had made that one)
+    user, group, copy, twin = make_copies(world)
+    Links(world.services.redis).record(world.tenant_id, "group", group["externalId"], twin)
+
+    report = world.reconcile()
+
+    assert (report.outcome, report.held, report.duplicates, report.failed) == ("held", 2, 2, [])
+    held = world.services.safety.held(world.tenant_id)
+    assert sorted(h.action.portal_id for h in held) == sorted([copy, group["id"]])
+    # the linked copy is the class now: the student in, the user copy out
+    kept = next(g for g in world.portal.groups() if g["id"] == twin)
+    original = next(g for g in world.portal.groups() if g["id"] == group["id"])
+    assert set(kept["members"]) == set(original["members"]) - {copy}
+    assert user["id"] in kept["members"] and copy not in kept["members"]
+    again = world.reconcile()
+    assert (again.written, again.duplicates, again.failed) == (0, 2, [])

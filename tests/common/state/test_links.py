@@ -1,0 +1,37 @@
+"""The links the sync keeps per tenant (which portal object it created or adopted for each
+Microsoft object), against a private redis-server."""
+
+from __future__ import annotations
+
+import redis
+
+from common.model import link_key
+from common.state.links import FIELDS_PER_READ, Links
+
+
+def test_a_link_is_recorded_read_and_forgotten_per_tenant(redis_client: redis.Redis) -> None:
+    links = Links(redis_client)
+    links.record("t1", "user", "e1", "p1")
+    links.record("t1", "group", "c1", "g1")
+    links.record("t2", "user", "e1", "other")
+    assert links.all("t1") == {link_key("user", "e1"): "p1", link_key("group", "c1"): "g1"}
+    assert links.some("t1", [link_key("user", "e1"), link_key("user", "nobody")]) == {
+        link_key("user", "e1"): "p1"
+    }
+    links.record("t1", "user", "e1", "p2")  # linked again (a copy adopted after a takeover)
+    links.forget("t1", "user", "e1", "p1")  # the old object's deletion leaves the new link
+    assert links.all("t1")[link_key("user", "e1")] == "p2"
+    links.forget("t1", "user", "e1", "p2")
+    assert link_key("user", "e1") not in links.all("t1")
+    links.drop("t1")
+    assert links.all("t1") == {} and links.all("t2") == {link_key("user", "e1"): "other"}
+
+
+def test_many_links_are_read_in_rounds(redis_client: redis.Redis) -> None:
+    links = Links(redis_client)
+    count = FIELDS_PER_READ * 2 + 5
+    for n in range(count):
+        links.record("big", "user", f"e{n}", f"p{n}")
+    keys = [link_key("user", f"e{n}") for n in range(count)] + ["user:absent"]
+    found = links.some("big", keys)
+    assert len(found) == count and found[link_key("user", "e7")] == "p7"
