@@ -11,20 +11,20 @@ and then keeps the job in its failed registry with the error's sentence as the r
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any, Protocol
 
 from common.config import load_config
-from common.logs import bind_job_context, get_logger
+from common.logs import bind_job_context
 from common.state.dispatch import Dispatcher, ObjectKind
 from common.state.runs import RunReport
-from common.state.subscription_lifecycle import ensure_subscriptions
 from common.state.subscription_lifecycle import renew_subscriptions as renew_tenant_subscriptions
 from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
 from common.sync.services import Services, build_services
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -99,16 +99,6 @@ def _finished(event: str, report: RunReport) -> dict[str, Any]:
 def recover_abandoned() -> list[str]:
     """Queue again the objects whose runs were lost with their worker (the schedule)."""
     return [c.object_id for c in _dispatcher(_services()).recover_abandoned()]
-
-
-def ensure_tenant_subscriptions(tenant_id: str) -> list[str]:
-    """Create the tenant's /users and /groups subscriptions where missing."""
-    svc = _services()
-    tenant = svc.registry.get(tenant_id)
-    created = ensure_subscriptions(
-        svc.graph(tenant.id), _subscription_store(svc), tenant.id, svc.config.require_public_url()
-    )
-    return [s.id for s in created]
 
 
 def renew_subscriptions(tenant_id: str) -> list[str]:

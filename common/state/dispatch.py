@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 
 LIVE_QUEUE: Final = "live"
 RECONCILE_QUEUE: Final = "reconcile"
-QUEUE_NAMES: Final = (LIVE_QUEUE, RECONCILE_QUEUE)
 
 SYNC_USER_JOB: Final = "worker.jobs.sync_user"
 SYNC_GROUP_JOB: Final = "worker.jobs.sync_group"
@@ -67,7 +66,6 @@ RECONCILE_ALL_JOB: Final = "worker.jobs.reconcile_all"
 RENEW_ALL_SUBSCRIPTIONS_JOB: Final = "worker.jobs.renew_all_subscriptions"
 
 ObjectKind = Literal["user", "group"]
-OBJECT_KINDS: Final[tuple[ObjectKind, ...]] = ("user", "group")
 _OBJECT_JOBS: Final[dict[str, str]] = {"user": SYNC_USER_JOB, "group": SYNC_GROUP_JOB}
 
 
