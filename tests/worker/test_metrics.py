@@ -50,7 +50,6 @@ def test_metrics_after_a_small_sync_count_what_happened(live_world) -> None:
         graph.rename_user(student["id"], "Elsa", family)
         world.wait_user(student["id"], lambda u, f=family: u["familyName"] == f, "renamed")
     world.graph_sandbox.set_knobs(world.tenant_id, throttle_share=0.0)
-    time.sleep(0.5)
 
     found = wait_for(
         lambda: throttled_count(world) > 0 and samples(world.stack.metrics()),
