@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from common.graph import sds
+from common.graph.answers import translate
 from common.graph.batch import Batcher
 from common.graph.classify import (
     class_in_scope,
@@ -32,7 +33,7 @@ from common.graph.classify import (
     school_decides,
     user_in_scope,
 )
-from common.graph.client import MAX_PAGE_SIZE, GraphClient, Params, translate
+from common.graph.client import MAX_PAGE_SIZE, GraphClient, Params
 from common.graph.schemas import (
     DIRECTORY_REFS,
     EDUCATION_CLASSES,

@@ -19,9 +19,10 @@ from common.errors import (
     NotFound,
     Throttled,
 )
+from common.graph.answers import translate
 from common.graph.auth import MsalTokenProvider
 from common.graph.batch import Batcher
-from common.graph.client import GraphClient, translate
+from common.graph.client import GraphClient
 from common.http import RetryPolicy
 from tests.fixtures.graph_client import GraphClients, RecordedSleep, load_sample
 
