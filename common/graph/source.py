@@ -9,6 +9,10 @@ Failure policy: any listing or read that fails raises (``GraphUnavailable``, ``T
 ``GraphAuthError``...); a partial listing never comes back looking complete, so every
 ``MicrosoftState`` returned here is ``complete``. Only a 404 of the object being read is an
 answer (soft-deleted or purged), not a failure.
+
+Long because the whole-tenant read and the one-object reads must ask Graph the same questions
+(one set of fields, listings and classification calls) so that both paths plan from equal
+states, and ``least_requests`` sits next to the read whose request count it bounds.
 """
 
 from __future__ import annotations
