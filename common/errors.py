@@ -8,7 +8,8 @@
     │   ├── AuthError                  credentials refused (Entra invalid_client, portal 401/403)
     │   │   ├── GraphAuthError
     │   │   └── PortalAuthError
-    │   └── UnknownTenant              no such tenant in the registry
+    │   ├── UnknownTenant              no such tenant in the registry
+    │   └── UnsafeRun                  a safety gate stopped the run (source health)
     ├── TransientError                 retry later: the same call may succeed
     │   ├── Throttled                  429 after our own retries; ``retry_after`` seconds if known
     │   ├── GraphUnavailable           5xx, timeouts, connection errors from Graph
@@ -78,6 +79,10 @@ class UnknownTenant(NeedsAttention):
     """No tenant with this id (or name) is registered."""
 
     hint = "See `skolsynk tenant list`, or register it with `skolsynk tenant add`."
+
+
+class UnsafeRun(NeedsAttention):
+    """A safety gate stopped removals in this run."""
 
 
 class TransientError(SkolsynkError):

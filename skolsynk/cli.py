@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sandbox.cli",
 )
 
+EXIT_USAGE = 2
 EXIT_FAILED = 1
 EXIT_CONFIG = 3
 EXIT_TRY_LATER = 4

@@ -11,12 +11,11 @@ and then keeps the job in its failed registry with the error's sentence as the r
 
 from __future__ import annotations
 
-import logging
 from functools import cache
 from typing import Any, Protocol
 
 from common.config import load_config
-from common.logs import bind_job_context
+from common.logs import bind_job_context, get_logger
 from common.state.dispatch import Dispatcher, ObjectKind
 from common.state.runs import RunReport
 from common.state.subscription_lifecycle import renew_subscriptions as renew_tenant_subscriptions
@@ -24,7 +23,7 @@ from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
 from common.sync.services import Services, build_services
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 @cache

@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 LIVE_QUEUE: Final = "live"
 RECONCILE_QUEUE: Final = "reconcile"
+QUEUE_NAMES: Final = (LIVE_QUEUE, RECONCILE_QUEUE)
 
 SYNC_USER_JOB: Final = "worker.jobs.sync_user"
 SYNC_GROUP_JOB: Final = "worker.jobs.sync_group"

@@ -12,6 +12,10 @@ import redis
 
 from common.state.store import KEY_PREFIX, redis_errors
 
+#: what a run ended as: applied everything / held removals / skipped removals (health gate) /
+#: some actions failed / nothing was written because the run failed
+OUTCOMES = ("ok", "held", "gated", "partial", "failed", "preview")
+
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
@@ -31,8 +35,6 @@ class RunReport:
     started_at: str
     finished_at: str = ""
     dry_run: bool = False
-    #: ok (applied everything), held (removals wait), gated (removals skipped: health gate),
-    #: partial (some actions failed), failed (nothing written), preview
     outcome: str = "ok"
     #: a sentence for a person when the run failed or was gated
     message: str = ""
