@@ -13,10 +13,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from common.model import Action, ActionKind
 from common.state.registry import Thresholds
 from tests.fixtures.engine import SyncWorld
 from tests.fixtures.processes import free_port
+
+pytestmark = pytest.mark.slow  # each test runs the command line against real processes
 
 #: hold every removal above two (and above 1 % of the managed objects)
 LOW_THRESHOLDS = Thresholds(max_removals=2, max_removal_share=0.01)

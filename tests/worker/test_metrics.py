@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.graph import sds
 from tests.fixtures.live import LiveWorld, wait_for
 from tests.worker.test_realtime import classic_class
+
+pytestmark = pytest.mark.slow  # the live stack: the listener under gunicorn and rq workers
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from common.graph import sds
 from common.state.dispatch import Dispatcher
 from tests.fixtures.live import LiveWorld, wait_for
+
+pytestmark = pytest.mark.slow  # the live stack: the listener under gunicorn and rq workers
 
 
 def classic_class(world: LiveWorld) -> dict[str, Any]:

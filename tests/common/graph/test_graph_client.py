@@ -295,6 +295,7 @@ def test_refuses_to_send_the_token_to_another_host(
 # --- delta --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_delta_merges_members_spread_over_pages_and_reports_removals(
     graph_sandbox: Any, graph_clients: GraphClients
 ) -> None:

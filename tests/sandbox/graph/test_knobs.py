@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.fixtures.graph import GraphSandbox, SandboxTenant
 from tests.sandbox.graph.webhook import Receiver
 
 
+@pytest.mark.slow
 def test_throttle_knob_answers_429_with_retry_after(
     graph_sandbox: GraphSandbox, graph_tenant: SandboxTenant
 ) -> None:

@@ -150,6 +150,7 @@ def _next_items(receiver: Receiver, seen: int, count: int) -> list[dict[str, Any
     return items
 
 
+@pytest.mark.slow
 def test_every_kind_of_change_notifies_as_graph_does(
     graph_tenant: SandboxTenant, receiver: Receiver
 ) -> None:
@@ -281,6 +282,7 @@ def test_renew_list_and_delete(graph_tenant: SandboxTenant, receiver: Receiver) 
     assert gone.status_code == 404
 
 
+@pytest.mark.slow
 def test_an_expired_subscription_disappears_and_hears_nothing(
     graph_tenant: SandboxTenant, receiver: Receiver
 ) -> None:
