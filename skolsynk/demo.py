@@ -9,6 +9,9 @@ the sandbox's Graph API and shows each one reaching the portal through change no
 Failure policy: a child process that dies or a change that does not arrive in time ends the demo
 with a sentence and a non-zero exit code; every child process is stopped on the way out, on
 Ctrl-C too.
+
+Long because the demo is one story read top to bottom: start, first sync, live changes, a mass
+removal held for approval, the check; each step is a short function, in the order it runs.
 """
 
 from __future__ import annotations

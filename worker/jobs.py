@@ -22,7 +22,6 @@ from common.logs import bind_job_context, get_logger
 from common.state.dispatch import Change, Dispatcher, ObjectKind
 from common.state.guards import RECHECK_DELAYS_SECONDS, JobGuards
 from common.state.runs import RunReport
-from common.state.subscription_lifecycle import ensure_subscriptions
 from common.state.subscription_lifecycle import renew_subscriptions as renew_tenant_subscriptions
 from common.state.subscriptions import SubscriptionStore
 from common.sync import engine
@@ -153,16 +152,6 @@ def _finished(event: str, report: RunReport) -> dict[str, Any]:
 def recover_abandoned() -> list[str]:
     """Queue again the objects whose runs were lost with their worker (the schedule)."""
     return [c.object_id for c in _guards(_services()).recover_abandoned()]
-
-
-def ensure_tenant_subscriptions(tenant_id: str) -> list[str]:
-    """Create the tenant's /users and /groups subscriptions where missing."""
-    svc = _services()
-    tenant = svc.registry.get(tenant_id)
-    created = ensure_subscriptions(
-        svc.graph(tenant.id), _subscription_store(svc), tenant.id, svc.config.require_public_url()
-    )
-    return [s.id for s in created]
 
 
 def renew_subscriptions(tenant_id: str) -> list[str]:

@@ -5,7 +5,7 @@ throttled on its own (DESIGN §4.8), so the transport's retries cannot see them:
 and missing answers are retried here, with the same decision the transport makes
 (``common.http.retry_wait``: the same policy, attempts and ``Retry-After`` handling) and the same
 ``sleep``. They raise ``Throttled`` or ``GraphUnavailable`` when they outlast it; any other error
-of a listing raises the translated error (``common.graph.client.translate``).
+of a listing raises the translated error (``common.graph.answers.translate``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.graph.client import BATCH_LIMIT, GraphClient, Params, describe, page_items, translate
+from common.graph.answers import describe, page_items, translate
+from common.graph.client import BATCH_LIMIT, GraphClient, Params
 from common.graph.schemas import GraphDataError
 from common.http import give_up_error, retry_after_value, retry_wait
 

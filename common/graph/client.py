@@ -1,9 +1,8 @@
 """Microsoft Graph for one tenant: reads, paging, JSON batching, delta, subscriptions, writes.
 
-Failure policy (answers are translated here, once): 401 forgets the token and retries once, then
-``GraphAuthError``; 403 ``GraphAuthError`` (with Graph's reason, which may name the permission);
-404 ``NotFound``; 400 ``syncStateNotFound`` or 410 ``DeltaExpired``; any other 4xx
-``GraphRequestError`` with Graph's error code and message, never the payload. 429, 5xx and
+Failure policy: an error answer raises what ``common.graph.answers.translate`` makes of it
+(``GraphAuthError``, ``NotFound``, ``DeltaExpired``, ``GraphRequestError`` with Graph's code and
+message, never the payload); a 401 first forgets the token and retries once. 429, 5xx and
 network failures are retried by the ``Transport`` (the one retry layer); answers inside a
 ``$batch`` are retried by ``common.graph.batch.Batcher`` with the transport's own decision.
 """
@@ -21,23 +20,14 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from common.config import Secret
-from common.errors import (
-    DeltaExpired,
-    GraphAuthError,
-    GraphRequestError,
-    GraphUnavailable,
-    NotFound,
-    Throttled,
-)
-from common.graph.schemas import SUBSCRIPTIONS, GraphDataError, Subscription, load_error
+from common.graph.answers import describe, json_body, page_items, translate
+from common.graph.schemas import SUBSCRIPTIONS, GraphDataError, Subscription
 from common.http import IDEMPOTENT_METHODS, Transport
 
 #: Graph takes at most this many requests in one ``$batch``
 BATCH_LIMIT = 20
 #: the largest page size directory listings accept
 MAX_PAGE_SIZE = 999
-MAX_ERROR_MESSAGE_CHARS = 300
-_DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
 _QUERY_SAFE = "$,()'/:@*"
 
 Params = Mapping[str, str | int]
@@ -317,10 +307,10 @@ class GraphClient:
         try:
             status = response.status_code
             if status >= 400:
-                raise translate(status, _body(response), what, self.tenant_id, delta=delta)
+                raise translate(status, json_body(response), what, self.tenant_id, delta=delta)
             if status == 204 or not response.content:
                 return {}
-            body = _body(response)
+            body = json_body(response)
             if not isinstance(body, dict):
                 raise GraphDataError(f"Microsoft Graph answered {what} with no JSON object.")
             return body
@@ -383,65 +373,3 @@ class _DeltaMerge:
 def _subscription(raw: Mapping[str, Any]) -> dict[str, Any]:
     SUBSCRIPTIONS.one(raw)  # raises GraphDataError when a property we rely on is missing
     return {k: v for k, v in raw.items() if k != "clientState"}
-
-
-def describe(method: str, url: str) -> str:
-    """``GET /users``: what a request was, for messages (no host, no query)."""
-    path = urlsplit(url).path
-    version_root = path.split("/", 2)
-    if len(version_root) == 3 and version_root[1] in ("v1.0", "beta"):
-        path = "/" + version_root[2]
-    return f"{method} {path}"
-
-
-def translate(
-    status: int, body: Any, what: str, tenant_id: str, *, delta: bool = False
-) -> Exception:
-    """The error for a Graph error answer (see the module docstring)."""
-    info = load_error(body)
-    code = info.code or ""
-    message = " ".join((info.message or "").split())[:MAX_ERROR_MESSAGE_CHARS].rstrip(".")
-    said = f" ({status}{' ' + code if code else ''}){': ' + message if message else ''}"
-    if status == 401:
-        return GraphAuthError(
-            f"Microsoft Graph did not accept the application's token for tenant {tenant_id} "
-            f"on {what}{said}."
-        )
-    if status == 403:
-        return GraphAuthError(
-            f"Microsoft Graph denied {what} in tenant {tenant_id}{said}. The application lacks "
-            "a permission or the administrator's consent to it (it needs User.Read.All, "
-            "Group.Read.All and EduRoster.Read.All)."
-        )
-    if status == 404:
-        return NotFound(f"Microsoft Graph has no {what}{said}.", status=status, code=code or None)
-    if status == 410 or (delta and status == 400 and code.lower() in _DELTA_EXPIRED_CODES):
-        return DeltaExpired(
-            f"Microsoft Graph no longer accepts the delta link of {what}{said}; start a full "
-            "round.",
-            status=status,
-            code=code or None,
-        )
-    if status == 429:
-        return Throttled(f"Microsoft Graph kept throttling {what}{said}.")
-    if status >= 500:
-        return GraphUnavailable(f"Microsoft Graph failed {what}{said}.")
-    return GraphRequestError(
-        f"Microsoft Graph refused {what}{said}.", status=status, code=code or None
-    )
-
-
-def _body(response: requests.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def page_items(page: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
-    value = page.get("value")
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise GraphDataError(f"Microsoft Graph answered {what} without a list of objects.")
-    return value

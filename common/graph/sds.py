@@ -30,7 +30,6 @@ ANCHOR_ID = PREFIX + "AnchorId"
 OBJECT_TYPE_STUDENT = "Student"
 OBJECT_TYPE_TEACHER = "Teacher"
 OBJECT_TYPE_SECTION = "Section"
-OBJECT_TYPE_SCHOOL = "School"
 
 #: the extension attributes the sync reads from users and groups
 USER_ATTRIBUTES = (OBJECT_TYPE, SCHOOL_ID, STUDENT_ID, TEACHER_ID, GRADE)

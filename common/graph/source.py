@@ -13,6 +13,10 @@ Failure policy: any listing or read that fails raises (``GraphUnavailable``, ``T
 ``GraphAuthError``...); a partial listing never comes back, so every ``MicrosoftState``
 returned here is whole. Only a 404 of the object being read is an
 answer (soft-deleted or purged), not a failure.
+
+Long because the whole-tenant read and the one-object reads must ask Graph the same questions
+(one set of fields, listings and classification calls) so that both paths plan from equal
+states, and ``least_requests`` sits next to the read whose request count it bounds.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from common.graph import sds
+from common.graph.answers import translate
 from common.graph.batch import Batcher
 from common.graph.classify import (
     class_in_scope,
@@ -36,7 +41,7 @@ from common.graph.classify import (
     school_decides,
     user_in_scope,
 )
-from common.graph.client import MAX_PAGE_SIZE, GraphClient, Params, translate
+from common.graph.client import MAX_PAGE_SIZE, GraphClient, Params
 from common.graph.schemas import (
     DIRECTORY_REFS,
     EDUCATION_CLASSES,

@@ -23,7 +23,6 @@ from common.model import Action, ActionKind
 from common.state.store import KEY_PREFIX, redis_errors
 
 AUDIT_RETENTION = timedelta(days=183)
-OUTCOMES = ("applied", "held", "approved", "rejected", "failed", "skipped")
 MEMBER_KINDS = frozenset({ActionKind.ADD_MEMBERS, ActionKind.REMOVE_MEMBERS})
 _PAGE = 1000
 

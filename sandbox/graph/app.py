@@ -7,6 +7,9 @@ request through the same path, so each is throttled and counted on its own.
 
 Failure policy: ``GraphError`` becomes Graph's error body; any other exception is a sandbox
 bug, logged and answered 500 ``generalException`` so one bad request never stops the server.
+
+Long because the route table is one list: every Graph endpoint the sandbox serves, its method
+and its handler, read in one place, next to the router that dispatches them.
 """
 
 from __future__ import annotations

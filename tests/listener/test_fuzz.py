@@ -23,6 +23,8 @@ from common.state.subscriptions import SubscriptionStore
 from tests.listener.conftest import SECRET_KEY, Registered, queued, register, renewals
 from tests.listener.graph_payloads import OTHER_TENANT, TENANT
 
+pytestmark = pytest.mark.slow  # hundreds of generated requests each
+
 FUZZ = settings(
     max_examples=120,
     deadline=None,

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from sandbox.envfile import env_file_values
+
+pytestmark = pytest.mark.slow  # each test runs the sandbox administration command
 
 
 def skolsynk(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,12 @@ import json
 import uuid
 from dataclasses import replace
 
+import pytest
+
 from common.config import Secret
 from tests.fixtures.engine import SyncWorld
+
+pytestmark = pytest.mark.slow  # each test runs the command line against real processes
 
 
 def add_lookalike(world: SyncWorld) -> dict:

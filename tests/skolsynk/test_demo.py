@@ -13,6 +13,8 @@ import redis
 
 from skolsynk.stack import Stack, StackError
 
+pytestmark = pytest.mark.slow  # each test runs the whole demo
+
 DEMO_DB = 2
 
 

@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.processes import free_port
+
+pytestmark = pytest.mark.slow  # each test runs the command line many times
 
 
 def skolsynk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

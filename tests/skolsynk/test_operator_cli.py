@@ -20,6 +20,8 @@ from common.state.registry import Thresholds
 from tests.fixtures.engine import SyncWorld
 from tests.fixtures.processes import free_port
 
+pytestmark = pytest.mark.slow  # each test runs the command line against real processes
+
 #: hold every removal above two (and above 1 % of the managed objects)
 LOW_THRESHOLDS = Thresholds(max_removals=2, max_removal_share=0.01)
 EXPECTED = "Expected a SCIM base URL such as https://host/scim/v2/ORG."

@@ -24,6 +24,7 @@ def cli(world: LiveWorld, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_list_renew_and_ensure_show_and_repair_the_tenants_subscriptions(live_world) -> None:
     world: LiveWorld = live_world()
 

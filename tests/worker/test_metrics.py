@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.graph import sds
 from tests.fixtures.live import LiveWorld, wait_for
 from tests.worker.test_realtime import classic_class
+
+pytestmark = pytest.mark.slow  # the live stack: the listener under gunicorn and rq workers
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -50,7 +53,6 @@ def test_metrics_after_a_small_sync_count_what_happened(live_world) -> None:
         graph.rename_user(student["id"], "Elsa", family)
         world.wait_user(student["id"], lambda u, f=family: u["familyName"] == f, "renamed")
     world.graph_sandbox.set_knobs(world.tenant_id, throttle_share=0.0)
-    time.sleep(0.5)
 
     found = wait_for(
         lambda: throttled_count(world) > 0 and samples(world.stack.metrics()),

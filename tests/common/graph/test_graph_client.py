@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from common.errors import (
     DeltaExpired,
@@ -19,9 +19,10 @@ from common.errors import (
     NotFound,
     Throttled,
 )
+from common.graph.answers import translate
 from common.graph.auth import MsalTokenProvider
 from common.graph.batch import Batcher
-from common.graph.client import GraphClient, translate
+from common.graph.client import GraphClient
 from common.http import RetryPolicy
 from tests.fixtures.graph_client import GraphClients, RecordedSleep, load_sample
 
@@ -294,6 +295,7 @@ def test_refuses_to_send_the_token_to_another_host(
 # --- delta --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_delta_merges_members_spread_over_pages_and_reports_removals(
     graph_sandbox: Any, graph_clients: GraphClients
 ) -> None:
@@ -358,32 +360,15 @@ def test_expired_or_gone_delta_link_raises_delta_expired(
 
 
 @pytest.fixture
-def notification_endpoint() -> Iterator[str]:
+def notification_endpoint(httpserver: HTTPServer) -> str:
     """A loopback endpoint that answers Graph's validation handshake (and accepts the rest)."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            token = parse_qs(urlsplit(self.path).query).get("validationToken", [""])[0]
-            length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
-            body = token.encode()
-            self.send_response(200 if token else 202)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(request: Request) -> Response:
+        token = request.args.get("validationToken", "")
+        return Response(token, status=200 if token else 202, content_type="text/plain")
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    httpserver.expect_request(re.compile(".*"), method="POST").respond_with_handler(answer)
+    return httpserver.url_for("").rstrip("/")
 
 
 def test_subscription_create_list_renew_delete(

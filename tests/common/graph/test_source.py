@@ -150,6 +150,7 @@ def test_both_kinds_of_sds_schools_are_read(municipality_state: MicrosoftState) 
 # --- scope --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_scope_by_school_keeps_only_that_schools_people_and_classes(
     graph_clients: GraphClients, municipality: Any, municipality_state: MicrosoftState
 ) -> None:
@@ -328,6 +329,7 @@ def test_5xx_beyond_retries_raises_and_never_returns_partial_state(
     assert "raised" in outcomes
 
 
+@pytest.mark.slow
 def test_inner_429s_during_a_full_read_are_waited_out_to_the_same_state(
     knobs: Any, graph_clients: GraphClients, municipality: Any, municipality_state: MicrosoftState
 ) -> None:

@@ -377,6 +377,7 @@ def test_object_job_is_written_exactly_as_rq_enqueue_writes_it(
     assert client.smembers("rq:queues") == {b"rq:queue:live"}
 
 
+@pytest.mark.slow
 def test_a_real_rq_worker_runs_a_queued_change_and_retries_it_as_configured(
     dispatcher: Dispatcher, client: redis.Redis, redis_url: str
 ) -> None:

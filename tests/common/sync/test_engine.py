@@ -201,6 +201,7 @@ def test_no_deletion_or_deactivation_happens_in_a_run_whose_graph_read_was_incom
     assert last is not None and last.outcome == "failed" and last.message
 
 
+@pytest.mark.slow
 def test_a_listing_much_smaller_than_the_last_good_one_removes_nothing(make_world) -> None:
     world = make_world(generate=120, seed=3)
     world.reconcile()
@@ -275,6 +276,7 @@ def test_staff_ordinary_groups_and_classes_out_of_scope_never_reach_the_portal(m
 # --- the mass-change guard --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_removing_a_third_of_the_students_is_held_until_approved_or_rejected(make_world) -> None:
     world = make_world(generate=150, seed=11)
     world.reconcile()
@@ -312,6 +314,7 @@ def test_removing_a_third_of_the_students_is_held_until_approved_or_rejected(mak
 # --- throttling and failures ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_throttling_and_portal_errors_are_waited_out_and_the_run_completes(make_world) -> None:
     world = make_world(sample="classic-25")
     world.graph_sandbox.set_knobs(world.tenant_id, throttle_share=0.3, retry_after_seconds=1)

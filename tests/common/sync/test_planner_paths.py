@@ -181,6 +181,7 @@ def test_class_without_a_teacher_syncs_its_students() -> None:
     assert [a.kind for a in plan.actions] == [K.CREATE_USER, K.CREATE_GROUP, K.ADD_MEMBERS]
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(microsoft_states(), portal_states(), st.data())
 def test_class_jobs_and_the_full_reconcile_plan_the_same_members(

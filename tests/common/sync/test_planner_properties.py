@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -252,6 +253,7 @@ def test_applying_a_plan_to_an_empty_portal_leaves_nothing_to_do(microsoft: Micr
     assert make_plan(microsoft, portal.state()).actions == ()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(microsoft_states(), portal_states())
 def test_applying_a_plan_to_any_portal_leaves_nothing_to_do(
@@ -262,6 +264,7 @@ def test_applying_a_plan_to_any_portal_leaves_nothing_to_do(
     assert make_plan(microsoft, portal.state()).actions == ()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(microsoft_states(), portal_states())
 def test_unmanaged_users_are_touched_only_by_adoption_and_manual_groups_never(
@@ -293,6 +296,7 @@ def test_unmanaged_users_are_touched_only_by_adoption_and_manual_groups_never(
             assert replace(after, member_ids=before.member_ids) == before
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(microsoft_states(), portal_states())
 def test_never_removes_a_managed_object_outside_the_speaking_scope(
@@ -310,6 +314,7 @@ def test_never_removes_a_managed_object_outside_the_speaking_scope(
         assert action.object_id in microsoft.classes
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(microsoft_states(), portal_states())
 def test_adoption_keeps_the_portal_id(microsoft: MicrosoftState, state: PortalState) -> None:
@@ -324,6 +329,7 @@ def test_adoption_keeps_the_portal_id(microsoft: MicrosoftState, state: PortalSt
             assert portal.users[action.portal_id].external_id == action.object_id
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(microsoft_states(), portal_states())
 def test_every_action_has_a_reason_and_its_own_key(

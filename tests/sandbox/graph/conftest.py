@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.fixtures.graph import GraphSandbox, start_graph_sandbox
+from tests.sandbox.graph.webhook import Receiver, webhook_receiver
 
 #: access tokens and delta tokens of the short-lived sandbox expire after these many seconds
 SHORT_TOKEN_LIFETIME_SECONDS = 1
@@ -24,3 +26,9 @@ def short_lived_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gr
     )
     yield sandbox
     sandbox.stop()
+
+
+@pytest.fixture
+def receiver(httpserver: HTTPServer) -> Receiver:
+    """A webhook receiver for the sandbox's notifications, on a loopback port."""
+    return webhook_receiver(httpserver)

@@ -6,9 +6,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SDS_SAMPLES
 from tests.fixtures.graph import start_graph_sandbox
 from tests.fixtures.processes import skolsynk_command
+
+pytestmark = pytest.mark.slow  # each test runs the sandbox command and waits for it
 
 INFO_KEYS = {
     "authority",

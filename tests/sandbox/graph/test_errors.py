@@ -92,6 +92,7 @@ def test_every_response_carries_request_ids(graph_tenant: SandboxTenant) -> None
 JUNK_BODIES = [b"", b"null", b"[]", b'{"a":', b'{"displayName": 5}', b"\xff\xfe", b'"text"']
 
 
+@pytest.mark.slow
 def test_junk_on_every_route_never_answers_500(
     graph_sandbox: GraphSandbox, graph_tenant: SandboxTenant
 ) -> None:

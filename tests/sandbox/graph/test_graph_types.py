@@ -9,7 +9,6 @@ values are checked as OData JSON writes them (OData JSON Format 4.01, 7.1: ``Edm
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from tests.conftest import SDS_SAMPLES
 from tests.fixtures.graph import GraphSandbox, SandboxTenant
 from tests.sandbox.graph.graph_metadata import ENUMS, TYPES
-from tests.sandbox.graph.webhook import Receiver, webhook_receiver
+from tests.sandbox.graph.webhook import Receiver
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DATE_TIME_OFFSET = re.compile(
@@ -77,12 +76,6 @@ def _is_date(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with webhook_receiver() as running:
-        yield running
 
 
 @pytest.fixture

@@ -379,6 +379,7 @@ def test_no_consent_and_redirect_uri_options_of_the_command(tmp_path: Path) -> N
         sandbox.stop()
 
 
+@pytest.mark.slow
 def test_a_bad_redirect_uri_option_is_one_sentence_and_exit_code_2(tmp_path: Path) -> None:
     result = subprocess.run(
         skolsynk_command(

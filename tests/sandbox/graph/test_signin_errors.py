@@ -289,6 +289,7 @@ def test_any_authorize_request_gets_a_page_or_a_redirect_never_a_500(
         assert response.headers["Location"].startswith(REDIRECT_URI)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

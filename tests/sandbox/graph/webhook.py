@@ -4,14 +4,14 @@ every delivery, and can be told to fail."""
 from __future__ import annotations
 
 import json
+import re
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 
 @dataclass
@@ -30,73 +30,44 @@ class Receiver:
     deliveries: list[Delivery] = field(default_factory=list)
     answer_validation: bool = True
     failures_before_success: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Condition = field(default_factory=threading.Condition)
 
     def items(self, path: str = "/notify") -> list[dict[str, Any]]:
         with self.lock:
             return [item for d in self.deliveries if d.path == path for item in d.body["value"]]
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"the webhook did not receive what was expected: {self.deliveries}")
+        """Wake at each request answered until ``check`` holds; fail after ``timeout`` seconds."""
+        with self.lock:
+            if not self.lock.wait_for(check, timeout):
+                raise AssertionError(
+                    f"the webhook did not receive what was expected: {self.deliveries}"
+                )
 
-
-def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_POST(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            token = parse_qs(parts.query).get("validationToken")
-            if token is not None:
-                with receiver.lock:
-                    receiver.validations.append((parts.path, token[0]))
-                if not receiver.answer_validation:
-                    self._answer(500, b"")
-                    return
-                self._answer(200, token[0].encode(), "text/plain")
-                return
-            with receiver.lock:
-                if receiver.failures_before_success > 0:
-                    receiver.failures_before_success -= 1
-                    failing = True
-                else:
-                    failing = False
-                    receiver.deliveries.append(
-                        Delivery(parts.path, json.loads(raw), self.headers.get("Content-Type", ""))
+    def answer(self, request: Request) -> Response:
+        token = request.args.get("validationToken")
+        with self.lock:
+            try:
+                if token is not None:
+                    self.validations.append((request.path, token))
+                    if not self.answer_validation:
+                        return Response(b"", status=500)
+                    return Response(token, status=200, content_type="text/plain")
+                if self.failures_before_success > 0:
+                    self.failures_before_success -= 1
+                    return Response(b"", status=503)
+                self.deliveries.append(
+                    Delivery(
+                        request.path, json.loads(request.get_data()), request.content_type or ""
                     )
-            self._answer(503 if failing else 202, b"")
-
-        def _answer(self, status: int, body: bytes, content_type: str = "") -> None:
-            self.send_response(status)
-            if content_type:
-                self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    return Handler
+                )
+                return Response(b"", status=202)
+            finally:
+                self.lock.notify_all()
 
 
-@contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
-    """A receiver on a free loopback port for the duration of the block."""
-    receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
-    server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def webhook_receiver(server: HTTPServer) -> Receiver:
+    """A receiver answering every POST to ``server`` (pytest-httpserver's, cleared per test)."""
+    receiver = Receiver(url=server.url_for("").rstrip("/"))
+    server.expect_request(re.compile(".*"), method="POST").respond_with_handler(receiver.answer)
+    return receiver

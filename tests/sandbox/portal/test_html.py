@@ -79,6 +79,7 @@ def test_pages_are_utf8_html(portal_server: PortalServer, school: PortalOrg) -> 
     assert school.token not in page.text and school.token not in index.text
 
 
+@pytest.mark.slow
 def test_chromium_renders_users_groups_and_licences(
     portal_server: PortalServer, school: PortalOrg, tmp_path: Path
 ) -> None:

@@ -87,6 +87,7 @@ def column(browser: webdriver.Chrome, table: str, index: int = 0) -> list[str]:
     return [r.find_elements(By.TAG_NAME, "td")[index].text for r in rows]
 
 
+@pytest.mark.slow
 def test_rows_are_sorted_duplicates_marked_and_nothing_scrolls_sideways(
     portal_server: PortalServer, school: PortalOrg, browser: webdriver.Chrome
 ) -> None:

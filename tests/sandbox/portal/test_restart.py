@@ -8,9 +8,13 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.portal import PortalServer
 from tests.fixtures.processes import skolsynk_command
 from tests.sandbox.portal.bodies import create_group, create_user
+
+pytestmark = pytest.mark.slow  # each test starts (and restarts) a portal process
 
 
 def test_data_tokens_and_versions_survive_a_restart(tmp_path: Path) -> None:

@@ -322,6 +322,7 @@ def test_microsoft_sign_in_is_off_without_configuration(portal_server: PortalSer
     assert requests.get(portal_server.url + "/auth/microsoft", timeout=10).status_code == 404
 
 
+@pytest.mark.slow
 def test_a_bad_microsoft_file_is_one_sentence_and_exit_code(tmp_path: Path) -> None:
     import subprocess
 
