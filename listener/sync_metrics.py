@@ -17,11 +17,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from common.config import Secret
 from common.errors import SkolsynkError
 from common.state.dispatch import Dispatcher
+from common.state.held import HeldActions
 from common.state.registry import TenantRegistry
 from common.state.runs import RunStore
 from common.state.subscriptions import SubscriptionStore
 from common.state.telemetry import Telemetry
-from common.sync.safety import SafetyState
 
 
 class SyncStateCollector:
@@ -154,11 +154,11 @@ class SyncStateCollector:
             labels=["tenant"],
         )
         registry = TenantRegistry(self.redis, self.secret_key)
-        safety = SafetyState(self.redis)
+        held_actions = HeldActions(self.redis)
         runs_store = RunStore(self.redis)
         subscriptions = SubscriptionStore(self.redis, self.secret_key)
         for tenant in registry.all():
-            held.add_metric([tenant.id], len(safety.held(tenant.id)))
+            held.add_metric([tenant.id], len(held_actions.held(tenant.id)))
             for record in subscriptions.for_tenant(tenant.id):
                 expiry.add_metric([tenant.id, record.resource], record.expires_at.timestamp())
             last = runs_store.last(tenant.id)

@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 from common.errors import NeedsAttention
+from common.state.held import HeldAction
 from common.sync import engine
-from common.sync.safety import HeldAction
 from skolsynk.context import add_tenant_actions, services
 from skolsynk.output import table, to_json
 from skolsynk.portal_check import check_portal

@@ -34,6 +34,7 @@ from common.model import (
     link_key,
 )
 from common.portal.protocol import Portal
+from common.state.held import HeldAction
 from common.state.leases import reconcile_lease
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
@@ -41,7 +42,7 @@ from common.state.telemetry import graph_statuses
 from common.sync import class_rechecks
 from common.sync.applier import Applier, Progress, RunContext
 from common.sync.planner import make_plan
-from common.sync.safety import HeldAction, foreign_portal_problem, managed_in
+from common.sync.safety import foreign_portal_problem, managed_in
 from common.sync.services import Services
 from common.sync.tenants import refuse_disabled, writable_tenant
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -31,9 +29,8 @@ from common.model import (
     Plan,
     PortalState,
     Thresholds,
-    action_from_dict,
 )
-from common.model import action_to_dict as _action_to_dict
+from common.state.held import HeldAction, HeldActions
 from common.state.store import KEY_PREFIX, redis_errors
 
 #: removals by real-time jobs and reconciles within this window count together
@@ -74,10 +71,6 @@ def foreign_portal_problem(
     )
 
 
-def _held_key(tenant_id: str) -> str:
-    return f"{KEY_PREFIX}held:{tenant_id}"
-
-
 def _removals_key(tenant_id: str) -> str:
     return f"{KEY_PREFIX}removals:{tenant_id}"
 
@@ -90,21 +83,12 @@ def _managed_count_key(tenant_id: str) -> str:
     return f"{KEY_PREFIX}managed-count:{tenant_id}"
 
 
-@dataclass(frozen=True)
-class HeldAction:
-    """An action waiting for a person's decision."""
-
-    action: Action
-    held_at: str
-    run_id: str
-    why: str
-
-
 class SafetyState:
     """Per-tenant safety state in Redis: held actions, recent removals, last good counts."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis: Any = client
+        self.held_actions = HeldActions(client)
 
     # --- source health ---------------------------------------------------------------------
 
@@ -181,65 +165,16 @@ class SafetyState:
             pipe.expire(_removals_key(tenant_id), REMOVAL_WINDOW_SECONDS * 2)
             pipe.execute()
 
-    # --- held actions --------------------------------------------------------------------------
+    # --- held actions (kept in common.state.held) -------------------------------------------
 
     def hold(self, tenant_id: str, actions: list[Action], *, run_id: str, why: str) -> None:
-        if not actions:
-            return
-        held_at = datetime.now(UTC).isoformat(timespec="seconds")
-        with redis_errors():
-            self.redis.hset(
-                _held_key(tenant_id),
-                mapping={
-                    a.key: json.dumps(
-                        {
-                            "action": _action_to_dict(a),
-                            "held_at": held_at,
-                            "run_id": run_id,
-                            "why": why,
-                        },
-                        ensure_ascii=False,
-                    )
-                    for a in actions
-                },
-            )
+        self.held_actions.hold(tenant_id, actions, run_id=run_id, why=why)
 
     def held(self, tenant_id: str) -> list[HeldAction]:
         """Held actions of a tenant, oldest first."""
-        with redis_errors():
-            raw = self.redis.hgetall(_held_key(tenant_id))
-        items = [self._decode(v) for v in raw.values()]
-        return sorted(items, key=lambda h: (h.held_at, h.action.key))
+        return self.held_actions.held(tenant_id)
 
     def take(self, tenant_id: str, keys: list[str] | None = None) -> list[HeldAction]:
-        """Remove and return the held actions with these keys (all when ``None``).
-
-        Raises ``KeyError`` naming the keys that are not held.
-        """
-        key = _held_key(tenant_id)
-        with redis_errors():
-            if keys is None:
-                pipe = self.redis.pipeline()
-                pipe.hgetall(key)
-                pipe.delete(key)
-                raw, _ = pipe.execute()
-                return sorted(
-                    (self._decode(v) for v in raw.values()),
-                    key=lambda h: (h.held_at, h.action.key),
-                )
-            values = self.redis.hmget(key, keys)
-            missing = [k for k, v in zip(keys, values, strict=True) if v is None]
-            if missing:
-                raise KeyError(", ".join(missing))
-            self.redis.hdel(key, *keys)
-        return [self._decode(v) for v in values]
-
-    @staticmethod
-    def _decode(raw: bytes | str) -> HeldAction:
-        data = json.loads(raw)
-        return HeldAction(
-            action=action_from_dict(data["action"]),
-            held_at=data["held_at"],
-            run_id=data["run_id"],
-            why=data["why"],
-        )
+        """Remove and return the held actions with these keys (all when ``None``); ``KeyError``
+        names the keys that are not held."""
+        return self.held_actions.take(tenant_id, keys)
