@@ -253,7 +253,7 @@ def report_text(report: RunReport) -> str:
             if planned
             else "Nothing to change: the portal matches Microsoft 365."
         )
-    elif not planned:
+    elif not planned and report.outcome != "held":
         lines.append("Nothing to change: the portal matches Microsoft 365.")
     else:
         lines.append(
@@ -278,7 +278,9 @@ def report_text(report: RunReport) -> str:
             f"Duplicates: {report.duplicates} portal objects share the Microsoft 365 id of "
             f"another (see `skolsynk preview {report.tenant_id}`)."
         )
-    if report.message and report.outcome != "held":
+    # a run held whole (someone else's portal) has its reason in the message, and nothing up
+    # for approval; a run that held some removals said so above
+    if report.message and (report.outcome != "held" or not report.held):
         lines.append(report.message)
     lines += [f"Note: {note}." for note in report.notes]
     for failure in report.failed[:20]:

@@ -125,6 +125,7 @@ def remove_tenant(services: Services, tenant_ref: str) -> Removal:
         store.retire(record)
     # the dispatcher must not run what was queued for the tenant
     dropped = drop_tenant_work(services.redis, tenant.id)
+    services.links.drop(tenant.id)  # which portal object the sync linked: gone with the tenant
     services.registry.remove(tenant.id)
     return Removal(tenant, deleted, len(records) - deleted, dropped, problem)
 

@@ -71,11 +71,14 @@ def test_removing_a_tenant_deletes_its_subscriptions_and_its_notifications_queue
     graph = world.services.graph(world.tenant_id)
     subscriptions = graph.list_subscriptions()
     assert len(subscriptions) == 2
+    # the first sync linked the tenant's people to their portal accounts
+    assert world.services.links.all(world.tenant_id)
 
     removed = skolsynk(world, "tenant", "remove", world.tenant_id)
     assert removed.returncode == 0, removed.stderr
     assert "Deleted 2 Graph subscriptions" in removed.stdout
     assert graph.list_subscriptions() == []
+    assert world.services.links.all(world.tenant_id) == {}
 
     # a delivery Graph had under way for a deleted subscription: answered, never queued
     time.sleep(VERIFICATION_CACHE_SECONDS + 0.5)  # the listener's verification cache ages out

@@ -32,6 +32,13 @@ def test_a_portal_holding_another_tenants_school_is_not_touched(make_world) -> N
     assert "The whole run would be HELD: the plan would remove 26 of the 26" in text.stdout
     data = json.loads(second.cli("preview", second.tenant_id, "--format", "json").stdout)
     assert "another tenant" in data["held_whole_because"]
+    # what the operator reads: the reason, and no word of the portal matching
+    said = second.cli("reconcile", second.tenant_id)
+    assert said.returncode == 0, said.stderr
+    assert "Held whole, nothing was written" in said.stdout
+    assert "Nothing to change" not in said.stdout
+    assert "applied 0" in said.stdout or "Planned" not in said.stdout
+    assert first.portal.snapshot() == before
     report = second.reconcile()
 
     assert report.outcome == "held"
