@@ -81,6 +81,7 @@ ANNA = {
     "active": True,
     "role": "student",
     "schools": ("s2", "s1"),
+    "schoolNames": ("Östra skolan", "Björkskolan"),
     "grade": "7",
     "externalId": "0b7c5e6a-entra-anna",
 }
@@ -169,8 +170,10 @@ def test_round_trips_every_user_attribute(portal: ScimPortal, target: Target) ->
         "display_name": "Anna Berg",
         "active": True,
         "role": Role.STUDENT,
-        # without the school extension: the first school in enterprise organization, no grade
-        "school_ids": ("s1", "s2") if school else ("s1",),
+        # without the school extension: the first school's name in enterprise organization,
+        # no school ids, no grade
+        "school_ids": ("s1", "s2") if school else (),
+        "school_names": ("Björkskolan", "Östra skolan") if school else ("Björkskolan",),
         "grade": "7" if school else None,
         "external_id": ANNA["externalId"],
     }
@@ -185,11 +188,12 @@ def test_round_trips_every_user_attribute(portal: ScimPortal, target: Target) ->
     if school:
         assert stored[SCHOOL_USER_SCHEMA]["role"] == "student"
         assert sorted(stored[SCHOOL_USER_SCHEMA]["schools"]) == ["s1", "s2"]
+        assert stored[SCHOOL_USER_SCHEMA]["schoolNames"] == ["Björkskolan", "Östra skolan"]
     else:
         # only what the server declares is sent: nothing of ours in schemas
         assert SCHOOL_USER_SCHEMA not in stored["schemas"]
         assert stored["userType"] == "Student"
-        assert stored[ENTERPRISE_USER_SCHEMA]["organization"] == "s1"
+        assert stored[ENTERPRISE_USER_SCHEMA]["organization"] == "Björkskolan"
 
 
 def test_round_trips_every_group_attribute_and_its_members(
@@ -199,7 +203,13 @@ def test_round_trips_every_group_attribute_and_its_members(
     bo = portal.create_user({"userName": "bo@skola.se", "email": "bo@skola.se"})
 
     created = portal.create_group(
-        {"displayName": "7A", "externalId": "entra-7a", "school": "s1", "members": [anna.id, bo.id]}
+        {
+            "displayName": "7A",
+            "externalId": "entra-7a",
+            "school": "s1",
+            "schoolName": "Björkskolan",
+            "members": [anna.id, bo.id],
+        }
     )
 
     for group in (created, portal.get_group(created.id), *portal.list_groups()):
@@ -207,6 +217,7 @@ def test_round_trips_every_group_attribute_and_its_members(
         assert group.display_name == "7A"
         assert group.external_id == "entra-7a"
         assert group.school_id == ("s1" if target.server == "sandbox-portal" else None)
+        assert group.school_name == ("Björkskolan" if target.server == "sandbox-portal" else None)
         assert group.member_ids == {anna.id, bo.id}
 
 
