@@ -3,7 +3,8 @@
 Everything is read through ``$batch`` calls of up to 20 requests (``GraphClient.batcher``):
 the listings of a full read start together, their further pages ride in later batches, and the
 members and owners of the classes in scope fill the remaining places. A real-time read of one
-object is a single ``$batch`` call.
+object is a single ``$batch`` call (one more only for the name of a school that the classic SDS
+attribute alone names: ``common.graph.schools``).
 
 Over 400 lines because the whole-tenant read and the one-object reads are two ways of reading
 the same things: they share the field lists, the listings and the classification calls
