@@ -48,7 +48,13 @@ from tests.fixtures.portal import PortalServer
 
 def _declaring(user_ext: list[str], group_ext: list[str]) -> Any:
     """What a server without /Schemas, declaring these extensions in /ResourceTypes, says."""
-    types = {
+    types = _resource_types(user_ext, group_ext)
+    return build_mapping(discover(lambda e: types if e == "ResourceTypes" else None))
+
+
+def _resource_types(user_ext: list[str], group_ext: list[str]) -> dict[str, Any]:
+    """A /ResourceTypes answer declaring these extensions."""
+    return {
         "Resources": [
             {
                 "name": "User",
@@ -64,7 +70,6 @@ def _declaring(user_ext: list[str], group_ext: list[str]) -> Any:
             },
         ]
     }
-    return build_mapping(discover(lambda e: types if e == "ResourceTypes" else None))
 
 
 #: the mapping of a portal declaring the school extension (the reference portal)
@@ -233,6 +238,53 @@ def test_lists_every_user_across_pages(portal: ScimPortal, target: Target) -> No
 
 
 # --- PATCH -------------------------------------------------------------------------------------
+
+
+def test_school_names_go_where_the_school_extension_or_enterprise_organization_is() -> None:
+    def attribute(name: str, *, multi: bool = False) -> dict[str, Any]:
+        return {"name": name, "type": "string", "multiValued": multi, "mutability": "readWrite"}
+
+    # a portal whose school extension predates the names: ids only, and names are not sent
+    # (not to organization either: with the school extension, the extension holds schools)
+    types = _resource_types([SCHOOL_USER_SCHEMA, ENTERPRISE_USER_SCHEMA], [SCHOOL_GROUP_SCHEMA])
+    schemas = {
+        "Resources": [
+            {
+                "id": SCHOOL_USER_SCHEMA,
+                "attributes": [attribute("role"), attribute("schools", multi=True)],
+            },
+            {"id": ENTERPRISE_USER_SCHEMA, "attributes": [attribute("organization")]},
+            {"id": SCHOOL_GROUP_SCHEMA, "attributes": [attribute("school")]},
+        ]
+    }
+    answers: dict[str, Any] = {"ResourceTypes": types, "Schemas": schemas}
+    older = build_mapping(discover(answers.get))
+    assert older.users["schoolNames"] is None and older.groups["schoolName"] is None
+    assert older.users["schools"] is not None
+    assert "this portal has no attribute for school names; it is not sent" in older.notes
+    assert "this portal has no attribute for a class's school name; it is not sent" in older.notes
+
+    # the school extension in full: names beside the ids, on people and classes
+    full = SCHOOL_MAPPING
+    assert full.users["schoolNames"] is not None and full.users["schoolNames"].multi_valued
+    assert full.groups["schoolName"] is not None
+    assert patch_operations({"schoolNames": ("Ö", "B")}, full.users) == [
+        (
+            "schoolNames",
+            {"op": "replace", "path": f"{SCHOOL_USER_SCHEMA}:schoolNames", "value": ["B", "Ö"]},
+        )
+    ]
+
+    # no school extension: the first name in enterprise organization, no ids anywhere
+    plain = _declaring([ENTERPRISE_USER_SCHEMA], [])
+    assert plain.users["schools"] is None
+    assert patch_operations({"schoolNames": ("Ö", "B")}, plain.users) == [
+        (
+            "schoolNames",
+            {"op": "replace", "path": f"{ENTERPRISE_USER_SCHEMA}:organization", "value": "B"},
+        )
+    ]
+    assert "schoolNames" in plain.user_fidelity().first_only
 
 
 def test_patch_operations_are_lowercase_with_boolean_active_and_extension_paths() -> None:
