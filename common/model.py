@@ -37,6 +37,8 @@ class MsUser:
     role: Role
     school_ids: tuple[str, ...] = ()  # SDS school ids, sorted
     grade: str | None = None
+    #: display names of those schools, sorted, once each (a school's id where SDS has no name)
+    school_names: tuple[str, ...] = ()
 
     @property
     def email(self) -> str:
@@ -53,6 +55,8 @@ class MsClass:
     school_id: str | None
     member_ids: frozenset[str]  # Entra ids of students and teachers (members and owners)
     mail_nickname: str | None = None
+    #: display name of that school (its id where SDS has no name)
+    school_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class PortalUser:
     role: Role | None = None
     school_ids: tuple[str, ...] = ()
     grade: str | None = None
+    school_names: tuple[str, ...] = ()
     version: str | None = None  # meta.version (ETag), for If-Match
     #: what the portal can hold of this user; ``None``: everything, compared exactly
     fidelity: Fidelity | None = field(default=None, compare=False, repr=False)
@@ -136,6 +141,7 @@ class PortalGroup:
     external_id: str | None  # Entra object id when managed by the sync
     member_ids: frozenset[str]  # portal user ids
     school_id: str | None = None
+    school_name: str | None = None
     version: str | None = None
     fidelity: Fidelity | None = field(default=None, compare=False, repr=False)
     created: str | None = None  # meta.created (xsd:dateTime)
@@ -255,7 +261,8 @@ class Action:
     ``object_id`` is the Entra id of the Microsoft object; ``portal_id`` the portal object it
     acts on (``None`` for creates). ``changes`` maps portal attribute names (``userName``,
     ``email``, ``givenName``, ``familyName``, ``displayName``, ``active``, ``role``, ``schools``,
-    ``grade``, ``externalId`` for users; ``displayName``, ``school`` for groups) to their new
+    ``schoolNames``, ``grade``, ``externalId`` for users; ``displayName``, ``school``,
+    ``schoolName`` for groups) to their new
     values; for creates it holds every attribute. ``member_ids`` are Entra user ids (add/remove
     members); the applier maps them to portal ids, which may come from creates in the same plan.
     """

@@ -80,13 +80,22 @@ def user_role(user: GraphUser | None, education: EducationUser | None) -> Role |
     )
 
 
+def school_name(school_id: str, names: Mapping[str, str | None]) -> str:
+    """What a school is called: its SDS display name (NFC), else its id."""
+    return nfc(names.get(school_id)) or school_id
+
+
 def make_user(
-    user: GraphUser, education: EducationUser | None, school_ids: Iterable[str] = ()
+    user: GraphUser,
+    education: EducationUser | None,
+    school_ids: Iterable[str] = (),
+    school_names: Mapping[str, str | None] | None = None,
 ) -> MsUser | None:
     """The sync's view of a directory user, or ``None`` when it is no student or teacher.
 
     ``school_ids`` are the external ids of the education schools the user belongs to (new
-    SDS); the classic school attribute is added to them.
+    SDS); the classic school attribute is added to them. ``school_names`` maps school ids to
+    their display names (a school without one is called by its id).
     """
     role = user_role(user, education)
     if role is None:
@@ -106,6 +115,7 @@ def make_user(
         role=role,
         school_ids=tuple(sorted(schools)),
         grade=grade or None,
+        school_names=tuple(sorted({school_name(s, school_names or {}) for s in schools})),
     )
 
 
@@ -124,11 +134,14 @@ def make_class(
     education: EducationClass | None,
     school_ids: Iterable[str] = (),
     member_ids: Iterable[str] = (),
+    *,
+    school_names: Mapping[str, str | None] | None = None,
 ) -> MsClass | None:
     """The sync's view of an SDS class, or ``None`` when the group is no SDS class.
 
     ``school_ids`` are the external ids of the education schools the class belongs to; the
-    classic school attribute wins, else the first of them in sorted order.
+    classic school attribute wins, else the first of them in sorted order. ``school_names``
+    names that school, as for users.
     """
     if not is_sds_class(group, education):
         return None
@@ -148,6 +161,7 @@ def make_class(
         school_id=school_id,
         member_ids=frozenset(member_ids),
         mail_nickname=nickname or None,
+        school_name=school_name(school_id, school_names or {}) if school_id else None,
     )
 
 

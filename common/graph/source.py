@@ -3,7 +3,8 @@
 Everything is read through ``$batch`` calls of up to 20 requests (``GraphClient.batcher``):
 the listings of a full read start together, their further pages ride in later batches, and the
 members and owners of the classes in scope fill the remaining places. A real-time read of one
-object is a single ``$batch`` call.
+object is a single ``$batch`` call (one more only for the name of a school that the classic SDS
+attribute alone names: ``common.graph.schools``).
 
 Over 400 lines because the whole-tenant read and the one-object reads are two ways of reading
 the same things: they share the field lists, the listings and the classification calls
@@ -25,7 +26,7 @@ import math
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -56,6 +57,8 @@ from common.graph.schemas import (
     GraphUser,
     Loader,
 )
+from common.graph.schools import FIELDS as SCHOOL_FIELDS
+from common.graph.schools import school_names, with_classic_school
 from common.model import MicrosoftState, MsClass, MsUser, Scope
 
 T = TypeVar("T")
@@ -72,7 +75,6 @@ USER_FIELDS = (
     *sds.USER_ATTRIBUTES,
 )
 EDUCATION_USER_FIELDS = ("id", "primaryRole", "student")
-SCHOOL_FIELDS = ("id", "displayName", "externalId")
 GROUP_FIELDS = ("id", "displayName", "mailNickname", *sds.GROUP_ATTRIBUTES)
 EDUCATION_CLASS_FIELDS = ("id", "displayName", "mailNickname", "externalId")
 #: classic SDS classes are the groups whose object type says so (directory extensions filter)
@@ -120,6 +122,8 @@ class _TenantRead:
     #: user id -> SIS ids of its education schools (tuples: most users have one school)
     user_schools: dict[str, tuple[str, ...]] = field(default_factory=dict)
     class_schools: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: SIS id -> display name of every education school (from the schools listing itself)
+    school_names: dict[str, str | None] = field(default_factory=dict)
     classes: dict[str, MsClass] = field(default_factory=dict)
     out_of_scope_class_ids: set[str] = field(default_factory=set)
     members: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -184,6 +188,7 @@ class _TenantRead:
 
     def _school_listings(self, school: EducationSchool) -> None:
         sis_id = sys.intern(school.external_id or school.id)
+        self.school_names[sis_id] = school.display_name
         base = f"/education/schools/{quote(school.id)}"
 
         def on_users(page: list[dict[str, Any]]) -> None:
@@ -213,7 +218,12 @@ class _TenantRead:
             education = self.education_classes.get(class_id)
             if not is_sds_class(group, education):
                 continue
-            cls = make_class(group, education, self.class_schools.get(class_id, ()))
+            cls = make_class(
+                group,
+                education,
+                self.class_schools.get(class_id, ()),
+                school_names=self.school_names,
+            )
             if cls is None:
                 continue
             if class_in_scope(cls, self.scope):
@@ -243,7 +253,10 @@ class _TenantRead:
         outside: set[str] = set()
         for user in self.users:
             ms = make_user(
-                user, self.education_users.get(user.id), self.user_schools.get(user.id, ())
+                user,
+                self.education_users.get(user.id),
+                self.user_schools.get(user.id, ()),
+                self.school_names,
             )
             if ms is not None and user_in_scope(ms, self.scope):
                 users[ms.id] = ms
@@ -267,13 +280,7 @@ def _ignore(_: object) -> None:
 
 
 def _with_members(cls: MsClass, member_ids: Iterable[str]) -> MsClass:
-    return MsClass(
-        id=cls.id,
-        display_name=cls.display_name,
-        school_id=cls.school_id,
-        member_ids=frozenset(member_ids),
-        mail_nickname=cls.mail_nickname,
-    )
+    return replace(cls, member_ids=frozenset(member_ids))
 
 
 # --- one object ---------------------------------------------------------------------------------
@@ -340,6 +347,10 @@ class _Answers:
         """The SIS ids of the object's education schools (the ids a scope names)."""
         return (s.external_id or s.id for s in EDUCATION_SCHOOLS.many(self.listed("schools")))
 
+    def school_names(self) -> dict[str, str | None]:
+        """SIS id -> display name of the object's education schools."""
+        return school_names(EDUCATION_SCHOOLS.many(self.listed("schools")))
+
 
 def read_user(client: GraphClient, scope: Scope, user_id: str) -> MicrosoftState:
     """One user as the sync sees it, in a single ``$batch`` call.
@@ -359,7 +370,9 @@ def read_user(client: GraphClient, scope: Scope, user_id: str) -> MicrosoftState
         if answers.in_recycle_bin():
             state.soft_deleted_user_ids.add(user_id)
         return state.freeze()
-    ms = make_user(user, answers.found_as("education", EDUCATION_USERS), answers.school_ids())
+    names = with_classic_school(client, answers.school_names(), user.sds_school_id)
+    education = answers.found_as("education", EDUCATION_USERS)
+    ms = make_user(user, education, answers.school_ids(), names)
     if ms is not None and user_in_scope(ms, scope):
         state.users[ms.id] = ms
     else:
@@ -417,7 +430,8 @@ def read_class(client: GraphClient, scope: Scope, group_id: str) -> MicrosoftSta
             state.out_of_scope_class_ids.add(group_id)
         return state.freeze()
     education = answers.found_as("education", EDUCATION_CLASSES)
-    cls = make_class(group, education, answers.school_ids())
+    names = with_classic_school(client, answers.school_names(), group.sds_school_id)
+    cls = make_class(group, education, answers.school_ids(), school_names=names)
     if cls is not None and class_in_scope(cls, scope):
         members = _members_in_scope(client, scope, answers)
         state.classes[cls.id] = _with_members(cls, class_members(members, members))

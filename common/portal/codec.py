@@ -15,7 +15,7 @@ from typing import Any
 
 from common.errors import PortalRequestError
 from common.model import PortalGroup, PortalUser, Role
-from common.portal.mapping import GROUP_FIELDS, USER_FIELDS, AttributeMapping, Target
+from common.portal.mapping import GROUP_FIELDS, LISTS, USER_FIELDS, AttributeMapping, Target
 from common.portal.scim import GROUP_SCHEMA, USER_SCHEMA
 
 # --- SCIM resources -> the model --------------------------------------------------------------
@@ -131,6 +131,7 @@ def parse_user(resource: Mapping[str, Any], mapping: AttributeMapping) -> Portal
         role=_role(_string(_read(resource, m["role"]), "role", bad)),
         school_ids=_strings(_read(resource, m["schools"]), "schools", bad),
         grade=_string(_read(resource, m["grade"]), "grade", bad),
+        school_names=_strings(_read(resource, m.get("schoolNames")), "schoolNames", bad),
         version=_version(resource),
         created=_created(resource),
         group_ids=_group_ids(resource),
@@ -158,6 +159,7 @@ def parse_group(resource: Mapping[str, Any], mapping: AttributeMapping) -> Porta
         external_id=_string(field_of(resource, "externalId"), "externalId", bad),
         member_ids=frozenset(str(field_of(m, "value")) for m in members),
         school_id=_string(_read(resource, mapping.groups.get("school")), "school", bad),
+        school_name=_string(_read(resource, mapping.groups.get("schoolName")), "schoolName", bad),
         version=_version(resource),
         created=_created(resource),
         fidelity=mapping.group_fidelity(),
@@ -184,9 +186,9 @@ def scim_value(name: str, value: Any, target: Target) -> Any:
         role = str(value.value if isinstance(value, Role) else value)
         # core userType is free text: the RFC's examples capitalise it
         return role.capitalize() if target.attribute == "userType" else role
-    if name == "schools":
-        schools = sorted(str(s) for s in value)
-        return schools if target.multi_valued else schools[0]
+    if name in LISTS:
+        values = sorted(str(s) for s in value)
+        return values if target.multi_valued else values[0]
     return value
 
 

@@ -84,9 +84,10 @@ KNOWN_EXTENSIONS: dict[str, dict[str, Attribute]] = {
     SCHOOL_USER_SCHEMA: {
         "role": _core("role"),
         "schools": _core("schools", multi_valued=True),
+        "schoolnames": _core("schoolNames", multi_valued=True),
         "grade": _core("grade"),
     },
-    SCHOOL_GROUP_SCHEMA: {"school": _core("school")},
+    SCHOOL_GROUP_SCHEMA: {"school": _core("school"), "schoolname": _core("schoolName")},
 }
 
 

@@ -35,9 +35,12 @@ USER_FIELDS = (
     "email",
     "role",
     "schools",
+    "schoolNames",
     "grade",
 )
-GROUP_FIELDS = ("displayName", "externalId", "school")
+GROUP_FIELDS = ("displayName", "externalId", "school", "schoolName")
+#: multi-valued model attributes a single-valued home holds the first (sorted) value of
+LISTS = ("schools", "schoolNames")
 #: model attributes the sync cannot work without: never turned off, always in the core schema
 REQUIRED = frozenset({"userName", "externalId", "displayName", "active"})
 #: attributes a server may canonicalise in letter case, compared as its caseExact says
@@ -98,9 +101,7 @@ class AttributeMapping:
         return Fidelity(
             unheld=frozenset(f for f in USER_FIELDS if self.users.get(f) is None),
             first_only=frozenset(
-                f
-                for f in ("schools",)
-                if (t := self.users.get(f)) is not None and not t.multi_valued
+                f for f in LISTS if (t := self.users.get(f)) is not None and not t.multi_valued
             ),
             case_insensitive=self.case_insensitive,
         )
@@ -193,8 +194,11 @@ def build_mapping(
         if school
         else _target(users, users.schema, "userType")
     )
-    user_map["schools"] = (
-        _target(users, SCHOOL_USER_SCHEMA, "schools")
+    # without the school extension, the enterprise organization holds the (first) school's
+    # name: what a person reads there, and what SDS calls the school
+    user_map["schools"] = _target(users, SCHOOL_USER_SCHEMA, "schools") if school else None
+    user_map["schoolNames"] = (
+        _target(users, SCHOOL_USER_SCHEMA, "schoolNames")
         if school
         else _target(users, ENTERPRISE_USER_SCHEMA, "organization")
     )
@@ -204,6 +208,7 @@ def build_mapping(
         for name, attr in _CORE_GROUP.items()
     }
     group_map["school"] = _target(groups, SCHOOL_GROUP_SCHEMA, "school")
+    group_map["schoolName"] = _target(groups, SCHOOL_GROUP_SCHEMA, "schoolName")
 
     for name, value in overrides.items():
         table, kind = (group_map, groups) if name.startswith("class.") else (user_map, users)
@@ -227,8 +232,9 @@ def build_mapping(
             notes.append(
                 f"this portal has no attribute for {_WORDS.get(name, name)}; it is not sent"
             )
-    if group_map.get("school") is None:
-        notes.append("this portal has no attribute for a class's school; it is not sent")
+    for name, words in (("school", "a class's school"), ("schoolName", "a class's school name")):
+        if group_map.get(name) is None:
+            notes.append(f"this portal has no attribute for {words}; it is not sent")
     insensitive = frozenset(
         name
         for name, path in CASE_SENSITIVE_CANDIDATES.items()
@@ -242,6 +248,7 @@ _WORDS = {
     "familyName": "family name",
     "email": "e-mail",
     "role": "role (student or teacher)",
-    "schools": "school",
+    "schools": "school ids",
+    "schoolNames": "school names",
     "grade": "grade",
 }

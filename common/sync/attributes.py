@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from common.model import Fidelity, MsUser, PortalUser
+from common.model import Fidelity, MsClass, MsUser, PortalGroup, PortalUser
 
 #: attribute names as a school administrator reads them
 ATTRIBUTE_WORDS = {
@@ -18,11 +18,15 @@ ATTRIBUTE_WORDS = {
     "active": "active",
     "role": "role",
     "schools": "schools",
+    "schoolNames": "school names",
     "grade": "grade",
     "school": "school",
+    "schoolName": "school name",
 }
 #: attributes compared as optional strings (None and "" are the same)
-OPTIONAL_STRINGS = frozenset({"givenName", "familyName", "displayName", "grade", "school"})
+OPTIONAL_STRINGS = frozenset(
+    {"givenName", "familyName", "displayName", "grade", "school", "schoolName"}
+)
 
 
 def desired_user(user: MsUser) -> dict[str, Any]:
@@ -36,6 +40,7 @@ def desired_user(user: MsUser) -> dict[str, Any]:
         "active": user.account_enabled,
         "role": user.role.value,
         "schools": tuple(sorted(user.school_ids)),
+        "schoolNames": tuple(sorted(user.school_names)),
         "grade": user.grade,
     }
 
@@ -51,7 +56,22 @@ def current_user(user: PortalUser) -> dict[str, Any]:
         "active": user.active,
         "role": user.role.value if user.role is not None else None,
         "schools": tuple(sorted(user.school_ids)),
+        "schoolNames": tuple(sorted(user.school_names)),
         "grade": user.grade,
+    }
+
+
+def desired_group(cls: MsClass) -> dict[str, Any]:
+    """The portal attributes of a class (members apart), as the portal should hold them."""
+    return {"displayName": cls.display_name, "school": cls.school_id, "schoolName": cls.school_name}
+
+
+def current_group(group: PortalGroup) -> dict[str, Any]:
+    """The same attributes of a portal group."""
+    return {
+        "displayName": group.display_name,
+        "school": group.school_id,
+        "schoolName": group.school_name,
     }
 
 

@@ -50,7 +50,9 @@ from common.sync.attributes import (
     REASON_REACTIVATED,
     REASON_SOFT_DELETED,
     changed,
+    current_group,
     current_user,
+    desired_group,
     desired_user,
     differences,
     email_key,
@@ -374,21 +376,13 @@ class _Planner:
                     object_id=cls.id,
                     label=cls.display_name,
                     reason=REASON_NEW_CLASS,
-                    changes={
-                        "displayName": cls.display_name,
-                        "externalId": cls.id,
-                        "school": cls.school_id,
-                    },
+                    changes={**desired_group(cls), "externalId": cls.id},
                 )
             )
             if desired_members:
                 self.members(ActionKind.ADD_MEMBERS, cls, None, sorted(desired_members))
             return
-        changes = differences(
-            {"displayName": cls.display_name, "school": cls.school_id},
-            {"displayName": group.display_name, "school": group.school_id},
-            group.fidelity,
-        )
+        changes = differences(desired_group(cls), current_group(group), group.fidelity)
         if changes:
             self.actions.append(
                 Action(

@@ -1,6 +1,7 @@
 """The portal's HTML pages: organisations, and per organisation its users, groups and licences.
 
-Plain server-rendered pages for people. They show no tokens and need none, so they answer only
+Plain server-rendered pages for people. Schools are shown by name (what SDS calls them, as the
+sync sent it), by id only where no name came. They show no tokens and need none, so they answer only
 requests from the loopback address (the portal listens on 127.0.0.1 by default); any other
 client gets 403. Rows are in Swedish alphabetical order (å, ä, ö after z); users and groups that
 share an ``externalId`` (duplicates the sync must repair) are marked. Long lists are shown a page
@@ -31,6 +32,15 @@ _SWEDISH_ORDER = str.maketrans(
 def swedish_key(text: str | None) -> str:
     """A sort key for names as a Swedish reader expects them ordered."""
     return (text or "").casefold().translate(_SWEDISH_ORDER)
+
+
+def user_schools(row: dict[str, Any]) -> list[str]:
+    """What a user's schools are called on the page, sorted: the school names the sync sent,
+    else the enterprise ``organization`` (a portal without the school extension), else the
+    school ids."""
+    organization = [row["organization"]] if row.get("organization") else []
+    shown = row.get("schoolNames") or organization or row.get("schools") or []
+    return sorted(shown, key=swedish_key)
 
 
 def _mark_duplicates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -77,6 +87,8 @@ def organisation(org: str) -> str | tuple[str, int]:
     offset = (page - 1) * PAGE_SIZE
     # all rows, to sort them and find duplicates across pages; then one page of each
     users = _mark_duplicates(portal.store.users(found))
+    for user in users:
+        user["schoolLabels"] = user_schools(user)
     users.sort(key=lambda u: (swedish_key(u["displayName"]), swedish_key(u["userName"])))
     groups = _mark_duplicates(portal.store.groups(found))
     groups.sort(key=lambda g: (swedish_key(g["displayName"]), g["id"]))

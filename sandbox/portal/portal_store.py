@@ -13,7 +13,13 @@ import json
 import uuid
 from typing import Any
 
-from common.portal.scim import GROUP_SCHEMA, SCHOOL_GROUP_SCHEMA, SCHOOL_USER_SCHEMA, USER_SCHEMA
+from common.portal.scim import (
+    ENTERPRISE_USER_SCHEMA,
+    GROUP_SCHEMA,
+    SCHOOL_GROUP_SCHEMA,
+    SCHOOL_USER_SCHEMA,
+    USER_SCHEMA,
+)
 from sandbox.portal.db import Database, Organisation, now
 from sandbox.portal.errors import ApiError, ScimError
 from sandbox.portal.resources import normalise_resource
@@ -39,6 +45,8 @@ def user_summary(row_doc: dict[str, Any], rid: str) -> dict[str, Any]:
         "email": primary.get("value"),
         "role": school.get("role"),
         "schools": school.get("schools", []),
+        "schoolNames": school.get("schoolNames", []),
+        "organization": (row_doc.get(ENTERPRISE_USER_SCHEMA) or {}).get("organization"),
         "grade": school.get("grade"),
         "active": row_doc.get("active", True),
         "externalId": row_doc.get("externalId"),
@@ -139,6 +147,7 @@ class PortalStore:
                     "managed": bool(doc.get("externalId")),
                     "source": "microsoft" if doc.get("externalId") else "manual",
                     "school": (doc.get(SCHOOL_GROUP_SCHEMA) or {}).get("school"),
+                    "schoolName": (doc.get(SCHOOL_GROUP_SCHEMA) or {}).get("schoolName"),
                     "members": members[row["id"]],
                     "memberCount": len(members[row["id"]]),
                 }

@@ -195,6 +195,7 @@ SCHOOL_USER = Schema(
     (
         Attr("role", canonical=ROLES, closed=True, description="student or teacher."),
         Attr("schools", multi=True, case_exact=True, description="SDS school ids."),
+        Attr("schoolNames", multi=True, description="What SDS calls those schools."),
         Attr("grade", description="The grade (årskurs) of a student, when SDS has it."),
     ),
 )
@@ -223,7 +224,10 @@ SCHOOL_GROUP = Schema(
     SCHOOL_GROUP_SCHEMA,
     "SchoolGroup",
     "The school a class belongs to (School Data Sync).",
-    (Attr("school", case_exact=True, description="The SDS school id."),),
+    (
+        Attr("school", case_exact=True, description="The SDS school id."),
+        Attr("schoolName", description="What SDS calls that school."),
+    ),
 )
 
 #: attributes every resource has (RFC 7643 §3.1); not part of any schema document

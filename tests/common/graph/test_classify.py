@@ -84,7 +84,20 @@ def test_make_user_merges_schools_of_both_sds_kinds_and_sorts_them() -> None:
         role=Role.STUDENT,
         school_ids=("10001", "10002"),
         grade="9",
+        school_names=("10001", "10002"),  # no names given: each school is called by its id
     )
+
+
+def test_make_user_names_its_schools_sorted_once_each_and_by_id_where_sds_has_no_name() -> None:
+    user = graph_user(object_type="Student", school="10003")
+    names = {"10001": "Ängskolan", "10002": "Björkskolan", "10004": "Björkskolan"}
+    made = make_user(user, None, ["10001", "10002", "10004"], {**names, "10003": None})
+    assert made is not None
+    assert made.school_ids == ("10001", "10002", "10003", "10004")
+    assert made.school_names == ("10003", "Björkskolan", "Ängskolan")
+    decomposed = unicodedata.normalize("NFD", "Ängskolan")
+    made = make_user(user, None, ["10001"], {"10001": decomposed})
+    assert made is not None and made.school_names == ("10003", "Ängskolan")
 
 
 @pytest.mark.parametrize(
@@ -142,7 +155,19 @@ def test_make_class_takes_the_classic_school_before_education_schools() -> None:
         school_id="10001",
         member_ids=frozenset({"u1", "u2"}),
         mail_nickname="Section_11001",
+        school_name="10001",
     )
+
+
+def test_make_class_names_its_school_as_sds_does_else_by_its_id() -> None:
+    names = {"10001": "Contoso High School", "20001": "Fabrikam"}
+    made = make_class(SECTION, None, ["20001"], school_names=names)
+    assert made is not None and (made.school_id, made.school_name) == (
+        "10001",
+        "Contoso High School",
+    )
+    made = make_class(None, EDU_CLASS, ["110004", "110003"], school_names={"110004": "X"})
+    assert made is not None and (made.school_id, made.school_name) == ("110003", "110003")
 
 
 def test_make_class_of_new_sds_takes_its_first_school() -> None:

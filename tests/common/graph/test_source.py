@@ -208,7 +208,13 @@ def test_read_user_present_soft_deleted_and_purged(
     assert present.scope_user_ids == frozenset({uid})
     assert present.scope_class_ids == frozenset()
     assert (present.users[uid].display_name, present.users[uid].grade) == ("Åsa Öberg", "8")
-    assert client.request_count == 1  # one $batch call
+    # one $batch call, and one more for the name of a school that only the classic attribute
+    # names (the user is in no education school): what a full read calls it too
+    assert client.request_count == 2
+    school = next(
+        s for s in tenant.graph.all_pages("/education/schools") if s["externalId"] == "10001"
+    )
+    assert present.users[uid].school_names == (school["displayName"],)
 
     elsewhere = read_user(client, Scope(school_ids=frozenset({"10002"})), uid)
     assert (elsewhere.users, elsewhere.out_of_scope_user_ids) == ({}, frozenset({uid}))
@@ -259,7 +265,10 @@ def test_read_class_present_out_of_scope_soft_deleted_and_purged(
     assert state.scope_user_ids == frozenset()
     assert state.classes[cls["id"]].member_ids == {teacher["id"], *(s["id"] for s in students)}
     assert state.classes[cls["id"]].school_id == "S1"
-    assert client.request_count == 1  # one $batch call
+    # a school SDS does not know (no education school has that id) is called by its id, after
+    # one more read to look for it
+    assert state.classes[cls["id"]].school_name == "S1"
+    assert client.request_count == 2
 
     other = read_class(client, Scope(class_pattern="9*"), cls["id"])
     assert (other.classes, other.out_of_scope_class_ids) == ({}, frozenset({cls["id"]}))
@@ -445,3 +454,21 @@ def test_class_members_leave_out_guests_staff_and_out_of_scope_people_but_keep_d
 
     assert state.classes[cls["id"]].member_ids == {teacher["id"], disabled["id"]}
     assert read_tenant(client, scope).classes[cls["id"]] == state.classes[cls["id"]]
+
+
+def test_a_real_time_read_names_schools_as_the_full_read_does_in_one_batch(
+    graph_clients: GraphClients, sds_tenants: dict[str, Any]
+) -> None:
+    for sample in ("classic-25", "v2.1"):
+        client = graph_clients(sds_tenants[sample].id)
+        full = read_tenant(client, Scope())
+        schools = sds_tenants[sample].graph.all_pages("/education/schools")
+        names = {s["displayName"] for s in schools}
+        assert full.users and all(set(u.school_names) <= names for u in full.users.values())
+        assert all(c.school_name in names for c in full.classes.values())
+        person = sorted(full.users.values(), key=lambda u: u.id)[0]
+        cls = sorted(full.classes.values(), key=lambda c: c.id)[0]
+        before = client.request_count
+        assert read_user(client, Scope(), person.id).users[person.id] == person
+        assert read_class(client, Scope(), cls.id).classes[cls.id].school_name == cls.school_name
+        assert client.request_count - before == 2  # one $batch call each

@@ -115,13 +115,20 @@ def test_the_whole_sync_against_an_independent_server_as_it_ships(world: World) 
     # only what the server declares: without the school extension role goes to core userType
     # and the school to the enterprise organization (where declared), nothing of ours is sent
     sample = users[renamed["id"]]
+    school_name = next(
+        s["displayName"]
+        for s in graph.all_pages("/education/schools")
+        if s["externalId"] == renamed[sds.SCHOOL_ID]
+    )
     if world.portal.server in SCHOOL_EXTENSION_DECLARED:
         assert sample[SCHOOL_USER_SCHEMA]["role"] == "student"
+        assert sample[SCHOOL_USER_SCHEMA]["schoolNames"] == [school_name]
     else:
         assert sample["userType"] == "Student"
         assert SCHOOL_USER_SCHEMA not in sample["schemas"]
         if world.portal.server != "scimmy":
-            assert sample[ENTERPRISE_USER_SCHEMA]["organization"] == renamed[sds.SCHOOL_ID]
+            # what SDS calls the school, not its id
+            assert sample[ENTERPRISE_USER_SCHEMA]["organization"] == school_name
 
     # a second run writes nothing, whatever the server did to letter case
     before = proxy.writes()

@@ -48,7 +48,13 @@ from tests.fixtures.portal import PortalServer
 
 def _declaring(user_ext: list[str], group_ext: list[str]) -> Any:
     """What a server without /Schemas, declaring these extensions in /ResourceTypes, says."""
-    types = {
+    types = _resource_types(user_ext, group_ext)
+    return build_mapping(discover(lambda e: types if e == "ResourceTypes" else None))
+
+
+def _resource_types(user_ext: list[str], group_ext: list[str]) -> dict[str, Any]:
+    """A /ResourceTypes answer declaring these extensions."""
+    return {
         "Resources": [
             {
                 "name": "User",
@@ -64,7 +70,6 @@ def _declaring(user_ext: list[str], group_ext: list[str]) -> Any:
             },
         ]
     }
-    return build_mapping(discover(lambda e: types if e == "ResourceTypes" else None))
 
 
 #: the mapping of a portal declaring the school extension (the reference portal)
@@ -81,6 +86,7 @@ ANNA = {
     "active": True,
     "role": "student",
     "schools": ("s2", "s1"),
+    "schoolNames": ("Östra skolan", "Björkskolan"),
     "grade": "7",
     "externalId": "0b7c5e6a-entra-anna",
 }
@@ -169,8 +175,10 @@ def test_round_trips_every_user_attribute(portal: ScimPortal, target: Target) ->
         "display_name": "Anna Berg",
         "active": True,
         "role": Role.STUDENT,
-        # without the school extension: the first school in enterprise organization, no grade
-        "school_ids": ("s1", "s2") if school else ("s1",),
+        # without the school extension: the first school's name in enterprise organization,
+        # no school ids, no grade
+        "school_ids": ("s1", "s2") if school else (),
+        "school_names": ("Björkskolan", "Östra skolan") if school else ("Björkskolan",),
         "grade": "7" if school else None,
         "external_id": ANNA["externalId"],
     }
@@ -185,11 +193,12 @@ def test_round_trips_every_user_attribute(portal: ScimPortal, target: Target) ->
     if school:
         assert stored[SCHOOL_USER_SCHEMA]["role"] == "student"
         assert sorted(stored[SCHOOL_USER_SCHEMA]["schools"]) == ["s1", "s2"]
+        assert stored[SCHOOL_USER_SCHEMA]["schoolNames"] == ["Björkskolan", "Östra skolan"]
     else:
         # only what the server declares is sent: nothing of ours in schemas
         assert SCHOOL_USER_SCHEMA not in stored["schemas"]
         assert stored["userType"] == "Student"
-        assert stored[ENTERPRISE_USER_SCHEMA]["organization"] == "s1"
+        assert stored[ENTERPRISE_USER_SCHEMA]["organization"] == "Björkskolan"
 
 
 def test_round_trips_every_group_attribute_and_its_members(
@@ -199,7 +208,13 @@ def test_round_trips_every_group_attribute_and_its_members(
     bo = portal.create_user({"userName": "bo@skola.se", "email": "bo@skola.se"})
 
     created = portal.create_group(
-        {"displayName": "7A", "externalId": "entra-7a", "school": "s1", "members": [anna.id, bo.id]}
+        {
+            "displayName": "7A",
+            "externalId": "entra-7a",
+            "school": "s1",
+            "schoolName": "Björkskolan",
+            "members": [anna.id, bo.id],
+        }
     )
 
     for group in (created, portal.get_group(created.id), *portal.list_groups()):
@@ -207,6 +222,7 @@ def test_round_trips_every_group_attribute_and_its_members(
         assert group.display_name == "7A"
         assert group.external_id == "entra-7a"
         assert group.school_id == ("s1" if target.server == "sandbox-portal" else None)
+        assert group.school_name == ("Björkskolan" if target.server == "sandbox-portal" else None)
         assert group.member_ids == {anna.id, bo.id}
 
 
@@ -222,6 +238,53 @@ def test_lists_every_user_across_pages(portal: ScimPortal, target: Target) -> No
 
 
 # --- PATCH -------------------------------------------------------------------------------------
+
+
+def test_school_names_go_where_the_school_extension_or_enterprise_organization_is() -> None:
+    def attribute(name: str, *, multi: bool = False) -> dict[str, Any]:
+        return {"name": name, "type": "string", "multiValued": multi, "mutability": "readWrite"}
+
+    # a portal whose school extension predates the names: ids only, and names are not sent
+    # (not to organization either: with the school extension, the extension holds schools)
+    types = _resource_types([SCHOOL_USER_SCHEMA, ENTERPRISE_USER_SCHEMA], [SCHOOL_GROUP_SCHEMA])
+    schemas = {
+        "Resources": [
+            {
+                "id": SCHOOL_USER_SCHEMA,
+                "attributes": [attribute("role"), attribute("schools", multi=True)],
+            },
+            {"id": ENTERPRISE_USER_SCHEMA, "attributes": [attribute("organization")]},
+            {"id": SCHOOL_GROUP_SCHEMA, "attributes": [attribute("school")]},
+        ]
+    }
+    answers: dict[str, Any] = {"ResourceTypes": types, "Schemas": schemas}
+    older = build_mapping(discover(answers.get))
+    assert older.users["schoolNames"] is None and older.groups["schoolName"] is None
+    assert older.users["schools"] is not None
+    assert "this portal has no attribute for school names; it is not sent" in older.notes
+    assert "this portal has no attribute for a class's school name; it is not sent" in older.notes
+
+    # the school extension in full: names beside the ids, on people and classes
+    full = SCHOOL_MAPPING
+    assert full.users["schoolNames"] is not None and full.users["schoolNames"].multi_valued
+    assert full.groups["schoolName"] is not None
+    assert patch_operations({"schoolNames": ("Ö", "B")}, full.users) == [
+        (
+            "schoolNames",
+            {"op": "replace", "path": f"{SCHOOL_USER_SCHEMA}:schoolNames", "value": ["B", "Ö"]},
+        )
+    ]
+
+    # no school extension: the first name in enterprise organization, no ids anywhere
+    plain = _declaring([ENTERPRISE_USER_SCHEMA], [])
+    assert plain.users["schools"] is None
+    assert patch_operations({"schoolNames": ("Ö", "B")}, plain.users) == [
+        (
+            "schoolNames",
+            {"op": "replace", "path": f"{ENTERPRISE_USER_SCHEMA}:organization", "value": "B"},
+        )
+    ]
+    assert "schoolNames" in plain.user_fidelity().first_only
 
 
 def test_patch_operations_are_lowercase_with_boolean_active_and_extension_paths() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -37,6 +37,7 @@ def ms_user(uid: str, email: str | None = None, **kw: Any) -> MsUser:
         "grade": "7",
     }
     attrs.update(kw)
+    attrs.setdefault("school_names", tuple(sorted(f"Skolan {s}" for s in attrs["school_ids"])))
     return MsUser(**attrs)
 
 
@@ -54,6 +55,7 @@ def in_portal(user: MsUser, pid: str, *, managed: bool = True, **kw: Any) -> Por
         "role": user.role,
         "school_ids": user.school_ids,
         "grade": user.grade,
+        "school_names": user.school_names,
     }
     attrs.update(kw)
     return PortalUser(**attrs)
@@ -74,8 +76,20 @@ def unmanaged(pid: str, email: str, **kw: Any) -> PortalUser:
     return PortalUser(**attrs)
 
 
-def ms_class(cid: str, name: str, members: set[str], school: str | None = "s1") -> MsClass:
-    return MsClass(id=cid, display_name=name, school_id=school, member_ids=frozenset(members))
+def ms_class(
+    cid: str,
+    name: str,
+    members: set[str],
+    school: str | None = "s1",
+    school_name: str | None = None,
+) -> MsClass:
+    return MsClass(
+        id=cid,
+        display_name=name,
+        school_id=school,
+        member_ids=frozenset(members),
+        school_name=school_name,
+    )
 
 
 def group(
@@ -144,6 +158,7 @@ def everything(user: MsUser) -> dict[str, Any]:
         "active": user.account_enabled,
         "role": user.role.value,
         "schools": user.school_ids,
+        "schoolNames": user.school_names,
         "grade": user.grade,
         "externalId": user.id,
     }
@@ -306,18 +321,45 @@ RULES = {
     ),
     "creates_a_class_with_its_members_in_scope": Case(
         users=[ANNA, BO],
-        classes=[ms_class("c1", "7A", {ANNA.id, BO.id, "u-staff"})],
+        classes=[ms_class("c1", "7A", {ANNA.id, BO.id, "u-staff"}, school_name="Skolan s1")],
         portal_users=[in_portal(ANNA, "p1"), in_portal(BO, "p2")],
         expect=[
-            (K.CREATE_GROUP, "c1", None, {"displayName": "7A", "externalId": "c1", "school": "s1"}),
+            (
+                K.CREATE_GROUP,
+                "c1",
+                None,
+                {
+                    "displayName": "7A",
+                    "school": "s1",
+                    "schoolName": "Skolan s1",
+                    "externalId": "c1",
+                },
+            ),
             (K.ADD_MEMBERS, "c1", None, None),
         ],
     ),
     "updates_class_name_and_school_only": Case(
-        classes=[ms_class("c1", "7B", set(), school="s2")],
+        classes=[ms_class("c1", "7B", set(), school="s2", school_name="Skolan s2")],
         portal_groups=[group("g1", "7A", set(), "c1")],
-        expect=[(K.UPDATE_GROUP, "c1", "g1", {"displayName": "7B", "school": "s2"})],
-        reason="class changed in School Data Sync: display name, school",
+        expect=[
+            (
+                K.UPDATE_GROUP,
+                "c1",
+                "g1",
+                {"displayName": "7B", "school": "s2", "schoolName": "Skolan s2"},
+            )
+        ],
+        reason="class changed in School Data Sync: display name, school, school name",
+    ),
+    "follows_a_school_renamed_in_sds_on_its_people_and_classes": Case(
+        users=[replace(ANNA, school_names=("Nya skolan",))],
+        classes=[ms_class("c1", "7A", set(), school_name="Nya skolan")],
+        portal_users=[in_portal(ANNA, "p1")],
+        portal_groups=[group("g1", "7A", set(), "c1")],
+        expect=[
+            (K.UPDATE_USER, ANNA.id, "p1", {"schoolNames": ("Nya skolan",)}),
+            (K.UPDATE_GROUP, "c1", "g1", {"schoolName": "Nya skolan"}),
+        ],
     ),
     "adds_and_removes_members_by_difference": Case(
         users=[ANNA, BO],

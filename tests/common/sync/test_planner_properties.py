@@ -101,6 +101,7 @@ class SimPortal:
                 changes["externalId"],
                 frozenset(),
                 changes.get("school"),
+                changes.get("schoolName"),
             )
         elif kind is K.UPDATE_GROUP:
             assert portal_id is not None
@@ -109,6 +110,7 @@ class SimPortal:
                 g,
                 display_name=changes.get("displayName", g.display_name),
                 school_id=changes.get("school", g.school_id),
+                school_name=changes.get("schoolName", g.school_name),
             )
         elif kind in (K.DELETE_GROUP, K.DELETE_DUPLICATE_GROUP):
             assert portal_id is not None
@@ -143,6 +145,8 @@ class SimPortal:
             values["role"] = Role(changes["role"])
         if "schools" in changes:
             values["school_ids"] = tuple(changes["schools"])
+        if "schoolNames" in changes:
+            values["school_names"] = tuple(changes["schoolNames"])
         return replace(user, **values)
 
 
@@ -165,6 +169,7 @@ def ms_users(draw: st.DrawFn, ids: list[str]) -> dict[str, MsUser]:
             role=draw(st.sampled_from(list(Role))),
             school_ids=tuple(sorted(draw(st.sets(st.sampled_from(SCHOOLS))))),
             grade=draw(st.sampled_from([None, "", "7", "8"])),
+            school_names=tuple(sorted(draw(st.sets(st.sampled_from(["Ekskolan", "Åskolan"]))))),
         )
     return users
 
@@ -181,6 +186,7 @@ def microsoft_states(draw: st.DrawFn) -> MicrosoftState:
             id=cid,
             display_name=draw(st.sampled_from(["7A", "7B"])),
             school_id=draw(st.sampled_from([None, *SCHOOLS])),
+            school_name=draw(st.sampled_from([None, "Ekskolan", "Åskolan"])),
             member_ids=frozenset(draw(st.sets(st.sampled_from(USER_IDS + GONE_IDS)))),
         )
         for cid in sorted(class_ids)

@@ -22,6 +22,7 @@ from tests.sandbox.portal.bodies import create_group, create_user
 #: where the screenshots go, to be looked at by a person
 SCREENSHOTS = Path(os.environ.get("PORTAL_SCREENSHOTS", "/tmp"))
 NAMES_IN_ORDER = ["Anna Berg", "Zacharias Lund", "Åke Ek", "Ärla Sand", "Örjan Nilsson"]
+LONG_SCHOOL = "Kungliga Svenska Balettskolans gymnasium och grundskola i Stockholms stad"
 LONG_EMAIL = "karljohanvilhelmssonafgyllenhammar.langtefternamn@mycketlangskoldoman.example.se"
 
 
@@ -55,7 +56,15 @@ def school(portal_org: PortalOrg) -> PortalOrg:
             name={"givenName": given, "familyName": family},
             displayName=name,
             externalId=f"entra-{index}",
-            **{SCHOOL_USER_SCHEMA: {"role": "student", "schools": ["90123456"], "grade": "7"}},
+            **{
+                SCHOOL_USER_SCHEMA: {
+                    "role": "student",
+                    "schools": ["90123456", "90123457"],
+                    # long names, as SDS has them, not in order: the page sorts and wraps them
+                    "schoolNames": ["Ängskolan", LONG_SCHOOL],
+                    "grade": "7",
+                }
+            },
         )
     create_user(
         portal_org,
@@ -104,6 +113,8 @@ def test_rows_are_sorted_duplicates_marked_and_nothing_scrolls_sideways(
         "Örjan Nilsson",
     ]
     assert column(browser, "group-table") == ["7A Svenska", "8C Ämnesval", "9B Matematik"]
+    # schools by name, in Swedish order (the long one first), never by id
+    assert column(browser, "user-table", 4)[0] == f"{LONG_SCHOOL}, Ängskolan"
 
     twins = browser.find_elements(By.CSS_SELECTOR, "#user-table tr.duplicate")
     assert sorted(t.find_elements(By.TAG_NAME, "td")[0].text for t in twins) == [

@@ -57,8 +57,10 @@ def test_schemas_describe_the_school_extension(portal_org: PortalOrg) -> None:
     assert attrs["role"]["multiValued"] is False
     assert attrs["schools"]["multiValued"] is True and attrs["schools"]["type"] == "string"
     assert attrs["grade"]["type"] == "string"
+    # what SDS calls the schools, beside their ids (optional: the sync sends them when declared)
+    assert attrs["schoolNames"]["multiValued"] is True and attrs["schoolNames"]["type"] == "string"
     group_school = portal_org.scim.get(f"/Schemas/{SCHOOL_GROUP_SCHEMA}").json()
-    assert [a["name"] for a in group_school["attributes"]] == ["school"]
+    assert [a["name"] for a in group_school["attributes"]] == ["school", "schoolName"]
 
 
 def test_user_name_is_described_as_unique_and_case_insensitive(portal_org: PortalOrg) -> None:
