@@ -48,7 +48,8 @@ if str(ROOT) not in sys.path:
 from common.config import Secret, load_config  # noqa: E402
 from common.graph import sds  # noqa: E402
 from common.state.registry import PortalEnvironment, Tenant  # noqa: E402
-from common.state.subscriptions import SubscriptionStore, ensure_subscriptions  # noqa: E402
+from common.state.subscription_lifecycle import ensure_subscriptions  # noqa: E402
+from common.state.subscriptions import SubscriptionStore  # noqa: E402
 from common.sync import engine  # noqa: E402
 from common.sync.services import build_services  # noqa: E402
 from sandbox.graph.admin_client import GraphAdmin  # noqa: E402

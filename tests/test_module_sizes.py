@@ -17,12 +17,6 @@ MAX_LINES = 400
 REASON = re.compile(r"^(Long|Over \d+ lines) because \S")
 #: modules over the limit that are being reworked as this test lands; an entry goes once its
 #: module is split or says why it is long (the second test below says when one is stale)
-BEING_REWORKED = {
-    "common/portal/client.py",
-    "common/portal/mapping.py",
-    "common/state/dispatch.py",
-    "common/sync/engine.py",
-}
 
 
 def says_why_it_is_long(source: str) -> bool:
@@ -43,17 +37,10 @@ def long_modules_without_a_reason(root: Path) -> list[str]:
 
 
 def test_every_module_over_400_lines_says_why_in_its_docstring() -> None:
-    missing = [m for m in long_modules_without_a_reason(ROOT) if m.split()[0] not in BEING_REWORKED]
+    missing = long_modules_without_a_reason(ROOT)
     assert not missing, (
         "split these along a seam, or add a paragraph beginning 'Long because' to the docstring: "
         + ", ".join(missing)
-    )
-
-
-def test_every_module_listed_as_being_reworked_is_still_long_and_unexplained() -> None:
-    still = {m.split()[0] for m in long_modules_without_a_reason(ROOT)}
-    assert still >= BEING_REWORKED, (
-        f"remove {sorted(BEING_REWORKED - still)} from BEING_REWORKED: split or explained now"
     )
 
 

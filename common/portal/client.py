@@ -14,6 +14,9 @@ userName or raises ``ConflictError`` naming the managed one; 401/403 raise ``Por
 ``startIndex``) raises ``PortalRequestError`` naming the server's fault; a PATCH refused for one
 attribute is split so the rest lands, and the attribute is not sent again by this process until
 the server's capabilities change. Bodies and tokens never go into messages or logs.
+
+Long because it is the whole of the ``Portal`` seam for SCIM: each method is short, and the
+pieces that stand alone are already elsewhere (``wire``, ``filters``, ``codec``, ``learning``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ Failure policy: every Redis failure becomes ``QueueUnavailable``
 (``common.state.store.redis_errors``; the listener answers 503 so Graph delivers again). A job
 that keeps failing ends in rq's failed registry with its exception as the reason. Markers carry
 a TTL, so a lost job cannot block an object or a tenant for longer than that.
+
+Long because the listener's enqueue fast path (one script that writes rq's job hash, and the
+constants it must agree with rq on) sits beside the ordinary enqueues it has to match; the job
+side's guards are in ``common.state.guards``, connections in ``common.state.connections``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ duplicate is always held unless a person approved it. Every write is recorded in
 Failure policy: an action the portal refuses (``RejectedError``) is recorded as failed and the
 run goes on; a ``TransientError`` or ``AuthError`` stops the run (what was written stays
 written; running again converges because the planner starts from the portal's current state).
+
+Long because the guard step, the phases and what they record (audit, links, own duplicate
+copies) belong to one pass over the plan; the rules themselves are the planner's.
 """
 
 from __future__ import annotations

@@ -9,14 +9,18 @@ Failure policy: a failed read raises before anything is planned, so nothing is w
 partial view; the failure is stored as the tenant's last run with a sentence saying why. A busy
 lease raises ``AlreadyRunning``, a disabled tenant ``TenantDisabled``, before anything is read.
 Errors are the ones of ``common.errors``; nothing here catches ``requests`` or ``redis`` errors.
+
+Long because every entry of a run lives here (preview, reconcile, the two object runs,
+approvals) with the few steps they share, so that one reads how each goes read -> plan -> guard
+-> apply -> record; what stands alone is elsewhere: the objects a run has in hand (``at_hand``),
+class re-checks (``class_rechecks``), tenant rules (``tenants``), the guards (``safety``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 from common.errors import SkolsynkError
 from common.graph import source
@@ -27,19 +31,14 @@ from common.model import (
     ActionKind,
     MicrosoftState,
     Plan,
-    PortalGroup,
     PortalState,
-    PortalUser,
-    Scope,
-    link_key,
 )
-from common.portal.protocol import Portal
 from common.state.held import HeldAction
 from common.state.leases import reconcile_lease
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
 from common.state.telemetry import graph_statuses
-from common.sync import class_rechecks
+from common.sync import at_hand, class_rechecks
 from common.sync.applier import Applier, Progress, RunContext
 from common.sync.planner import make_plan
 from common.sync.safety import foreign_portal_problem, managed_in
@@ -94,7 +93,7 @@ def preview(
     )
     portal = services.portal(tenant)
     portal.capabilities(refresh=True)  # what the portal declares is read at every reconcile
-    state = _with_links(
+    state = at_hand.with_links(
         services,
         tenant.id,
         PortalState(users=tuple(portal.list_users()), groups=tuple(portal.list_groups())),
@@ -227,11 +226,11 @@ def sync_user(
         return tenant
     graph = services.graph(tenant.id)
     microsoft = source.read_user(graph, tenant.scope, user_id)
-    if not believe_missing and not _known(microsoft, user_id):
+    if not believe_missing and not at_hand.known(microsoft, user_id):
         return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
-    microsoft, users = _accounts(graph, tenant.scope, portal, microsoft, [user_id])
-    state = _with_links(services, tenant.id, PortalState(users=tuple(users), groups=()))
+    microsoft, users = at_hand.accounts(graph, tenant.scope, portal, microsoft, [user_id])
+    state = at_hand.with_links(services, tenant.id, PortalState(users=tuple(users), groups=()))
     report = _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
     if user_id not in microsoft.users:
         class_rechecks.classes_left(services, tenant.id, portal, users, user_id)
@@ -259,7 +258,7 @@ def sync_group(
         return tenant
     graph = services.graph(tenant.id)
     microsoft = source.read_class(graph, tenant.scope, group_id)
-    if not believe_missing and not _known(microsoft, group_id):
+    if not believe_missing and not at_hand.known(microsoft, group_id):
         return _unseen(tenant, why, graph)
     portal = services.portal(tenant)
     groups = portal.find_groups(group_id)
@@ -272,15 +271,15 @@ def sync_group(
     linked = {u.external_id for u in users if u.active}
     newcomers = [m for m in member_ids if m not in linked]
     for member_id in newcomers:
-        microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, member_id))
+        microsoft = at_hand.merge(microsoft, source.read_user(graph, tenant.scope, member_id))
     if newcomers:
-        microsoft, more = _accounts(graph, tenant.scope, portal, microsoft, newcomers)
+        microsoft, more = at_hand.accounts(graph, tenant.scope, portal, microsoft, newcomers)
         users += more
     for group in groups:
         known = {u.id for u in users}
         users += [portal.get_user(pid) for pid in sorted(group.member_ids - known)]
-    state = _with_links(
-        services, tenant.id, PortalState(users=tuple(_unique(users)), groups=tuple(groups))
+    state = at_hand.with_links(
+        services, tenant.id, PortalState(users=tuple(at_hand.unique(users)), groups=tuple(groups))
     )
     return _apply_small(services, tenant, microsoft, state, why=why, graph=graph)
 
@@ -294,17 +293,6 @@ def _unseen(tenant: Tenant, why: str, graph: GraphClient) -> RunReport:
     report.finished_at = now_iso()
     report.graph_requests = graph.graph_requests
     return report
-
-
-def _known(state: MicrosoftState, object_id: str) -> bool:
-    return (
-        object_id in state.users
-        or object_id in state.classes
-        or object_id
-        in (
-            state.out_of_scope_user_ids | state.soft_deleted_user_ids | state.out_of_scope_class_ids
-        )
-    )
 
 
 def approve_held(
@@ -331,12 +319,14 @@ def _approve(
         users={}, classes={}, scope_user_ids=frozenset(), scope_class_ids=frozenset()
     )
     for uid in user_ids:
-        microsoft = _merge(microsoft, source.read_user(graph, tenant.scope, uid))
+        microsoft = at_hand.merge(microsoft, source.read_user(graph, tenant.scope, uid))
     for cid in class_ids:
-        microsoft = _merge(microsoft, source.read_class(graph, tenant.scope, cid))
+        microsoft = at_hand.merge(microsoft, source.read_class(graph, tenant.scope, cid))
     users = portal.find_users(external_ids=user_ids) if user_ids else []
-    groups = _unique(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
-    state = _with_links(services, tenant.id, PortalState(users=tuple(users), groups=tuple(groups)))
+    groups = at_hand.unique(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
+    state = at_hand.with_links(
+        services, tenant.id, PortalState(users=tuple(users), groups=tuple(groups))
+    )
     plan = make_plan(microsoft, state)
     # only the approved removals (and what undoes them, if the object came back) are applied
     approved = {h.action.key for h in taken}
@@ -423,84 +413,6 @@ def _run_applier(
     )
     _note_refusals(services, report, writer.refusals)
     report.finished_at = now_iso()
-
-
-def _accounts(
-    graph: GraphClient,
-    scope: Scope,
-    portal: Portal,
-    microsoft: MicrosoftState,
-    entra_ids: Iterable[str],
-) -> tuple[MicrosoftState, list[PortalUser]]:
-    """The portal accounts of these Microsoft users (linked, or holding their e-mail), with the
-    Microsoft state of every other object such an account is linked to, so that the planner
-    can tell whether that object is gone (then the account is taken over, as in a full run)."""
-    ids = set(entra_ids)
-    users = _lookup_users(portal, microsoft, ids)
-    for holder in users:
-        other = holder.external_id
-        if other and other not in ids and not _known(microsoft, other):
-            microsoft = _merge(microsoft, source.read_user(graph, scope, other))
-    return microsoft, users
-
-
-_Object = TypeVar("_Object", PortalUser, PortalGroup)
-
-
-def _unique(objects: Iterable[_Object]) -> list[_Object]:
-    """Each portal object once (by portal id), in the order first met."""
-    return list({o.id: o for o in objects}.values())
-
-
-def _lookup_users(
-    portal: Portal, microsoft: MicrosoftState, entra_ids: Iterable[str]
-) -> list[PortalUser]:
-    """Portal users linked to these Microsoft users, or holding their e-mail addresses."""
-    ids = list(dict.fromkeys(entra_ids))
-    found = portal.find_users(external_ids=ids) if ids else []
-    linked = {u.external_id for u in found}
-    emails: list[str] = []
-    for entra_id in ids:
-        user = microsoft.users.get(entra_id)
-        if user is not None and entra_id not in linked:
-            emails.extend(e for e in (user.mail, user.user_principal_name) if e)
-    if emails:
-        seen = {u.id for u in found}
-        found += [
-            u for u in portal.find_users(emails=list(dict.fromkeys(emails))) if u.id not in seen
-        ]
-    return found
-
-
-def _with_links(
-    services: Services, tenant_id: str, state: PortalState, *, everything: bool = False
-) -> PortalState:
-    """The portal state with the links the sync made before (which copy of a duplicate it
-    keeps): every link of the tenant for a whole read, else those of the objects at hand."""
-    if everything:
-        links = services.links.all(tenant_id)
-    else:
-        keys = [link_key("user", u.external_id) for u in state.users if u.external_id]
-        keys += [link_key("group", g.external_id) for g in state.groups if g.external_id]
-        links = services.links.some(tenant_id, keys) if keys else {}
-    return replace(state, links=links)
-
-
-def _merge(a: MicrosoftState, b: MicrosoftState) -> MicrosoftState:
-    def union(x: frozenset[str] | None, y: frozenset[str] | None) -> frozenset[str] | None:
-        if x is None or y is None:
-            return None
-        return x | y
-
-    return MicrosoftState(
-        users={**a.users, **b.users},
-        classes={**a.classes, **b.classes},
-        out_of_scope_user_ids=a.out_of_scope_user_ids | b.out_of_scope_user_ids,
-        soft_deleted_user_ids=a.soft_deleted_user_ids | b.soft_deleted_user_ids,
-        out_of_scope_class_ids=a.out_of_scope_class_ids | b.out_of_scope_class_ids,
-        scope_user_ids=union(a.scope_user_ids, b.scope_user_ids),
-        scope_class_ids=union(a.scope_class_ids, b.scope_class_ids),
-    )
 
 
 def _note_refusals(services: Services, report: RunReport, refusals: list[str]) -> None:
