@@ -346,6 +346,8 @@ class Stack:
                     "worker",
                     "--worker-class",
                     "worker.runner.SkolsynkWorker",
+                    "--connection-class",
+                    "worker.runner.PatientRedis",
                     "--with-scheduler",
                     "--serializer",
                     "rq.serializers.JSONSerializer",

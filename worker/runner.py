@@ -34,6 +34,7 @@ import os
 import time
 from typing import Any
 
+import redis
 from rq.job import Job
 from rq.queue import Queue
 from rq.worker import SimpleWorker
@@ -50,6 +51,17 @@ log = logging.getLogger(__name__)
 #: how often a worker runs rq's maintenance (takes over a lapsed scheduler lock, cleans up after
 #: killed workers); rq's default is 600 s, which leaves scheduled jobs waiting that long
 MAINTENANCE_INTERVAL_SECONDS = 30
+
+
+class PatientRedis(redis.Redis):
+    """The Redis client rq's command line builds (``--connection-class``): every command waits
+    for Redis to come back instead of failing, from the first one on. rq's ``worker`` command
+    asks Redis whether workers are suspended before it builds the worker, and exits on a
+    connection error; a worker started while Redis is away must wait instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        wait_out_outages(self)
 
 
 class SkolsynkWorker(SimpleWorker):

@@ -65,6 +65,7 @@ def test_worker_and_scheduler_survive_redis_stopped_and_sigkilled_and_work_after
     worker = ServiceProcess(
         [
             *(rq, "worker", "--worker-class", "worker.runner.SkolsynkWorker", "--with-scheduler"),
+            *("--connection-class", "worker.runner.PatientRedis"),
             *("--serializer", "rq.serializers.JSONSerializer", "--url", persistent_redis.url),
             *("live", "reconcile"),
         ],
@@ -147,3 +148,41 @@ def test_the_scheduler_refuses_a_bad_configuration_in_sentences_without_its_secr
     assert "REDIS_URL" in done.stderr and "SKOLSYNK_SECRET_KEY" in done.stderr
     for secret in ("hunter2-in-the-url", "client-secret-value", "tiny-key-9"):
         assert secret not in done.stderr
+
+
+def test_a_worker_started_while_redis_is_away_waits_for_it_and_then_works(
+    persistent_redis: PersistentRedis, tmp_path: Path
+) -> None:
+    env = {
+        "REDIS_URL": persistent_redis.url,
+        "SKOLSYNK_CLIENT_ID": "00000000-0000-4000-8000-0000000000aa",
+        "SKOLSYNK_CLIENT_SECRET": "not-used-here",
+        "SKOLSYNK_SECRET_KEY": "outage-tests-secret-key-0123456789",
+    }
+    assert persistent_redis.process is not None
+    persistent_redis.process.stop()
+    rq = str(Path(sys.executable).with_name("rq"))
+    # as a supervisor starts one during an outage (rq's command line alone would exit at once)
+    worker = ServiceProcess(
+        [
+            *(rq, "worker", "--worker-class", "worker.runner.SkolsynkWorker", "--with-scheduler"),
+            *("--connection-class", "worker.runner.PatientRedis"),
+            *("--serializer", "rq.serializers.JSONSerializer", "--url", persistent_redis.url),
+            *("live", "reconcile"),
+        ],
+        log_path=tmp_path / "late-worker.log",
+        env=env,
+        cwd=ROOT,
+    ).start()
+    try:
+        time.sleep(OUTAGE_SECONDS)  # the outage itself, not a wait for an event
+        assert worker.running(), (tmp_path / "late-worker.log").read_text()[-2000:]
+        persistent_redis.start()
+        client = redis.Redis.from_url(persistent_redis.url, socket_timeout=5)
+        # the worker went on once Redis was back: it registered itself
+        wait_until(
+            lambda: client.scard("rq:workers") >= 1, timeout=30, what="the worker to register"
+        )
+        client.close()
+    finally:
+        worker.stop()
