@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from flask_babel import gettext as _
@@ -55,6 +56,11 @@ def start_reconcile(
     return progress_id
 
 
+#: how long a sync asked for in the app waits for another reconcile of the school to end
+BUSY_WAIT_SECONDS = 15 * 60
+BUSY_POLL_SECONDS = 1.0
+
+
 def _reconcile(  # noqa: PLR0917 - the thread's argument tuple
     services: Services,
     progress: ProgressStore,
@@ -65,21 +71,29 @@ def _reconcile(  # noqa: PLR0917 - the thread's argument tuple
     busy_sentence: str,
 ) -> None:
     try:
-        # the reconcile takes its tenant's lease (common.state.leases) and says when one runs
-        try:
-            report = engine.reconcile_tenant(
-                services,
-                tenant_id,
-                why=why,
-                status=lambda sentence: progress.status(progress_id, sentence),
-                progress=lambda phase, done, total: progress.advance(
-                    progress_id, phase, done, total
-                ),
-                started_by="the admin app",
-            )
-        except AlreadyRunning:
-            progress.finish(progress_id, None, message=busy_sentence)
-            return
+        # the reconcile takes its tenant's lease (common.state.leases); while another one runs
+        # (the hourly one, or one queued when the portal was set), the page says so and this
+        # one starts when that one has ended: the person asked for a sync and gets one
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while True:
+            try:
+                report = engine.reconcile_tenant(
+                    services,
+                    tenant_id,
+                    why=why,
+                    status=lambda sentence: progress.status(progress_id, sentence),
+                    progress=lambda phase, done, total: progress.advance(
+                        progress_id, phase, done, total
+                    ),
+                    started_by="the admin app",
+                )
+                break
+            except AlreadyRunning:
+                if time.monotonic() > deadline:
+                    progress.finish(progress_id, None, message=busy_sentence)
+                    return
+                progress.status(progress_id, busy_sentence)
+                time.sleep(BUSY_POLL_SECONDS)
         if after is not None:
             after()
         progress.finish(progress_id, report.to_dict())

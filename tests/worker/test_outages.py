@@ -115,8 +115,9 @@ def test_worker_and_scheduler_survive_redis_stopped_and_sigkilled_and_work_after
             text = process.log_path.read_text()
             assert "found an unhandled exception" not in text
             # once per outage per Redis client of the process (the worker forks rq's
-            # scheduler too), never once per reconnection attempt
-            assert 2 <= text.count("Redis unreachable") <= 4, text[-3000:]
+            # scheduler too; a Redis going down may answer once more on its way, which starts
+            # a second outage), never once per reconnection attempt (dozens in 6 s)
+            assert 2 <= text.count("Redis unreachable") <= 6, text[-3000:]
             assert text.count("Redis reachable again") >= 2
     finally:
         client.close()
