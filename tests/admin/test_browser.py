@@ -176,7 +176,7 @@ def test_school_administrator_does_the_whole_job_in_a_browser(
     # 6. sync to test: the bar reaches 100 %
     browser.click("#sync")
     seen = watch_run(browser)
-    assert seen[-1] == 100, seen
+    assert seen[-1] == 100, (seen, browser.text()[-1500:])
     wait_until_text(browser, "Resultat: klart")
     browser.shoot("06-run-test")
     assert len(test_org.users()) >= 20
@@ -196,7 +196,8 @@ def test_school_administrator_does_the_whole_job_in_a_browser(
     browser.shoot("07-go-live")
     browser.type("#confirm_name", name.upper())
     browser.click("#go-live-confirm")
-    assert watch_run(browser)[-1] == 100
+    seen = watch_run(browser)
+    assert seen[-1] == 100, (seen, browser.text()[-1500:])
     wait_until_text(browser, "Resultat: klart")
     browser.shoot("08-run-production")
     assert registry.get(microsoft.id).environment == "production"
