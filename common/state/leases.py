@@ -1,10 +1,12 @@
 """One full reconcile per tenant at a time: a lease in Redis, and the hand-over between a
 reconcile and the real-time object runs of the same tenant.
 
-The lease is redis-py's ``Lock`` (a random token, a TTL of ``RECONCILE_LEASE_SECONDS``),
-renewed every ``RECONCILE_RENEW_SECONDS`` by a thread while the run goes on and released at its
-end; a process that dies stops renewing it and it lapses within the TTL. Beside it, the lease
-records who started the run and when, so a second one can say which is running.
+The lease is redis-py's ``Lock`` (a TTL of ``RECONCILE_LEASE_SECONDS``), renewed every
+``RECONCILE_RENEW_SECONDS`` by a thread while the run goes on and released at its end; a process
+that dies stops renewing it and it lapses within the TTL. The lock's token is a small JSON
+record of who started the run and when (with a random part, so it stays unique): taking the
+lease and naming its holder are one write, and a second run that finds it taken can always say
+which run holds it.
 
 A reconcile and an object run never write the same object at once. The object runs keep their
 per-object leases (``common.state.dispatch``); an object run that starts while its tenant's
@@ -23,6 +25,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import secrets
 import socket
 import threading
 import time
@@ -48,10 +51,6 @@ RECONCILE_RENEW_SECONDS: Final = 15.0
 #: a reconcile waits at most this long for object runs under way (their own job timeout)
 OBJECT_RUNS_WAIT_SECONDS: Final = OBJECT_JOB_TIMEOUT_SECONDS
 _POLL_SECONDS: Final = 0.1
-
-
-def _holder_key(tenant_id: str) -> str:
-    return f"{KEY_PREFIX}reconcile:holder:{tenant_id}"
 
 
 def _object_locks(tenant_id: str) -> str:
@@ -83,11 +82,14 @@ def reconcile_running(client: redis.Redis, tenant_id: str) -> bool:
 def holder(client: redis.Redis, tenant_id: str) -> LeaseHolder | None:
     """Who holds the tenant's reconcile lease, or ``None`` when nobody does."""
     with redis_errors():
-        raw: Any = client.get(_holder_key(tenant_id))
+        raw: Any = client.get(reconcile_lock_key(tenant_id))
     if not raw:
         return None
-    data = json.loads(raw)
-    return LeaseHolder(datetime.fromisoformat(data["started_at"]), data["started_by"])
+    try:
+        data = json.loads(raw)
+        return LeaseHolder(datetime.fromisoformat(data["started_at"]), data["started_by"])
+    except (ValueError, KeyError, TypeError):  # a lease taken by an older release
+        return None
 
 
 @contextmanager
@@ -107,18 +109,22 @@ def reconcile_lease(
         thread_local=False,
     )
     with redis_errors():
-        acquired = lock.acquire(blocking=False)
+        acquired = lock.acquire(blocking=False, token=_token(started_by))
         if acquired:
-            _mark(client, tenant_id, started_by)
+            # while it runs, a requested reconcile of the tenant is absorbed (it would redo this)
+            client.set(reconcile_pending_key(tenant_id), b"running", ex=RECONCILE_LEASE_SECONDS)
     if not acquired:
         busy = holder(client, tenant_id)
-        what = busy.describe() if busy else "started moments ago"
         log.info(
             "reconcile already running; this one wrote nothing",
             extra={"tenant": tenant_id, "holder": busy.started_by if busy else ""},
         )
+        if busy is None:  # it ended between the two reads
+            message = f"A reconcile of {tenant_name} ran at the same moment and has just ended"
+        else:
+            message = f"A reconcile of {tenant_name} is already running, {busy.describe()}"
         raise AlreadyRunning(
-            f"A reconcile of {tenant_name} is already running, {what}; this one wrote nothing.",
+            f"{message}; this one wrote nothing.",
             hint="It repairs the same differences; `skolsynk status` shows how it ended.",
         )
     stop = threading.Event()
@@ -133,7 +139,7 @@ def reconcile_lease(
         stop.set()
         renewer.join()
         with redis_errors():
-            client.delete(_holder_key(tenant_id), reconcile_pending_key(tenant_id))
+            client.delete(reconcile_pending_key(tenant_id))
             with suppress(LockError):
                 lock.release()
 
@@ -147,25 +153,21 @@ def this_process() -> str:
     return f"{user} on {socket.gethostname()} (pid {os.getpid()})"
 
 
-def _mark(client: redis.Redis, tenant_id: str, started_by: str) -> None:
-    record = json.dumps(
-        {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "started_by": started_by}
+def _token(started_by: str) -> str:
+    return json.dumps(
+        {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "started_by": started_by,
+            "nonce": secrets.token_hex(16),
+        }
     )
-    with client.pipeline(transaction=False) as pipe:
-        pipe.set(_holder_key(tenant_id), record, ex=RECONCILE_LEASE_SECONDS)
-        # while it runs, a requested reconcile of the tenant is absorbed (it would redo this)
-        pipe.set(reconcile_pending_key(tenant_id), b"running", ex=RECONCILE_LEASE_SECONDS)
-        pipe.execute()
 
 
 def _renew(client: redis.Redis, lock: Any, tenant_id: str, stop: threading.Event) -> None:
     while not stop.wait(RECONCILE_RENEW_SECONDS):
         try:
             lock.extend(RECONCILE_LEASE_SECONDS, replace_ttl=True)
-            with client.pipeline(transaction=False) as pipe:
-                pipe.expire(_holder_key(tenant_id), RECONCILE_LEASE_SECONDS)
-                pipe.expire(reconcile_pending_key(tenant_id), RECONCILE_LEASE_SECONDS)
-                pipe.execute()
+            client.expire(reconcile_pending_key(tenant_id), RECONCILE_LEASE_SECONDS)
         except LockError:
             log.warning("reconcile lease lost; the run goes on", extra={"tenant": tenant_id})
             return
