@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from common.errors import ConfigError
@@ -106,6 +107,23 @@ def _check_url(name: str, value: str, problems: list[str], *, schemes: tuple[str
     return value.rstrip("/")
 
 
+LOG_FORMATS: Final = ("json", "text")
+
+
+def log_format_setting(environ: Mapping[str, str] | None = None) -> str:
+    """``SKOLSYNK_LOG_FORMAT`` alone, for a process that logs before (or without) reading the
+    whole configuration, such as a worker; ``json`` unless it says ``text``."""
+    env = os.environ if environ is None else environ
+    value = env.get("SKOLSYNK_LOG_FORMAT", "").strip()
+    return value if value in LOG_FORMATS else "json"
+
+
+def redis_url_setting(environ: Mapping[str, str] | None = None) -> str | None:
+    """``REDIS_URL`` when it is set, else ``None`` (the demo starts a Redis of its own then)."""
+    env = os.environ if environ is None else environ
+    return env.get("REDIS_URL", "").strip() or None
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> Config:
     """Read the configuration from ``environ`` (the process environment by default).
 
@@ -120,7 +138,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
             problems.append(f"{name} is not set")
         return value
 
-    redis_url = env.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL
+    redis_url = redis_url_setting(env) or DEFAULT_REDIS_URL
     _check_url("REDIS_URL", redis_url, problems, schemes=("redis", "rediss", "unix"))
     client_id = required("SKOLSYNK_CLIENT_ID")
     client_secret = required("SKOLSYNK_CLIENT_SECRET")
@@ -178,7 +196,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
                 f"SKOLSYNK_OPERATORS must list Microsoft accounts (name@domain), not {name!r}"
             )
     log_format = env.get("SKOLSYNK_LOG_FORMAT", "json").strip() or "json"
-    if log_format not in ("json", "text"):
+    if log_format not in LOG_FORMATS:
         problems.append("SKOLSYNK_LOG_FORMAT must be json or text")
 
     if problems:

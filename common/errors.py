@@ -9,8 +9,7 @@
     │   │   ├── GraphAuthError
     │   │   └── PortalAuthError
     │   ├── UnknownTenant              no such tenant in the registry
-    │   ├── TenantDisabled             the tenant is disabled: nothing may be written for it
-    │   └── UnsafeRun                  a safety gate stopped the run (source health)
+    │   └── TenantDisabled             the tenant is disabled: nothing may be written for it
     ├── AlreadyRunning                 nothing to do: the same work is running elsewhere (exit 0)
     ├── TransientError                 retry later: the same call may succeed
     │   ├── Throttled                  429 after our own retries; ``retry_after`` seconds if known
@@ -90,10 +89,6 @@ class TenantDisabled(NeedsAttention):
 class AlreadyRunning(SkolsynkError):
     """The same work is already running elsewhere (a reconcile of this tenant); this run did
     nothing and that is not a failure."""
-
-
-class UnsafeRun(NeedsAttention):
-    """A safety gate stopped removals in this run."""
 
 
 class TransientError(SkolsynkError):

@@ -17,7 +17,6 @@ removal held for approval, the check; each step is a short function, in the orde
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from common.config import Secret, load_config
+from common.config import Secret, load_config, redis_url_setting
 from common.graph import sds
 from common.state.registry import PortalEnvironment, Tenant
 from common.state.subscription_lifecycle import ensure_subscriptions
@@ -172,7 +171,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def explicit_redis_url() -> str | None:
     """REDIS_URL when it is set, said at once (before anything starts) when no Redis answers
     there, instead of after the listener's long wait; the password, if any, is not shown."""
-    url = os.environ.get("REDIS_URL") or None
+    url = redis_url_setting()
     if url and not redis_answers(url):
         parts = urlsplit(url)
         shown = (

@@ -30,7 +30,6 @@ Run: ``rq worker --worker-class worker.runner.SkolsynkWorker ...`` (the Procfile
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
@@ -39,6 +38,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import SimpleWorker
 
+from common.config import log_format_setting
 from common.errors import SkolsynkError
 from common.logs import bind_job_context, clear_context, configure_logging
 from common.state.connections import stop_waiting, wait_out_outages
@@ -72,7 +72,7 @@ class SkolsynkWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.maintenance_interval = min(self.maintenance_interval, MAINTENANCE_INTERVAL_SECONDS)
         wait_out_outages(self.connection)
-        configure_logging(fmt=os.environ.get("SKOLSYNK_LOG_FORMAT", "json"))
+        configure_logging(fmt=log_format_setting())
         # rq's command line gave its loggers text handlers of their own; send them through
         # the same JSON handler instead, so every line of a worker is one structured event
         for name in ("rq.worker", "rq.job"):

@@ -133,20 +133,6 @@ class DirectoryRef:
         return self.odata_type in (None, "#microsoft.graph.user")
 
 
-@dataclass(frozen=True, slots=True)
-class GroupMember:
-    """A member or owner of a group, with what tells a classic SDS student or teacher."""
-
-    id: str
-    odata_type: str | None = None
-    user_type: str | None = None
-    sds_object_type: str | None = None
-
-    @property
-    def is_user(self) -> bool:
-        return self.odata_type in (None, "#microsoft.graph.user")
-
-
 @dataclass(frozen=True)
 class Subscription:
     """A change-notification subscription (its client state is never kept here)."""
@@ -256,17 +242,6 @@ class DirectoryRefSchema(_Base):
         return DirectoryRef(**data)
 
 
-class GroupMemberSchema(_Base):
-    id = fields.String(required=True)
-    odata_type = _category("@odata.type")
-    user_type = _category("userType")
-    sds_object_type = _ext(sds.OBJECT_TYPE)
-
-    @post_load
-    def _make(self, data: dict[str, Any], **_: Any) -> GroupMember:
-        return GroupMember(**data)
-
-
 class SubscriptionSchema(_Base):
     id = fields.String(required=True)
     resource = fields.String(required=True)
@@ -339,7 +314,6 @@ EDUCATION_SCHOOLS: Loader[EducationSchool] = Loader(EducationSchoolSchema(), "ed
 EDUCATION_CLASSES: Loader[EducationClass] = Loader(EducationClassSchema(), "education classes")
 GROUPS: Loader[GraphGroup] = Loader(GroupSchema(), "groups")
 DIRECTORY_REFS: Loader[DirectoryRef] = Loader(DirectoryRefSchema(), "directory objects")
-GROUP_MEMBERS: Loader[GroupMember] = Loader(GroupMemberSchema(), "group members")
 SUBSCRIPTIONS: Loader[Subscription] = Loader(SubscriptionSchema(), "subscriptions")
 
 

@@ -23,7 +23,6 @@ STUDENT_NUMBER = PREFIX + "StudentNumber"
 TEACHER_NUMBER = PREFIX + "TeacherNumber"
 SECTION_NAME = PREFIX + "SectionName"
 COURSE_NUMBER = PREFIX + "CourseNumber"
-PERIOD = PREFIX + "Period"
 TERM_NAME = PREFIX + "Term_Name"
 ANCHOR_ID = PREFIX + "AnchorId"
 

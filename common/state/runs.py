@@ -12,11 +12,6 @@ import redis
 
 from common.state.store import KEY_PREFIX, redis_errors
 
-#: what a run ended as: applied everything / held removals / skipped removals (health gate) /
-#: some actions failed / nothing was written because the run failed
-#: / nothing was done on purpose (a real-time change for a disabled or removed tenant)
-OUTCOMES = ("ok", "held", "gated", "partial", "failed", "preview", "skipped")
-
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
@@ -36,6 +31,11 @@ class RunReport:
     started_at: str
     finished_at: str = ""
     dry_run: bool = False
+    #: what the run ended as: ``ok`` (applied everything), ``held`` (removals wait for a
+    #: person), ``gated`` (removals skipped by the source-health gate), ``partial`` (some
+    #: actions failed), ``failed`` (nothing written: the run failed), ``preview``, ``skipped``
+    #: (nothing done on purpose: a change for a disabled or removed tenant), ``unseen`` (the
+    #: object was not found in Microsoft 365 yet)
     outcome: str = "ok"
     #: a sentence for a person when the run failed or was gated
     message: str = ""

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from common.config import DEFAULT_GRAPH_URL, key_ring, load_config
+from common.config import (
+    DEFAULT_GRAPH_URL,
+    key_ring,
+    load_config,
+    log_format_setting,
+    redis_url_setting,
+)
 from common.errors import ConfigError
 
 GOOD = {
@@ -81,3 +87,15 @@ def test_private_portals_are_refused_unless_allowed(raw: str, allowed: bool) -> 
     assert load_config({**GOOD, "SKOLSYNK_ALLOW_PRIVATE_PORTALS": raw}).allow_private_portals is (
         allowed
     )
+
+
+def test_a_worker_reads_its_log_format_alone_and_an_unknown_one_is_json() -> None:
+    assert log_format_setting({"SKOLSYNK_LOG_FORMAT": "text"}) == "text"
+    assert log_format_setting({"SKOLSYNK_LOG_FORMAT": "yaml"}) == "json"
+    assert log_format_setting({}) == "json"
+
+
+def test_the_demo_sees_redis_url_only_when_it_is_set() -> None:
+    assert redis_url_setting({"REDIS_URL": " redis://db:6380/2 "}) == "redis://db:6380/2"
+    assert redis_url_setting({"REDIS_URL": "  "}) is None
+    assert redis_url_setting({}) is None
