@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from common.state.dispatch import RECONCILE_QUEUE, Dispatcher
 from tests.fixtures.cli import skolsynk
+
+pytestmark = pytest.mark.slow  # each test runs the command line and a reconcile
 
 
 def test_a_rotated_secret_key_keeps_everything_working_and_a_wrong_one_only_what_needs_tokens(

@@ -11,6 +11,8 @@ import pytest
 
 from tests.fixtures.cli import skolsynk
 
+pytestmark = pytest.mark.slow  # each test runs the command line against real processes
+
 
 def test_a_second_tenant_on_the_same_portal_is_refused_however_its_url_is_written(
     make_world,

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,12 @@ def test_dropped_notifications_are_repaired_by_the_readme_rq_enqueue_reconcile(
     line = readme_rq_enqueue_line().replace("TENANT_ID", world.tenant_id)
     subprocess.run(
         ["bash", "-c", line],
-        env={**os.environ, "REDIS_URL": world.stack.redis_url},
+        # the README's line names `rq` as an installed command: this venv's, as installed
+        env={
+            **os.environ,
+            "REDIS_URL": world.stack.redis_url,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
         check=True,
         capture_output=True,
         timeout=60,

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from common.config import Secret
 from common.state.registry import PortalEnvironment, Tenant
 from common.sync import engine
 from tests.fixtures.engine import SyncWorld
 
 
+@pytest.mark.slow
 def test_a_portal_holding_another_tenants_school_is_not_touched(make_world) -> None:
     first: SyncWorld = make_world(sample="classic-min")
     assert first.reconcile().outcome == "ok"

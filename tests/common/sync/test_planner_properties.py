@@ -251,6 +251,7 @@ SETTINGS = settings(max_examples=80, deadline=None)
 # --- properties -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(microsoft_states())
 def test_applying_a_plan_to_an_empty_portal_leaves_nothing_to_do(microsoft: MicrosoftState) -> None:
@@ -364,6 +365,7 @@ def portal_states_with_copies(draw: st.DrawFn) -> PortalState:
     return PortalState(tuple(users), tuple(groups))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(microsoft_states(), portal_states_with_copies())
 def test_duplicates_converge_to_their_held_deletions_and_then_to_nothing(

@@ -11,6 +11,7 @@ from common.sync import engine
 from tests.fixtures.engine import SyncWorld
 
 
+@pytest.mark.slow
 def test_a_url_stored_before_the_policy_never_gets_the_token(make_world) -> None:
     world: SyncWorld = make_world(sample="classic-min")
     world.services.registry.save(

@@ -264,6 +264,7 @@ AUTHORIZE_PARAMETERS = (
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
