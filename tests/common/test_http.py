@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import ipaddress
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from email.utils import format_datetime
 from pathlib import Path
@@ -18,69 +16,38 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pytest_httpserver import HTTPServer
 
 from common.errors import GraphUnavailable, PortalUnavailable, Throttled
 from common.http import RetryPolicy, Transport, build_session, retry_after_seconds
 from tests.fixtures.processes import free_port
+from tests.fixtures.silent_server import SilentServer, silent_server
 
 Step = tuple[int, dict[str, str], bytes]
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        return  # a client that timed out and left is what some tests want
-
-
-class ScriptedServer:
-    """Answers each request with the next scripted step (then 200 ``{}``) and records paths."""
-
-    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
-        self.script: list[Step] = []
-        self.seen: list[str] = []
-        self.delay_seconds = 0.0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.seen.append(self.path)
-                if server.delay_seconds:
-                    threading.Event().wait(server.delay_seconds)
-                status, headers, body = server.script.pop(0) if server.script else (200, {}, b"{}")
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_POST = do_GET
-            do_PATCH = do_GET
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+OK: Step = (200, {}, b"{}")
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    yield scripted
-    scripted.stop()
+def server(httpserver: HTTPServer) -> Iterator[HTTPServer]:
+    """pytest-httpserver, checked after the test: no request beyond the script, every step used."""
+    yield httpserver
+    httpserver.check()  # a request no scripted step expected fails the test here
+    assert not httpserver.ordered_handlers, "the script was not used up"
+
+
+def scripted(server: HTTPServer, method: str, path: str, *steps: Step) -> str:
+    """The URL of ``path``, answered with ``steps`` in turn; any further request is a failure."""
+    for status, headers, body in steps:
+        server.expect_ordered_request(path, method=method).respond_with_data(
+            body, status=status, headers=headers
+        )
+    return server.url_for(path)
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentServer]:
+    with silent_server() as server:
+        yield server
 
 
 class SleepLog:
@@ -113,76 +80,91 @@ def transport(
     )
 
 
-def test_waits_exactly_retry_after_on_429_then_returns_the_answer(server: ScriptedServer) -> None:
-    server.script = [(429, {"Retry-After": "7"}, b""), (429, {"Retry-After": "2"}, b"")]
+def test_waits_exactly_retry_after_on_429_then_returns_the_answer(server: HTTPServer) -> None:
+    url = scripted(
+        server,
+        "GET",
+        "/users",
+        (429, {"Retry-After": "7"}, b""),
+        (429, {"Retry-After": "2"}, b""),
+        OK,
+    )
     sleep = SleepLog()
-    response = transport(sleep=sleep).request("GET", server.url + "/users")
+    response = transport(sleep=sleep).request("GET", url)
     assert response.status_code == 200
     assert sleep.waits == [7.0, 2.0]
-    assert len(server.seen) == 3
+    assert len(server.log) == 3
 
 
-def test_reads_retry_after_given_as_an_http_date(server: ScriptedServer) -> None:
+def test_reads_retry_after_given_as_an_http_date(server: HTTPServer) -> None:
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
-    server.script = [(429, {"Retry-After": format_datetime(later, usegmt=True)}, b"")]
+    url = scripted(
+        server,
+        "GET",
+        "/users",
+        (429, {"Retry-After": format_datetime(later, usegmt=True)}, b""),
+        OK,
+    )
     sleep = SleepLog()
-    transport(sleep=sleep).request("GET", server.url + "/users")
+    transport(sleep=sleep).request("GET", url)
     assert len(sleep.waits) == 1
     assert 27.0 <= sleep.waits[0] <= 30.0
 
 
-def test_backs_off_with_capped_jitter_when_429_has_no_retry_after(server: ScriptedServer) -> None:
-    server.script = [(429, {}, b"")] * 3
+def test_backs_off_with_capped_jitter_when_429_has_no_retry_after(server: HTTPServer) -> None:
+    url = scripted(server, "GET", "/users", *[(429, {}, b"")] * 3, OK)
     sleep = SleepLog()
     policy = RetryPolicy(attempts=4, base_delay_seconds=1.0, max_delay_seconds=3.0)
-    transport(policy=policy, sleep=sleep).request("GET", server.url + "/users")
+    transport(policy=policy, sleep=sleep).request("GET", url)
     ceilings = [1.0, 2.0, 3.0]  # base * 2^(n-1), capped at max_delay_seconds
     assert len(sleep.waits) == 3
     assert all(0.0 <= w <= c for w, c in zip(sleep.waits, ceilings, strict=True))
 
 
-def test_raises_throttled_when_429_outlasts_the_attempts(server: ScriptedServer) -> None:
-    server.script = [(429, {"Retry-After": "1"}, b"")] * 4
+def test_raises_throttled_when_429_outlasts_the_attempts(server: HTTPServer) -> None:
+    url = scripted(server, "GET", "/users", *[(429, {"Retry-After": "1"}, b"")] * 4)
     with pytest.raises(Throttled) as caught:
-        transport().request("GET", server.url + "/users")
+        transport().request("GET", url)
     assert caught.value.retry_after == 1.0
-    assert len(server.seen) == 4
+    assert len(server.log) == 4
 
 
-def test_does_not_sleep_through_a_retry_after_beyond_the_policy(server: ScriptedServer) -> None:
-    server.script = [(429, {"Retry-After": "900"}, b"")]
+def test_does_not_sleep_through_a_retry_after_beyond_the_policy(server: HTTPServer) -> None:
+    url = scripted(server, "GET", "/users", (429, {"Retry-After": "900"}, b""))
     sleep = SleepLog()
     with pytest.raises(Throttled) as caught:
-        transport(sleep=sleep).request("GET", server.url + "/users")
+        transport(sleep=sleep).request("GET", url)
     assert caught.value.retry_after == 900.0
     assert sleep.waits == []
-    assert len(server.seen) == 1
+    assert len(server.log) == 1
 
 
-def test_retries_5xx_and_returns_the_first_success(server: ScriptedServer) -> None:
-    server.script = [(503, {}, b""), (500, {}, b"")]
+def test_retries_5xx_and_returns_the_first_success(server: HTTPServer) -> None:
+    url = scripted(server, "GET", "/groups", (503, {}, b""), (500, {}, b""), OK)
     observed: list[int] = []
-    response = transport(observed=observed).request("GET", server.url + "/groups")
+    response = transport(observed=observed).request("GET", url)
     assert response.status_code == 200
     assert observed == [503, 500, 200]
 
 
 def test_5xx_beyond_the_attempts_raises_the_services_unavailable_error(
-    server: ScriptedServer,
+    server: HTTPServer,
 ) -> None:
-    server.script = [(502, {}, b"")] * 4
+    url = scripted(server, "GET", "/groups", *[(502, {}, b"")] * 4)
     with pytest.raises(GraphUnavailable, match="answered 502 after 4 attempts"):
-        transport().request("GET", server.url + "/groups")
-    assert len(server.seen) == 4
+        transport().request("GET", url)
+    assert len(server.log) == 4
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 412])
-def test_never_retries_a_4xx_other_than_429(server: ScriptedServer, status: int) -> None:
-    server.script = [(status, {}, json.dumps({"error": {"code": "x"}}).encode())]
+def test_never_retries_a_4xx_other_than_429(server: HTTPServer, status: int) -> None:
+    url = scripted(
+        server, "GET", "/users/1", (status, {}, json.dumps({"error": {"code": "x"}}).encode())
+    )
     sleep = SleepLog()
-    response = transport(sleep=sleep).request("GET", server.url + "/users/1")
+    response = transport(sleep=sleep).request("GET", url)
     assert response.status_code == status
-    assert len(server.seen) == 1
+    assert len(server.log) == 1
     assert sleep.waits == []
 
 
@@ -207,37 +189,38 @@ def _impatient(attempts: int) -> Transport:
     )
 
 
-def test_read_timeout_counts_as_unavailable(server: ScriptedServer) -> None:
-    server.delay_seconds = 0.5
+def test_read_timeout_counts_as_unavailable(silent: SilentServer) -> None:
     with pytest.raises(PortalUnavailable, match="ReadTimeout"):
-        _impatient(2).request("GET", server.url + "/slow")
+        _impatient(2).request("GET", silent.url + "/slow")
+    silent.wait_for_requests(2)  # a read is idempotent: the second attempt timed out too
+    assert silent.request_lines == ["GET /slow HTTP/1.1"] * 2
 
 
 # --- writes that are not idempotent are never sent twice blindly ------------------------------
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_a_create_answered_5xx_is_not_sent_again(server: ScriptedServer, status: int) -> None:
-    server.script = [(status, {}, b"")]
+def test_a_create_answered_5xx_is_not_sent_again(server: HTTPServer, status: int) -> None:
+    url = scripted(server, "POST", "/Users", (status, {}, b""))
     with pytest.raises(GraphUnavailable, match="may have been applied") as caught:
-        transport().request("POST", server.url + "/Users", json={"userName": "a"})
+        transport().request("POST", url, json={"userName": "a"})
     assert caught.value.maybe_applied
-    assert len(server.seen) == 1
+    assert len(server.log) == 1
 
 
-def test_a_create_whose_answer_timed_out_is_not_sent_again(server: ScriptedServer) -> None:
-    server.delay_seconds = 0.5
+def test_a_create_whose_answer_timed_out_is_not_sent_again(silent: SilentServer) -> None:
     with pytest.raises(PortalUnavailable, match="ReadTimeout") as caught:
-        _impatient(4).request("POST", server.url + "/Groups", json={})
+        _impatient(4).request("POST", silent.url + "/Groups", json={})
     assert caught.value.maybe_applied
-    assert len(server.seen) == 1
+    silent.wait_for_requests(1)
+    assert silent.request_lines == ["POST /Groups HTTP/1.1"]
 
 
-def test_a_create_refused_with_429_is_sent_again(server: ScriptedServer) -> None:
-    server.script = [(429, {"Retry-After": "1"}, b"")]
-    response = transport().request("POST", server.url + "/Users", json={})
+def test_a_create_refused_with_429_is_sent_again(server: HTTPServer) -> None:
+    url = scripted(server, "POST", "/Users", (429, {"Retry-After": "1"}, b""), OK)
+    response = transport().request("POST", url, json={})
     assert response.status_code == 200
-    assert len(server.seen) == 2
+    assert len(server.log) == 2
 
 
 def test_a_create_that_could_not_connect_is_sent_again() -> None:
@@ -249,18 +232,18 @@ def test_a_create_that_could_not_connect_is_sent_again() -> None:
     assert len(sleep.waits) == 3
 
 
-def test_a_write_declared_idempotent_is_retried_after_5xx(server: ScriptedServer) -> None:
-    server.script = [(503, {}, b""), (500, {}, b"")]
-    response = transport().request("POST", server.url + "/$batch", json={}, idempotent=True)
+def test_a_write_declared_idempotent_is_retried_after_5xx(server: HTTPServer) -> None:
+    url = scripted(server, "POST", "/$batch", (503, {}, b""), (500, {}, b""), OK)
+    response = transport().request("POST", url, json={}, idempotent=True)
     assert response.status_code == 200
-    assert len(server.seen) == 3
+    assert len(server.log) == 3
 
 
-def test_a_patch_is_not_retried_unless_declared_idempotent(server: ScriptedServer) -> None:
-    server.script = [(500, {}, b"")]
+def test_a_patch_is_not_retried_unless_declared_idempotent(server: HTTPServer) -> None:
+    url = scripted(server, "PATCH", "/Users/1", (500, {}, b""))
     with pytest.raises(GraphUnavailable):
-        transport().request("PATCH", server.url + "/Users/1", json={})
-    assert len(server.seen) == 1
+        transport().request("PATCH", url, json={})
+    assert len(server.log) == 1
 
 
 def test_retry_after_seconds_ignores_garbage() -> None:
@@ -309,15 +292,15 @@ def test_session_ca_bundle_wins_over_requests_ca_bundle_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ca, context = _self_signed(tmp_path)
-    tls_server = ScriptedServer(tls=context)
-    try:
+    # its own pytest-httpserver: the shared one speaks plain HTTP to every other test
+    with HTTPServer(host="127.0.0.1", port=0, ssl_context=context) as tls_server:
+        tls_server.expect_request("/").respond_with_json({})
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
         monkeypatch.setenv("CURL_CA_BUNDLE", requests.certs.where())
         plain = requests.Session()
         plain.verify = str(ca)
         with pytest.raises(requests.exceptions.SSLError):
-            plain.get(tls_server.url + "/", timeout=2)
+            plain.get(tls_server.url_for("/"), timeout=2)
         verifying = build_session(ca_bundle=ca)
-        assert verifying.get(tls_server.url + "/").status_code == 200
-    finally:
-        tls_server.stop()
+        assert verifying.get(tls_server.url_for("/")).status_code == 200
+        tls_server.check()

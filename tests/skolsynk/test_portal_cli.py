@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.fixtures.independent_scim import IndependentPortal
 
@@ -68,41 +68,27 @@ def test_a_wrong_token_is_one_sentence_and_a_failure(independent_portal: Indepen
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
-class _NotScim(BaseHTTPRequestHandler):
-    """An HTML page at /html, nothing at /missing, a SCIM server without /Schemas at /bare."""
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/html"):
-            self.reply(200, b"<html><body>Welcome</body></html>", "text/html")
-        elif self.path.startswith("/bare/v2/Users"):
-            body = {
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-                "totalResults": 0,
-                "Resources": [],
-            }
-            self.reply(200, json.dumps(body).encode(), "application/scim+json")
-        else:
-            self.reply(404, b"not found", "text/plain")
-
-    def reply(self, status: int, body: bytes, kind: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture
-def not_scim() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotScim)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def not_scim(httpserver: HTTPServer) -> Iterator[str]:
+    """An HTML page under /html, nothing under /missing, a SCIM server without /Schemas under
+    /bare (pytest-httpserver; a request elsewhere fails the test)."""
+    httpserver.expect_request(re.compile("^/html/")).respond_with_data(
+        "<html><body>Welcome</body></html>", content_type="text/html"
+    )
+    httpserver.expect_request("/bare/v2/Users").respond_with_json(
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": 0,
+            "Resources": [],
+        },
+        content_type="application/scim+json",
+    )
+    # registered last, so matched last: what /bare does not have, and all of /missing
+    httpserver.expect_request(re.compile("^/(bare|missing)/")).respond_with_data(
+        "not found", status=404, content_type="text/plain"
+    )
+    yield httpserver.url_for("").rstrip("/")
+    httpserver.check()
 
 
 @pytest.mark.parametrize(

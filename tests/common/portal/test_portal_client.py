@@ -7,17 +7,17 @@ plain HTTP session of their own, never through the client under test.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import requests
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from common.errors import (
     ConflictError,
@@ -33,6 +33,7 @@ from common.portal.client import ScimPortal
 from common.portal.codec import parse_group, parse_user, patch_operations
 from common.portal.discovery import discover
 from common.portal.filters import FILTER_VALUES_PER_QUERY
+from common.portal.learning import forget_servers
 from common.portal.mapping import build_mapping
 from common.portal.protocol import Portal
 from common.portal.scim import (
@@ -555,77 +556,50 @@ def test_server_errors_beyond_the_retries_are_portal_unavailable(
         list(portal.list_users())
 
 
-# --- small strict servers for what the real ones above never do ------------------------------
+# --- small strict servers (pytest-httpserver) for what the real ones above never do ------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def body(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        return data
-
-    def answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/scim+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        return None
+@pytest.fixture
+def small(httpserver: HTTPServer) -> Iterator[HTTPServer]:
+    """pytest-httpserver as a portal at ``/v2``: a request it was not told to expect fails the
+    test; what the client learnt about it is forgotten (every test reuses its address)."""
+    forget_servers()
+    yield httpserver
+    forget_servers()
+    httpserver.check()
 
 
-class _AlwaysChanged(_Handler):
-    """Answers every conditional PATCH with 412, and every read with a newer version."""
-
-    patches = 0
-    reads = 0
-
-    def do_GET(self) -> None:
-        if "/Users/" not in self.path:  # no discovery endpoints: the RFC's defaults
-            self.answer(404, {"status": "404"})
-            return
-        type(self).reads += 1
-        self.answer(200, {"id": "u1", "userName": "a@s.se", "meta": {"version": f"W/{self.reads}"}})
-
-    def do_PATCH(self) -> None:
-        self.body()
-        type(self).patches += 1
-        self.answer(412, {"status": "412", "detail": "changed"})
+def _scim(status: int, body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/scim+json")
 
 
-class _StrictMembers(_Handler):
-    """Refuses a whole PATCH with 400 noTarget when one removal names a non-member."""
+def test_gives_up_with_conflict_error_when_the_user_keeps_changing(small: HTTPServer) -> None:
+    # no discovery endpoints: the RFC's defaults
+    small.expect_request(
+        re.compile(r"^/v2/(ServiceProviderConfig|ResourceTypes|Schemas)$")
+    ).respond_with_response(_scim(404, {"status": "404"}))
+    versions = itertools.count(1)
+    small.expect_request("/v2/Users/u1", method="GET").respond_with_handler(
+        lambda _: _scim(
+            200, {"id": "u1", "userName": "a@s.se", "meta": {"version": f'W/"{next(versions)}"'}}
+        )
+    )  # every read finds a newer version
+    small.expect_request("/v2/Users/u1", method="PATCH").respond_with_response(
+        _scim(412, {"status": "412", "detail": "changed"})
+    )
+    portal = client(small.url_for("/v2"), "t")
 
-    members: ClassVar[set[str]] = {"a", "b", "c"}
-
-    def do_PATCH(self) -> None:
-        targets = [op["path"].split('"')[1] for op in self.body()["Operations"]]
-        if not set(targets) <= self.members:
-            self.answer(400, {"status": "400", "scimType": "noTarget", "detail": "no member"})
-            return
-        type(self).members = self.members - set(targets)
-        self.answer(204, {})
-
-
-@contextmanager
-def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[ScimPortal]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield client(f"http://127.0.0.1:{server.server_address[1]}/v2", "t")
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_gives_up_with_conflict_error_when_the_user_keeps_changing() -> None:
-    with serving(_AlwaysChanged) as portal, pytest.raises(ConflictError):
+    with pytest.raises(ConflictError):
         portal.update_user("u1", {"displayName": "B"}, version='W/"0"')
 
-    assert _AlwaysChanged.patches == PRECONDITION_RETRIES + 1
-    assert _AlwaysChanged.reads == PRECONDITION_RETRIES
+    patches = [r for r, _ in small.log if r.method == "PATCH"]
+    reads = [r for r, _ in small.log if r.method == "GET" and r.path == "/v2/Users/u1"]
+    assert len(patches) == PRECONDITION_RETRIES + 1
+    assert len(reads) == PRECONDITION_RETRIES
+    # each retry is conditional on the version just read
+    assert [r.headers["If-Match"] for r in patches] == [
+        f'W/"{n}"' for n in range(PRECONDITION_RETRIES + 1)
+    ]
 
 
 def test_removing_a_member_who_is_already_gone_is_no_error(portal: ScimPortal) -> None:
@@ -638,11 +612,24 @@ def test_removing_a_member_who_is_already_gone_is_no_error(portal: ScimPortal) -
     assert portal.get_group(group.id).member_ids == frozenset()
 
 
-def test_a_server_refusing_removal_of_a_non_member_still_gets_the_others_removed() -> None:
-    with serving(_StrictMembers) as portal:
-        portal.remove_members("g1", ["a", "gone", "c"])
+def test_a_server_refusing_removal_of_a_non_member_still_gets_the_others_removed(
+    small: HTTPServer,
+) -> None:
+    members = {"a", "b", "c"}
 
-    assert _StrictMembers.members == {"b"}
+    def strict_members(request: Request) -> Response:
+        """Refuses a whole PATCH with 400 noTarget when one removal names a non-member."""
+        targets = {op["path"].split('"')[1] for op in request.get_json(force=True)["Operations"]}
+        if not targets <= members:
+            return _scim(400, {"status": "400", "scimType": "noTarget", "detail": "no member"})
+        members.difference_update(targets)
+        return Response(status=204)
+
+    small.expect_request("/v2/Groups/g1", method="PATCH").respond_with_handler(strict_members)
+
+    client(small.url_for("/v2"), "t").remove_members("g1", ["a", "gone", "c"])
+
+    assert members == {"b"}
 
 
 # --- parsing ----------------------------------------------------------------------------------

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from common.errors import ConflictError, PortalRequestError, PortalUnavailable
 from common.http import RetryPolicy, Transport, build_session
@@ -36,8 +35,7 @@ class Strict:
         self.discovery = True
         self.ignore_paging = False
         self.refuse_paths: set[str] = set()
-        self.requests: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
+        self.requests: list[tuple[str, str]] = []  # (method, path and query as sent)
 
     def types(self) -> dict[str, Any]:
         extensions = [{"schema": ENTERPRISE_USER_SCHEMA}]
@@ -59,78 +57,67 @@ class Strict:
             ]
         }
 
+    def answer(self, request: Request) -> Response:
+        """The server's answer to ``request`` (pytest-httpserver calls it, one at a time)."""
+        self.requests.append((request.method, request.environ["RAW_URI"]))
+        tail = request.path.removeprefix("/v2/")
+        if request.method == "GET":
+            return self.read(tail, request.args)
+        if request.method == "POST":
+            return self.create(request.get_json(force=True))
+        if request.method == "PATCH":
+            return self.patch(tail.split("/", 1)[1], request.get_json(force=True)["Operations"])
+        return _answer(405, {"status": "405"})
 
-def _handler(state: Strict) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def answer(self, status: int, body: Any = None) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/scim+json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def read(self, tail: str, query: Mapping[str, str]) -> Response:
+        if tail in ("ServiceProviderConfig", "ResourceTypes", "Schemas"):
+            if not self.discovery or tail == "Schemas":
+                return _answer(404, {"status": "404"})
+            return _answer(200, self.types() if tail == "ResourceTypes" else {})
+        if tail.startswith("Users/"):
+            return _answer(200, self.users[tail.split("/", 1)[1]])
+        found = list(self.users.values())
+        if "filter" in query:
+            match = _EQ.match(query["filter"])
+            if match is None:
+                return _refuse(400, "invalidFilter", "only attr eq value")
+            attr, value = match.groups()
+            found = [u for u in found if _value(u, attr).lower() == value.lower()]
+        start, count = int(query.get("startIndex", 1)), int(query.get("count", 100))
+        page = found[:2] if self.ignore_paging else found[start - 1 : start - 1 + count]
+        return _answer(200, {"totalResults": len(found), "Resources": page})
 
-        def refuse(self, status: int, scim_type: str, detail: str) -> None:
-            self.answer(status, {"status": str(status), "scimType": scim_type, "detail": detail})
+    def create(self, user: dict[str, Any]) -> Response:
+        if any(u["userName"].lower() == user["userName"].lower() for u in self.users.values()):
+            return _refuse(409, "uniqueness", "userName taken")
+        if SCHOOL_USER_SCHEMA in user.get("schemas", []) and not self.declare_school:
+            return _refuse(400, "invalidSyntax", "undeclared schema")
+        for path in self.refuse_paths & set(user):
+            return _refuse(400, "invalidValue", f"{path} is not one of ours")
+        user["id"] = uuid.uuid4().hex
+        self.users[user["id"]] = user
+        return _answer(201, user)
 
-        def body(self) -> Any:
-            return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def patch(self, rid: str, operations: list[dict[str, Any]]) -> Response:
+        for op in operations:
+            if op["path"] in self.refuse_paths:
+                return _refuse(400, "invalidValue", f"{op['path']} cannot be changed")
+            if op["path"].startswith(SCHOOL_USER_SCHEMA) and not self.declare_school:
+                return _refuse(400, "invalidPath", f"unknown {op['path']}")
+        user = self.users[rid]
+        for op in operations:
+            target, _, leaf = op["path"].rpartition(".")
+            holder = user.setdefault(target, {}) if target else user
+            holder[leaf] = op.get("value")
+        return _answer(200, user)
 
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            state.requests.append(("GET", self.path))
-            tail = url.path.removeprefix("/v2/")
-            if tail in ("ServiceProviderConfig", "ResourceTypes", "Schemas"):
-                if not state.discovery or tail == "Schemas":
-                    return self.answer(404, {"status": "404"})
-                return self.answer(200, state.types() if tail == "ResourceTypes" else {})
-            if tail.startswith("Users/"):
-                return self.answer(200, state.users[tail.split("/", 1)[1]])
-            found = list(state.users.values())
-            if "filter" in query:
-                match = _EQ.match(query["filter"])
-                if match is None:
-                    return self.refuse(400, "invalidFilter", "only attr eq value")
-                attr, value = match.groups()
-                found = [u for u in found if _value(u, attr).lower() == value.lower()]
-            start, count = int(query.get("startIndex", 1)), int(query.get("count", 100))
-            page = found[:2] if state.ignore_paging else found[start - 1 : start - 1 + count]
-            self.answer(200, {"totalResults": len(found), "Resources": page})
 
-        def do_POST(self) -> None:
-            state.requests.append(("POST", self.path))
-            user = self.body()
-            if any(u["userName"].lower() == user["userName"].lower() for u in state.users.values()):
-                return self.refuse(409, "uniqueness", "userName taken")
-            if SCHOOL_USER_SCHEMA in user.get("schemas", []) and not state.declare_school:
-                return self.refuse(400, "invalidSyntax", "undeclared schema")
-            for path in state.refuse_paths & set(user):
-                return self.refuse(400, "invalidValue", f"{path} is not one of ours")
-            user["id"] = uuid.uuid4().hex
-            state.users[user["id"]] = user
-            self.answer(201, user)
+def _answer(status: int, body: Any) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/scim+json")
 
-        def do_PATCH(self) -> None:
-            state.requests.append(("PATCH", self.path))
-            rid = self.path.rsplit("/", 1)[1]
-            operations = self.body()["Operations"]
-            for op in operations:
-                if op["path"] in state.refuse_paths:
-                    return self.refuse(400, "invalidValue", f"{op['path']} cannot be changed")
-                if op["path"].startswith(SCHOOL_USER_SCHEMA) and not state.declare_school:
-                    return self.refuse(400, "invalidPath", f"unknown {op['path']}")
-            user = state.users[rid]
-            for op in operations:
-                target, _, leaf = op["path"].rpartition(".")
-                holder = user.setdefault(target, {}) if target else user
-                holder[leaf] = op.get("value")
-            self.answer(200, user)
 
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    return Handler
+def _refuse(status: int, scim_type: str, detail: str) -> Response:
+    return _answer(status, {"status": str(status), "scimType": scim_type, "detail": detail})
 
 
 def _value(user: dict[str, Any], attr: str) -> str:
@@ -139,29 +126,36 @@ def _value(user: dict[str, Any], attr: str) -> str:
     return str(user.get(attr) or "")
 
 
+#: ``serving(strict)``: on entering, a client for that server
+Serving = Callable[[Strict], AbstractContextManager[ScimPortal]]
+
+
 @pytest.fixture
 def strict() -> Strict:
     return Strict()
 
 
-@contextmanager
-def serving(state: Strict) -> Iterator[ScimPortal]:
-    forget_servers()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    transport = Transport(
-        build_session(),
-        service="the strict portal",
-        unavailable=PortalUnavailable,
-        policy=RetryPolicy(attempts=2, base_delay_seconds=0.001),
-    )
-    try:
-        yield ScimPortal(transport, f"http://127.0.0.1:{server.server_address[1]}/v2", "t")
-    finally:
-        server.shutdown()
-        server.server_close()
-        forget_servers()
+@pytest.fixture
+def serving(httpserver: HTTPServer) -> Iterator[Serving]:
+    """Serve a ``Strict`` at ``/v2`` of pytest-httpserver; a client for it on entering."""
+
+    @contextmanager
+    def serve(state: Strict) -> Iterator[ScimPortal]:
+        forget_servers()  # every test reuses the server's address: nothing learnt carries over
+        httpserver.expect_request(re.compile("^/v2/")).respond_with_handler(state.answer)
+        transport = Transport(
+            build_session(),
+            service="the strict portal",
+            unavailable=PortalUnavailable,
+            policy=RetryPolicy(attempts=2, base_delay_seconds=0.001),
+        )
+        try:
+            yield ScimPortal(transport, httpserver.url_for("/v2"), "t")
+        finally:
+            forget_servers()
+
+    yield serve
+    httpserver.check()  # a request outside /v2, or a handler that broke, fails the test
 
 
 ANNA = {
@@ -176,7 +170,9 @@ ANNA = {
 }
 
 
-def test_a_server_without_discovery_gets_the_rfc_attributes_and_says_so(strict: Strict) -> None:
+def test_a_server_without_discovery_gets_the_rfc_attributes_and_says_so(
+    strict: Strict, serving: Serving
+) -> None:
     strict.discovery = False
     with serving(strict) as portal:
         user = portal.create_user(ANNA)
@@ -190,7 +186,9 @@ def test_a_server_without_discovery_gets_the_rfc_attributes_and_says_so(strict: 
     assert user.role is Role.STUDENT
 
 
-def test_eq_only_filters_fall_back_and_the_fallback_is_remembered(strict: Strict) -> None:
+def test_eq_only_filters_fall_back_and_the_fallback_is_remembered(
+    strict: Strict, serving: Serving
+) -> None:
     with serving(strict) as portal:
         portal.create_user(ANNA)
         first = portal.find_users(external_ids=["e-anna", "e-bo"], emails=["anna@s.se"])
@@ -206,6 +204,7 @@ def test_eq_only_filters_fall_back_and_the_fallback_is_remembered(strict: Strict
 
 def test_a_listing_from_a_server_that_ignores_paging_is_an_error_naming_the_server(
     strict: Strict,
+    serving: Serving,
 ) -> None:
     strict.ignore_paging = True
     with serving(strict) as portal:
@@ -215,7 +214,9 @@ def test_a_listing_from_a_server_that_ignores_paging_is_an_error_naming_the_serv
             list(portal.list_users())
 
 
-def test_one_refused_attribute_blocks_nothing_else_and_is_not_sent_again(strict: Strict) -> None:
+def test_one_refused_attribute_blocks_nothing_else_and_is_not_sent_again(
+    strict: Strict, serving: Serving
+) -> None:
     strict.refuse_paths = {"userType"}
     with serving(strict) as portal:
         user = portal.create_user({"userName": "a@s.se", "externalId": "e-a"})
@@ -231,7 +232,9 @@ def test_one_refused_attribute_blocks_nothing_else_and_is_not_sent_again(strict:
     assert len(refusals) == 1 and "role" in refusals[0]
 
 
-def test_a_create_refused_for_one_attribute_is_made_without_it(strict: Strict) -> None:
+def test_a_create_refused_for_one_attribute_is_made_without_it(
+    strict: Strict, serving: Serving
+) -> None:
     strict.refuse_paths = {"userType"}
     with serving(strict) as portal:
         user = portal.create_user(ANNA)
@@ -242,7 +245,9 @@ def test_a_create_refused_for_one_attribute_is_made_without_it(strict: Strict) -
     assert len(refusals) == 1 and "role" in refusals[0]
 
 
-def test_a_user_name_held_by_a_managed_account_is_a_collision(strict: Strict) -> None:
+def test_a_user_name_held_by_a_managed_account_is_a_collision(
+    strict: Strict, serving: Serving
+) -> None:
     with serving(strict) as portal:
         portal.create_user({"userName": "a@s.se", "externalId": "e-someone-else"})
         with pytest.raises(ConflictError, match="collision") as caught:
@@ -252,7 +257,9 @@ def test_a_user_name_held_by_a_managed_account_is_a_collision(strict: Strict) ->
     assert len(strict.users) == 1
 
 
-def test_a_server_that_stops_declaring_an_extension_is_learnt_again(strict: Strict) -> None:
+def test_a_server_that_stops_declaring_an_extension_is_learnt_again(
+    strict: Strict, serving: Serving
+) -> None:
     strict.declare_school = True
     with serving(strict) as portal:
         user = portal.create_user(ANNA)
@@ -267,7 +274,9 @@ def test_a_server_that_stops_declaring_an_extension_is_learnt_again(strict: Stri
     assert SCHOOL_USER_SCHEMA not in strict.users[second.id]["schemas"]
 
 
-def test_a_mapping_can_send_an_attribute_elsewhere_or_nowhere(strict: Strict) -> None:
+def test_a_mapping_can_send_an_attribute_elsewhere_or_nowhere(
+    strict: Strict, serving: Serving
+) -> None:
     forget_servers()
     with serving(strict) as base:
         transport, url = base.transport, base.base_url
@@ -287,7 +296,7 @@ def test_a_mapping_can_send_an_attribute_elsewhere_or_nowhere(strict: Strict) ->
 
 
 def test_a_refused_attribute_is_not_tried_again_by_a_later_process(
-    strict: Strict, redis_client: Any
+    strict: Strict, serving: Serving, redis_client: Any
 ) -> None:
     strict.refuse_paths = {"userType"}
     memory = PortalMemory(redis_client)
@@ -310,7 +319,7 @@ def test_a_refused_attribute_is_not_tried_again_by_a_later_process(
 
 @pytest.mark.slow
 def test_a_reconcile_that_cannot_read_the_portal_whole_removes_nothing(
-    strict: Strict, graph_sandbox: Any, redis_url: str
+    strict: Strict, serving: Serving, graph_sandbox: Any, redis_url: str
 ) -> None:
     from common.sync import engine
     from tests.conftest import SDS_SAMPLES
