@@ -227,6 +227,7 @@ def test_round_trips_every_group_attribute_and_its_members(
         assert group.member_ids == {anna.id, bo.id}
 
 
+@pytest.mark.slow  # two pages and more of the reference portal: 2,002 users created
 def test_lists_every_user_across_pages(portal: ScimPortal, target: Target) -> None:
     many = 2 * portal.page_size() + 2 if target.server == "sandbox-portal" else 12
     for n in range(many):
