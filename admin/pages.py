@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import render_template
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 
 from common.errors import SkolsynkError, UnknownTenant
@@ -129,6 +130,11 @@ def when(value: str | None) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.tzinfo is not None else "")
+
+
+def seconds(value: float) -> str:
+    """A duration in seconds with one decimal, as the page's language writes it (``1,5``)."""
+    return str(format_decimal(round(value, 1), format="#,##0.0"))
 
 
 def resource_text(resource: str) -> str:

@@ -176,6 +176,17 @@ def admin_server(
     stop_admin_server(server)
 
 
+@pytest.fixture(scope="module")
+def live_admin(
+    live_stack: Any, operator_login: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AdminServer]:
+    """The admin app on the live stack's Redis: its schools get real-time changes."""
+    env = {**live_stack.env, "SKOLSYNK_OPERATORS": operator_login}
+    server = start_admin_server(env, tmp_path_factory.mktemp("admin-live"))
+    yield server
+    stop_admin_server(server)
+
+
 @dataclass
 class School:
     """A school: its sandbox tenant, its portal organisation, its administrator."""
