@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from common.state.latency import LATENCY_KEEP, ChangeLatency, LatencyStore
-from tests.admin.conftest import AdminServer, administrator, text_of, wait_for
+from tests.admin.conftest import (
+    AdminServer,
+    Browser,
+    administrator,
+    browser_sign_in,
+    text_of,
+    wait_for,
+)
 from tests.fixtures.live import LiveWorld
 
 pytestmark = pytest.mark.slow  # the live stack: the listener under gunicorn and rq workers
@@ -29,11 +36,11 @@ def latency_of(text: str) -> tuple[float, float, str] | None:
     def number(raw: str) -> float:
         return float(raw.replace("\xa0", "").replace(" ", "").replace(",", "."))
 
-    return number(found.group(1)), number(found.group(2)), found.group(3)
+    return number(found.group(1)), number(found.group(2)), found.group(3).strip()
 
 
 def test_dashboard_shows_how_long_a_real_time_change_took(
-    live_admin: AdminServer, live_world: Any
+    live_admin: AdminServer, live_world: Any, browser: Browser
 ) -> None:
     world: LiveWorld = live_world(generate=20)
     admin = live_admin.client(administrator(world.tenant_id, "live"))
@@ -66,6 +73,12 @@ def test_dashboard_shows_how_long_a_real_time_change_took(
     english = live_admin.client(administrator(world.tenant_id, "live"), language="en")
     assert "Real-time delay median" in text_of(english.get(dashboard))
     assert "Over the latest changes (1)" in text_of(english.get(dashboard))
+
+    # as a person sees it, on a wide screen and a phone
+    browser_sign_in(browser, live_admin, administrator(world.tenant_id, "live"))
+    browser.open(live_admin.url + dashboard)
+    assert "Fördröjning i realtid" in browser.text()
+    browser.shoot("18-dashboard-latency")
 
 
 def test_only_the_latest_runs_of_a_school_are_kept(
