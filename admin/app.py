@@ -63,6 +63,8 @@ def create_app(config: Config | None = None) -> Flask:
         resource_text=pages.resource_text,
     )
     app.jinja_env.filters["when"] = pages.when
+    app.jinja_env.filters["seconds"] = pages.seconds
+    app.jinja_env.filters["moment"] = pages.moment
     for module in (
         signin_views,
         connect_views,

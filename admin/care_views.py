@@ -23,6 +23,7 @@ from admin.identity import Person
 from admin.pages import find_school, page
 from admin.portal_views import token_set_at
 from admin.state import state
+from common.state.latency import LatencyStore
 from common.state.registry import Tenant
 from common.sync import engine
 
@@ -96,6 +97,7 @@ def school(tenant_id: str, person: Person) -> tuple[str, int]:
         steps=guide_steps(tenant),
         last=svc.runs.last(tenant.id),
         last_live=svc.runs.last(tenant.id, kind="live"),
+        latency=LatencyStore(svc.redis).summary(tenant.id),
         held=svc.safety.held(tenant.id),
         subscriptions=subscriptions,
         set_at=token_set_at(tenant.id),

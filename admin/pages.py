@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import render_template
+from flask_babel import format_decimal
 from flask_babel import gettext as _
+from markupsafe import Markup, escape
 
 from common.errors import SkolsynkError, UnknownTenant
 from common.state.registry import Tenant
@@ -129,6 +131,17 @@ def when(value: str | None) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.tzinfo is not None else "")
+
+
+def moment(value: str | None) -> Markup:
+    """``when`` in a ``<time>`` element, which the stylesheet keeps on one line (a date broken
+    at its hyphens on a phone reads as two numbers)."""
+    return Markup('<time datetime="{}">{}</time>').format(escape(value or ""), when(value))
+
+
+def seconds(value: float) -> str:
+    """A duration in seconds with one decimal, as the page's language writes it (``1,5``)."""
+    return str(format_decimal(round(value, 1), format="#,##0.0"))
 
 
 def resource_text(resource: str) -> str:

@@ -11,16 +11,18 @@ and then keeps the job in its failed registry with the error's sentence as the r
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
 
 from rq import get_current_job
 
 from common.config import load_config
-from common.errors import AlreadyRunning, TenantDisabled
+from common.errors import AlreadyRunning, QueueUnavailable, TenantDisabled
 from common.logs import bind_job_context, get_logger
 from common.state.dispatch import Change, Dispatcher, ObjectKind
 from common.state.guards import RECHECK_DELAYS_SECONDS, JobGuards
+from common.state.latency import ChangeLatency, LatencyStore
 from common.state.runs import RunReport
 from common.state.subscription_lifecycle import renew_subscriptions as renew_tenant_subscriptions
 from common.state.subscriptions import SubscriptionStore
@@ -137,7 +139,22 @@ def _sync_object(
         svc.telemetry.count("rechecks", kind)
         log.info(f"{noun} not in Graph (yet); looking again later", extra={"recheck": recheck + 1})
         return {"outcome": "recheck", "recheck": recheck + 1}
+    if report.written:
+        _record_latency(svc, tenant_id, kind, writes=report.written)
     return _finished(f"{kind} synced", report)
+
+
+def _record_latency(svc: Services, tenant_id: str, kind: ObjectKind, *, writes: int) -> None:
+    """Keep how long this change took from reaching Skolsynk (its job was made then) to the
+    portal written, for the dashboard; best effort: the portal is written already."""
+    job = get_current_job()
+    if job is None or job.created_at is None:
+        return
+    latency = ChangeLatency(kind, job.created_at, datetime.now(UTC), writes)
+    try:
+        LatencyStore(svc.redis).record(tenant_id, latency)
+    except QueueUnavailable:
+        log.warning("could not keep a change's latency")
 
 
 def _finished(event: str, report: RunReport) -> dict[str, Any]:

@@ -176,6 +176,17 @@ def admin_server(
     stop_admin_server(server)
 
 
+@pytest.fixture(scope="module")
+def live_admin(
+    live_stack: Any, operator_login: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AdminServer]:
+    """The admin app on the live stack's Redis: its schools get real-time changes."""
+    env = {**live_stack.env, "SKOLSYNK_OPERATORS": operator_login}
+    server = start_admin_server(env, tmp_path_factory.mktemp("admin-live"))
+    yield server
+    stop_admin_server(server)
+
+
 @dataclass
 class School:
     """A school: its sandbox tenant, its portal organisation, its administrator."""
@@ -255,6 +266,84 @@ SHOTS = Path("/tmp/skolsynk-admin-shots")
 WIDTHS = (1280, 360)
 
 
+#: form controls without an accessible name
+UNNAMED_CONTROLS = """
+return Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button'))
+  .filter(e => {
+    if (e.getAttribute('aria-label') || e.getAttribute('aria-labelledby')) return false;
+    if (e.tagName === 'BUTTON') return !e.textContent.trim();
+    return !(e.labels && e.labels.length && Array.from(e.labels).some(l => l.textContent.trim()));
+  })
+  .map(e => e.name || e.id || e.outerHTML.slice(0, 80));
+"""
+
+#: WCAG 2's contrast ratio of computed colours, a colour's background found by walking up to
+#: the first opaque ancestor (semi-transparent layers blended on the way); the page is white
+CONTRAST = """
+function rgba(text) {
+  const m = /rgba?\\(([^)]+)\\)/.exec(text || '');
+  if (!m) return null;
+  const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+  return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+}
+function luminance(c) {
+  const f = v => {
+    v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  };
+  return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+}
+function ratio(a, b) {
+  const [x, y] = [luminance(a), luminance(b)].sort((m, n) => n - m);
+  return (x + 0.05) / (y + 0.05);
+}
+function over(top, base) { return base.map((v, i) => top[i] * top[3] + v * (1 - top[3])); }
+function background(element) {
+  const layers = [];
+  for (let n = element; n; n = n.parentElement) {
+    const c = rgba(getComputedStyle(n).backgroundColor);
+    if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; }
+  }
+  return layers.reverse().reduce((base, layer) => over(layer, base), [255, 255, 255]);
+}
+"""
+
+LOW_CONTRAST = """
+const skip = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TITLE', 'OPTION', 'PROGRESS']);
+const found = [];
+for (const e of document.body.querySelectorAll('*')) {
+  if (skip.has(e.tagName)) continue;
+  const words = Array.from(e.childNodes).filter(n => n.nodeType === 3 && n.textContent.trim());
+  if (!words.length) continue;
+  const style = getComputedStyle(e);
+  const box = e.getBoundingClientRect();
+  if (style.visibility === 'hidden' || box.width <= 1 || box.height <= 1) continue;
+  if (box.right <= 0) continue;  // moved out of sight (the skip link until it has the focus)
+  const back = background(e);
+  const ink = over(rgba(style.color), back);
+  const size = parseFloat(style.fontSize);
+  const large = size >= 24 || (size >= 18.66 && parseInt(style.fontWeight) >= 700);
+  const got = ratio(ink, back);
+  if (got < (large ? 3 : 4.5)) {
+    found.push({text: words[0].textContent.trim().slice(0, 40), ratio: got.toFixed(2),
+                color: style.color, background: 'rgb(' + back.map(Math.round) + ')'});
+  }
+}
+return found;
+"""
+
+FOCUSED = """
+const e = document.activeElement;
+const style = getComputedStyle(e);
+const ring = rgba(style.outlineColor);
+const width = style.outlineStyle === 'none' ? 0 : parseFloat(style.outlineWidth);
+const around = background(e.parentElement || e);
+return {name: e.id || e.name || e.textContent.trim().slice(0, 30), tag: e.tagName,
+        ring: width, ringContrast: ring ? ratio(over(ring, around), around) : 0};
+"""
+
+
 @dataclass
 class Browser:
     """Headless Chromium driven by Selenium through Debian's chromedriver."""
@@ -298,27 +387,75 @@ class Browser:
             # at every width the page fits: nothing sticks out sideways (tables scroll inside)
             assert self.page_is_narrow_enough(), f"{name} is wider than {width} px"
             assert not self.unlabelled(), f"{name}: form fields without a label {self.unlabelled()}"
-            shot = self.driver.execute_cdp_cmd(
-                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+            assert not self.low_contrast(), f"{name} at {width} px: {self.low_contrast()}"
+            # the whole page at this width, laid out as a window this tall would show it
+            # (capturing beyond the viewport lays the page out without the scroll bar but
+            # cuts the picture at the width with it, losing the right edge)
+            height = self.driver.execute_script("return document.documentElement.scrollHeight")
+            self.driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
             )
+            try:
+                shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+            finally:
+                self.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
             (SHOTS / f"{name}-{width}.png").write_bytes(base64.b64decode(shot["data"]))
         self.driver.set_window_size(WIDTHS[0], 900)
 
     def unlabelled(self) -> list[str]:
-        """Form fields a screen reader could not name (no label, no aria-label)."""
-        found: list[str] = self.driver.execute_script(
-            "return Array.from(document.querySelectorAll("
-            "'input:not([type=hidden]), select, textarea'))"
-            ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))"
-            ".map(e => e.name || e.id)"
-        )
+        """Form controls a screen reader could not name: a field with no label, aria-label or
+        aria-labelledby, a button with no words."""
+        found: list[str] = self.driver.execute_script(UNNAMED_CONTROLS)
         return found
+
+    def low_contrast(self) -> list[dict[str, Any]]:
+        """Visible text whose colour on its background is below WCAG AA (4.5:1, large text
+        3:1), as the page's stylesheet renders it."""
+        found: list[dict[str, Any]] = self.driver.execute_script(CONTRAST + LOW_CONTRAST)
+        return found
+
+    def focus(self) -> dict[str, Any]:
+        """The focused element: its id, text, and how its focus ring stands out (3:1 needed
+        against what surrounds it)."""
+        found: dict[str, Any] = self.driver.execute_script(CONTRAST + FOCUSED)
+        return found
+
+    def tab_to(self, css: str, *, limit: int = 80) -> list[dict[str, Any]]:
+        """Press Tab until the element ``css`` has the focus; returns every stop on the way.
+        Fails when it is not reached within ``limit`` presses."""
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        stops = []
+        for _ in range(limit):
+            ActionChains(self.driver).send_keys(Keys.TAB).perform()
+            stop = self.focus()
+            stops.append(stop)
+            if self.driver.execute_script(
+                "return document.activeElement.matches(arguments[0])", css
+            ):
+                return stops
+        raise AssertionError(f"Tab never reached {css}; it went {[s['name'] for s in stops]}")
+
+    def press(self, key: str) -> None:
+        """Press one key (``Keys.ENTER``, ``Keys.SPACE``) on whatever has the focus."""
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        ActionChains(self.driver).send_keys(key).perform()
+
+    def type_here(self, text: str) -> None:
+        """Type into the focused field, as a person at the keyboard does."""
+        self.press(text)
 
     def page_is_narrow_enough(self) -> bool:
         """Nothing sticks out sideways at the current width (360 px must work)."""
-        width = self.driver.execute_script("return document.documentElement.scrollWidth")
-        inner = self.driver.execute_script("return window.innerWidth")
-        return bool(width <= inner + 1)
+        # the page's own width, without a scroll bar (``innerWidth`` counts the bar, so a page
+        # that ran under it passed)
+        width, room = self.driver.execute_script(
+            "var d = document.documentElement; return [d.scrollWidth, d.clientWidth]"
+        )
+        return bool(width <= room)
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
-"""The listener as deployed behind nginx (``deploy/nginx/skolsynk.conf``, Debian's nginx): only
-Graph's and the load balancer's paths are public, ``/metrics`` only on its own address, and slow
-clients do not delay valid notifications."""
+"""The listener and the admin app as deployed behind nginx (``deploy/nginx/skolsynk.conf``,
+Debian's nginx): only Graph's and the load balancer's paths of the listener are public,
+``/metrics`` only on its own address, slow clients do not delay valid notifications, and the
+admin app is served over HTTPS on its own host, knowing it is."""
 
 from __future__ import annotations
 
 import functools
+import http.client
+import re
 import shutil
 import socket
 import ssl
@@ -12,8 +15,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
@@ -23,6 +28,7 @@ from common.config import Secret
 from common.state.subscriptions import SubscriptionStore
 from sandbox.graph.ca import CA_FILE, ensure_trust
 from tests.conftest import ROOT
+from tests.fixtures.engine import environment
 from tests.fixtures.processes import ServiceProcess, free_port
 from tests.listener.conftest import PUBLIC_URL, SECRET_KEY, Registered, register
 from tests.listener.graph_payloads import change, collection
@@ -33,6 +39,7 @@ SITE = ROOT / "deploy" / "nginx" / "skolsynk.conf"
 SLOW_CLIENTS = 20
 VALID_NOTIFICATIONS = 20
 DEADLINE_SECONDS = 1.0
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -50,19 +57,37 @@ class Deployed:
         return session
 
 
-def nginx_config(workdir: Path, *, public: int, metrics: int, upstream: int) -> Path:
+@dataclass(frozen=True)
+class Ports:
+    """Where this test's nginx listens and where it finds the apps."""
+
+    public: int = field(default_factory=free_port)
+    plain: int = field(default_factory=free_port)
+    metrics: int = field(default_factory=free_port)
+    listener: int = field(default_factory=free_port)
+    admin: int = field(default_factory=free_port)
+
+
+def nginx_config(workdir: Path, ports: Ports) -> Path:
     """The shipped site file, pointed at this test's ports and certificate, in a main config
     that keeps nginx's files in ``workdir`` (no root needed)."""
     trust = ensure_trust(workdir / "tls", "127.0.0.1")
+    site = SITE.read_text()
+    for default in ("", " default_server"):
+        site = site.replace(f"listen 443 ssl{default};", f"listen 127.0.0.1:{ports.public} ssl;")
+        site = site.replace(f"listen [::]:443 ssl{default};", "")
     site = (
-        SITE.read_text()
-        .replace("listen 443 ssl;", f"listen 127.0.0.1:{public} ssl;")
-        .replace("listen [::]:443 ssl;", "")
-        .replace("127.0.0.1:8000", f"127.0.0.1:{upstream}")
-        .replace("127.0.0.1:9464", f"127.0.0.1:{metrics}")
-        .replace("/etc/skolsynk/tls/fullchain.pem", str(trust.server_cert_path))
-        .replace("/etc/skolsynk/tls/privkey.pem", str(trust.server_key_path))
+        site.replace("listen 80;", f"listen 127.0.0.1:{ports.plain};")
+        .replace("listen [::]:80;", "")
+        .replace("127.0.0.1:8000", f"127.0.0.1:{ports.listener}")
+        .replace("127.0.0.1:8100", f"127.0.0.1:{ports.admin}")
+        .replace("127.0.0.1:9464", f"127.0.0.1:{ports.metrics}")
     )
+    for prefix in ("", "admin-"):
+        site = site.replace(
+            f"/etc/skolsynk/tls/{prefix}fullchain.pem", str(trust.server_cert_path)
+        ).replace(f"/etc/skolsynk/tls/{prefix}privkey.pem", str(trust.server_key_path))
+    assert ":443" not in site and "/etc/skolsynk" not in site, "a line the test did not adapt"
     (workdir / "site.conf").write_text(site)
     temp = "\n".join(
         f"    {name}_temp_path {workdir / name};"
@@ -84,12 +109,24 @@ http {{
     return main
 
 
-@pytest.fixture
-def deployed(redis_url: str, tmp_path: Path) -> Iterator[Deployed]:
+def start_nginx(workdir: Path, ports: Ports) -> ServiceProcess:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         pytest.fail("nginx is not installed (Debian: apt-get install nginx)")
-    upstream, public, metrics = free_port(), free_port(), free_port()
+    conf = nginx_config(workdir, ports)
+    return ServiceProcess(
+        [
+            *(nginx, "-e", str(workdir / "error.log"), "-p", str(workdir)),
+            *("-c", str(conf), "-g", "daemon off;"),
+        ],
+        log_path=workdir / "nginx.out",
+    ).start()
+
+
+@pytest.fixture
+def deployed(redis_url: str, tmp_path: Path) -> Iterator[Deployed]:
+    ports = Ports()
+    upstream, public, metrics = ports.listener, ports.public, ports.metrics
     client = redis.Redis.from_url(redis_url)
     subs = register(SubscriptionStore(client, Secret(SECRET_KEY)))
     client.close()
@@ -110,14 +147,7 @@ def deployed(redis_url: str, tmp_path: Path) -> Iterator[Deployed]:
         },
         cwd=ROOT,
     ).start()
-    conf = nginx_config(tmp_path, public=public, metrics=metrics, upstream=upstream)
-    proxy = ServiceProcess(
-        [
-            *(nginx, "-e", str(tmp_path / "error.log"), "-p", str(tmp_path)),
-            *("-c", str(conf), "-g", "daemon off;"),
-        ],
-        log_path=tmp_path / "nginx.out",
-    ).start()
+    proxy = start_nginx(tmp_path, ports)
     ca = tmp_path / "tls" / CA_FILE
     deployed = Deployed(f"https://127.0.0.1:{public}", f"http://127.0.0.1:{metrics}", ca, subs)
     try:
@@ -202,3 +232,136 @@ def test_20_slow_clients_do_not_delay_valid_notifications_beyond_a_second(
         stop.set()
         for thread in slow:
             thread.join()
+
+
+# --- the admin web app behind the same nginx --------------------------------------------------
+
+ADMIN_HOST = "admin.skolsynk.example"
+
+
+@dataclass(frozen=True)
+class DeployedAdmin:
+    ports: Ports
+    ca: Path
+
+    @property
+    def origin(self) -> str:
+        """The admin app's public origin, as a browser writes it."""
+        return f"https://{ADMIN_HOST}:{self.ports.public}"
+
+    def session(self) -> requests.Session:
+        """Speaks to nginx on loopback, naming the admin app's host (no DNS needed)."""
+        session = requests.Session()
+        session.trust_env = False
+        session.headers["Host"] = f"{ADMIN_HOST}:{self.ports.public}"
+        session.request = functools.partial(session.request, verify=str(self.ca))  # type: ignore[method-assign]
+        return session
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.ports.public}{path}"
+
+
+@pytest.fixture
+def deployed_admin(graph_sandbox: Any, redis_url: str, tmp_path: Path) -> Iterator[DeployedAdmin]:
+    ports = Ports()
+    deployed = DeployedAdmin(ports, tmp_path / "tls" / CA_FILE)
+    admin = ServiceProcess(
+        [
+            *(sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"),
+            *("--bind", f"127.0.0.1:{ports.admin}", "admin.app:create_app()"),
+        ],
+        log_path=tmp_path / "admin.log",
+        env={
+            **environment(graph_sandbox.info, redis_url),
+            "SKOLSYNK_ADMIN_URL": deployed.origin,
+            "WEB_CONCURRENCY": "2",
+        },
+        cwd=ROOT,
+    ).start()
+    proxy = start_nginx(tmp_path, ports)
+    try:
+        admin.wait_ready(
+            lambda: requests.get(f"http://127.0.0.1:{ports.admin}/", timeout=1).ok, timeout=60
+        )
+        proxy.wait_ready(lambda: deployed.session().get(deployed.url("/"), timeout=1).ok)
+        yield deployed
+    finally:
+        proxy.stop()
+        admin.stop()
+    log = admin.log_path.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+
+
+def _direct_get(port: str | int, path: str, *, source: str, headers: dict[str, str]) -> Any:
+    """A GET straight to gunicorn from ``source`` (another loopback address than nginx's)."""
+    connection = http.client.HTTPConnection("127.0.0.1", int(port), source_address=(source, 0))
+    try:
+        connection.request("GET", path, headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        return answer
+    finally:
+        connection.close()
+
+
+def test_the_admin_app_is_served_over_https_through_the_shipped_nginx(
+    deployed_admin: DeployedAdmin,
+) -> None:
+    browser = deployed_admin.session()
+    first = browser.get(deployed_admin.url("/"), timeout=10)
+    assert first.status_code == 200
+    assert "Logga in med Microsoft" in first.text
+    assert first.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert first.headers["X-Frame-Options"] == "DENY"
+    session_cookie = next(c for c in browser.cookies if c.name == "skolsynk_admin")
+    assert session_cookie.secure
+
+    # the app learns from nginx that the request came over HTTPS: the CSRF check compares the
+    # Referer with the https origin (a form posted from elsewhere is refused), the sign-in
+    # sends Microsoft back to an https address of the public host, cookies are Secure
+    token = CSRF_FIELD.search(first.text)
+    assert token is not None
+    foreign = browser.post(
+        deployed_admin.url("/login"),
+        data={"csrf_token": token.group(1)},
+        headers={"Referer": "https://elsewhere.example/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert foreign.status_code == 400
+    assert "inget sparades" in foreign.text
+    signin = browser.post(
+        deployed_admin.url("/login"),
+        data={"csrf_token": token.group(1)},
+        headers={"Referer": deployed_admin.origin + "/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert signin.status_code in (302, 303), signin.text[:300]
+    asked = parse_qs(urlsplit(signin.headers["Location"]).query)
+    assert asked["redirect_uri"] == [deployed_admin.origin + "/auth/callback"]
+    language = browser.get(deployed_admin.url("/lang/en?next=/"), allow_redirects=False, timeout=10)
+    assert "secure" in language.headers["Set-Cookie"].lower()
+    assert language.headers["Location"] == "/"
+
+    # plain http is sent to https; other hosts reach the listener's block, not the admin app
+    plain = requests.get(
+        f"http://127.0.0.1:{deployed_admin.ports.plain}/skola/x/",
+        headers={"Host": ADMIN_HOST},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == f"https://{ADMIN_HOST}/skola/x/"
+    other = requests.get(deployed_admin.url("/"), verify=str(deployed_admin.ca), timeout=10)
+    assert other.status_code == 404
+
+    # X-Forwarded-Proto is believed from the proxy only: sent by anyone else, it is ignored
+    forged = _direct_get(
+        deployed_admin.ports.admin,
+        "/lang/en?next=/",
+        source="127.0.0.2",
+        headers={"X-Forwarded-Proto": "https", "Host": ADMIN_HOST},
+    )
+    assert forged.status == 303
+    assert "secure" not in (forged.getheader("Set-Cookie") or "").lower()
