@@ -9,7 +9,9 @@ a disabled or removed tenant is dropped with a log line.
 Failure policy: a failed read raises before anything is planned, so nothing is written from a
 partial view; the failure is stored as the tenant's last run with a sentence saying why. A busy
 lease raises ``AlreadyRunning``, a disabled tenant ``TenantDisabled``, before anything is read.
-Errors are the ones of ``common.errors``; nothing here catches ``requests`` or ``redis`` errors.
+A ``TransientError`` or ``AuthError`` that stops the writes part-way goes on once the record
+step has recorded every write made before it. Errors are the ones of ``common.errors``; nothing
+here catches ``requests`` or ``redis`` errors.
 
 Every entry of a run lives here (preview, reconcile, the two object runs, approvals), each
 read -> plan -> guard -> apply -> record in a few lines: the read

@@ -116,27 +116,46 @@ def decide(plan: Plan, facts: GuardFacts) -> Decision:
             mass_change=mass_change,
         )
     if mass_change:
-        return Decision(
-            _without(plan, removals),
-            held=tuple(removals),
-            held_why="mass-change guard",
-            outcome="held",
-            message=f"{len(removals)} deactivations and deletions are held for approval "
+        return _holding(
+            plan,
+            removals,
+            "mass-change guard",
+            f"{len(removals)} deactivations and deletions are held for approval "
             f"(more than the tenant's threshold).",
             mass_change=True,
         )
     duplicates = [] if facts.approved else [a for a in removals if a.kind in ALWAYS_HELD_KINDS]
     if duplicates:
-        return Decision(
-            _without(plan, duplicates),
-            held=tuple(duplicates),
-            held_why="duplicate",
-            outcome="held",
-            message=f"{len(duplicates)} duplicate portal objects are held for approval "
+        return _holding(
+            plan,
+            duplicates,
+            "duplicate",
+            f"{len(duplicates)} duplicate portal objects are held for approval "
             f"(they may carry licences).",
             removals=len(removals) - len(duplicates),
         )
     return Decision(plan.actions, removals=len(removals))
+
+
+def _holding(
+    plan: Plan,
+    held: list[Action],
+    why: str,
+    message: str,
+    *,
+    mass_change: bool = False,
+    removals: int = 0,
+) -> Decision:
+    """The decision that writes the plan but ``held``, held for a person's approval."""
+    return Decision(
+        _without(plan, held),
+        held=tuple(held),
+        held_why=why,
+        outcome="held",
+        message=message,
+        mass_change=mass_change,
+        removals=removals,
+    )
 
 
 def _without(plan: Plan, aside: list[Action]) -> tuple[Action, ...]:
