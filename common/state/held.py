@@ -1,4 +1,4 @@
-"""Held actions in Redis: removals the mass-change guard (``common.sync.safety``) held, waiting
+"""Held actions in Redis: removals the guards (``common.sync.guard``) held, waiting
 per tenant until a person approves or rejects them. The listener's metrics read them here.
 
 Failure policy: Redis failures raise ``QueueUnavailable``.

@@ -50,18 +50,38 @@ class Links:
             found.update((k, _text(v)) for k, v in zip(part, values, strict=True) if v)
         return found
 
-    def record(self, tenant_id: str, kind: str, entra_id: str, portal_id: str) -> None:
-        """The sync linked ``portal_id`` to the Microsoft object (it created or adopted it)."""
-        with redis_errors():
-            self.redis.hset(self._key(tenant_id), link_key(kind, entra_id), portal_id)
+    def update(self, tenant_id: str, changes: Iterable[tuple[str, str, str, bool]]) -> None:
+        """A run's link changes, in the order its writes ended, in two round trips at most.
 
-    def forget(self, tenant_id: str, kind: str, entra_id: str, portal_id: str) -> None:
-        """The portal object is deleted: its link goes, unless another object holds it now."""
-        key = link_key(kind, entra_id)
+        Each change is (kind, Entra id, portal id, linked): linked, the sync created or adopted
+        the portal object; not linked, it deleted it, and the link goes unless another object
+        holds it now."""
+        changes = list(changes)
+        key = self._key(tenant_id)
+        doubtful = list(dict.fromkeys(link_key(k, e) for k, e, _, linked in changes if not linked))
         with redis_errors():
-            current = self.redis.hget(self._key(tenant_id), key)
-            if current is not None and _text(current) == portal_id:
-                self.redis.hdel(self._key(tenant_id), key)
+            values = self.redis.hmget(key, doubtful) if doubtful else []
+        now = {f: _text(v) for f, v in zip(doubtful, values, strict=True) if v is not None}
+        written: dict[str, str] = {}
+        gone: set[str] = set()
+        for kind, entra_id, portal_id, linked in changes:
+            field = link_key(kind, entra_id)
+            if linked:
+                now[field] = written[field] = portal_id
+                gone.discard(field)
+            elif now.get(field) == portal_id:
+                del now[field]
+                written.pop(field, None)
+                gone.add(field)
+        if not written and not gone:
+            return
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            if written:
+                pipe.hset(key, mapping=written)
+            if gone:
+                pipe.hdel(key, *sorted(gone))
+            pipe.execute()
 
     def drop(self, tenant_id: str) -> None:
         """Forget every link of the tenant (it is removed)."""

@@ -1,6 +1,7 @@
 """The objects a real-time run or an approval has in hand: their portal accounts (linked, or
 holding their e-mail), and the Microsoft state of every other object such an account is linked
-to, so that the planner sees what a full read would show it about them.
+to, so that the planner sees what a full read would show it about them; for an approval, both
+sides of the objects its held actions name (``held``).
 
 Failure policy: Graph and portal errors propagate (``common.errors``); nothing is caught here.
 """
@@ -13,9 +14,21 @@ from typing import TypeVar
 
 from common.graph import source
 from common.graph.client import GraphClient
-from common.model import MicrosoftState, PortalGroup, PortalState, PortalUser, Scope, link_key
+from common.model import (
+    Action,
+    ActionKind,
+    MicrosoftState,
+    PortalGroup,
+    PortalState,
+    PortalUser,
+    Scope,
+    link_key,
+)
 from common.portal.protocol import Portal
+from common.state.registry import Tenant
 from common.sync.services import Services
+
+_GROUP_REMOVALS = (ActionKind.DELETE_GROUP, ActionKind.DELETE_DUPLICATE_GROUP)
 
 
 def accounts(
@@ -105,3 +118,26 @@ def with_links(
         keys += [link_key("group", g.external_id) for g in state.groups if g.external_id]
         links = services.links.some(tenant_id, keys) if keys else {}
     return replace(state, links=links)
+
+
+def held(
+    services: Services, tenant: Tenant, actions: Iterable[Action]
+) -> tuple[MicrosoftState, PortalState]:
+    """Both sides of the objects held actions name, read again (an approval checks that each is
+    still gone before it removes it)."""
+    graph = services.graph(tenant.id)
+    portal = services.portal(tenant)
+    actions = list(actions)
+    user_ids = [a.object_id for a in actions if a.kind not in _GROUP_REMOVALS]
+    class_ids = [a.object_id for a in actions if a.kind in _GROUP_REMOVALS]
+    microsoft = MicrosoftState(
+        users={}, classes={}, scope_user_ids=frozenset(), scope_class_ids=frozenset()
+    )
+    for uid in user_ids:
+        microsoft = merge(microsoft, source.read_user(graph, tenant.scope, uid))
+    for cid in class_ids:
+        microsoft = merge(microsoft, source.read_class(graph, tenant.scope, cid))
+    users = portal.find_users(external_ids=user_ids) if user_ids else []
+    groups = unique(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
+    state = with_links(services, tenant.id, PortalState(users=tuple(users), groups=tuple(groups)))
+    return microsoft, state

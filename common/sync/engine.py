@@ -1,5 +1,6 @@
-"""The sync engine: read both sides, plan, guard, apply. One code path for a whole tenant (the
-full reconcile and its preview) and for one object (the real-time jobs and approvals).
+"""The sync engine: read both sides, plan, guard, apply, record. One code path for a whole
+tenant (the full reconcile and its preview) and for one object (the real-time jobs and
+approvals).
 
 A full reconcile (and an approval) holds the tenant's reconcile lease (``common.state.leases``),
 so only one runs per tenant at a time; a disabled tenant gets no writes, and a real-time job for
@@ -8,12 +9,16 @@ a disabled or removed tenant is dropped with a log line.
 Failure policy: a failed read raises before anything is planned, so nothing is written from a
 partial view; the failure is stored as the tenant's last run with a sentence saying why. A busy
 lease raises ``AlreadyRunning``, a disabled tenant ``TenantDisabled``, before anything is read.
-Errors are the ones of ``common.errors``; nothing here catches ``requests`` or ``redis`` errors.
+A ``TransientError`` or ``AuthError`` that stops the writes part-way goes on once the record
+step has recorded every write made before it. Errors are the ones of ``common.errors``; nothing
+here catches ``requests`` or ``redis`` errors.
 
-Long because every entry of a run lives here (preview, reconcile, the two object runs,
-approvals) with the few steps they share, so that one reads how each goes read -> plan -> guard
--> apply -> record; what stands alone is elsewhere: the objects a run has in hand (``at_hand``),
-class re-checks (``class_rechecks``), tenant rules (``tenants``), the guards (``safety``).
+Every entry of a run lives here (preview, reconcile, the two object runs, approvals), each
+read -> plan -> guard -> apply -> record in a few lines: the read
+(``common.graph.source``, the portal, ``at_hand``), the plan (``planner.make_plan``), the guard
+(``SafetyState.facts``, then ``guard.decide``), the apply (``applier.Applier``, writes only) and
+the record (``record``: audit log, held actions, links, report, run record). What stands alone
+is elsewhere: class re-checks (``class_rechecks``), tenant rules (``tenants``).
 """
 
 from __future__ import annotations
@@ -25,23 +30,15 @@ from dataclasses import dataclass, replace
 from common.errors import SkolsynkError
 from common.graph import source
 from common.graph.client import GraphClient
-from common.model import (
-    REMOVAL_KINDS,
-    Action,
-    ActionKind,
-    MicrosoftState,
-    Plan,
-    PortalState,
-)
+from common.model import REMOVAL_KINDS, MicrosoftState, Plan, PortalState
 from common.state.held import HeldAction
 from common.state.leases import reconcile_lease
 from common.state.registry import Tenant
 from common.state.runs import RunReport, new_run_id, now_iso
-from common.state.telemetry import graph_statuses
-from common.sync import at_hand, class_rechecks
-from common.sync.applier import Applier, Progress, RunContext
+from common.sync import at_hand, class_rechecks, record
+from common.sync.applier import Applier, Progress
+from common.sync.guard import Decision, GuardFacts, decide
 from common.sync.planner import make_plan
-from common.sync.safety import foreign_portal_problem, managed_in
 from common.sync.services import Services
 from common.sync.tenants import refuse_disabled, writable_tenant
 
@@ -54,18 +51,30 @@ class Preview:
     plan: Plan
     microsoft: MicrosoftState
     portal: PortalState
-    #: why removals would be skipped (source-health gate), if they would
-    gate: str | None
-    #: whether removals would be held (mass-change guard)
-    would_hold: bool
+    #: what the guards know and what they decided
+    facts: GuardFacts
+    decision: Decision
     #: Graph requests the read took, as Graph's throttling counts them
     graph_requests: int = 0
     #: the Graph client that read (its counters feed the metrics)
     graph: GraphClient | None = None
     #: what this portal cannot hold ("this portal has no attribute for grade; it is not sent")
     notes: tuple[str, ...] = ()
-    #: why the whole plan would be held (a portal holding someone else's objects), if it would
-    foreign: str | None = None
+
+    @property
+    def gate(self) -> str | None:
+        """Why removals would be skipped (source-health gate), if they would."""
+        return self.facts.gate
+
+    @property
+    def would_hold(self) -> bool:
+        """Whether removals would be held (mass-change guard)."""
+        return self.decision.mass_change
+
+    @property
+    def foreign(self) -> str | None:
+        """Why the whole plan would be held (a portal holding someone else's objects), if so."""
+        return self.facts.foreign
 
 
 #: reading progress: a sentence (the applier reports its own progress)
@@ -79,8 +88,8 @@ def _noop(_: str) -> None:
 def preview(
     services: Services, tenant_id: str, *, status: Status = _noop, environment: str | None = None
 ) -> Preview:
-    """Read both sides of a tenant and plan, writing nothing; ``environment`` plans against
-    that portal environment instead of the tenant's current one (before switching to it)."""
+    """Read both sides of a tenant, plan and guard, writing nothing; ``environment`` plans
+    against that portal environment instead of the tenant's current one (before switching)."""
     tenant = services.registry.get(tenant_id)
     if environment is not None and environment != tenant.environment:
         tenant = replace(tenant, environment=environment)  # type: ignore[arg-type]
@@ -100,22 +109,16 @@ def preview(
         everything=True,
     )
     plan = make_plan(microsoft, state)
-    gate = services.safety.health_problem(tenant.id, microsoft, state, tenant.thresholds)
-    managed = services.safety.managed_objects(tenant.id, seen=managed_in(state))
-    would_hold = services.safety.must_hold(
-        tenant.id, len(plan.removals), managed, tenant.thresholds
-    )
-    foreign = foreign_portal_problem(tenant.name, plan, microsoft, state)
+    facts = services.safety.facts(tenant, plan, state, whole_read=microsoft)
     return Preview(
         tenant,
         plan,
         microsoft,
         state,
-        gate,
-        would_hold,
+        facts,
+        decide(plan, facts),
         graph.graph_requests,
         graph,
-        foreign=foreign,
         notes=(*portal.mapping().notes, *portal.capabilities().notes),
     )
 
@@ -157,16 +160,12 @@ def _reconcile(
     started = time.monotonic()
     view: Preview | None = None
     try:
-        view = preview(services, tenant.id, status=status)
-        _fill_counts(report, view)
+        view = preview(services, tenant.id, status=status)  # read -> plan -> guard
+        _read_counts(report, view)
         if dry_run:
             report.outcome = "preview"
-        elif view.foreign:
-            report.outcome = "held"
-            report.message = (
-                f"Held whole, nothing was written: {view.foreign}. Check the portal URL with "
-                f"`skolsynk tenant show {tenant.id}`."
-            )
+        elif view.decision.held_whole:
+            report.outcome, report.message = view.decision.outcome, view.decision.message
         elif not services.registry.get(tenant.id).enabled:
             # disabled while this run read: the writes it planned are not made
             report.outcome = "skipped"
@@ -175,39 +174,18 @@ def _reconcile(
             )
         else:
             status(f"Applying {len(view.plan.actions)} changes")
-            writer = services.portal(tenant)
-            applier = Applier(
-                writer,
-                audit=services.audit,
-                safety=services.safety,
-                progress=progress,
-                links=services.links,
+            _apply_and_record(
+                services, tenant, report, view.portal, view.decision, progress=progress
             )
-            applier.apply(
-                view.plan,
-                view.portal,
-                report,
-                RunContext(tenant.id, report.run_id, why),
-                gate=view.gate,
-                hold_removals=view.would_hold,
-            )
-            _note_refusals(services, report, writer.refusals)
-            if view.gate is None:
-                services.safety.remember_good(tenant.id, view.microsoft, managed_in(view.portal))
+            record.healthy_read(services, report, view.microsoft, view.facts)
     except SkolsynkError as exc:
         report.outcome = "failed"
         report.message = str(exc)
         raise
     finally:
-        report.finished_at = now_iso()
-        report.seconds = round(time.monotonic() - started, 3)
+        record.finished(report, started)
         if not dry_run:
-            services.runs.save(report)
-            services.telemetry.record_run(
-                report,
-                kind="reconcile",
-                graph_statuses=graph_statuses(view.graph) if view and view.graph else None,
-            )
+            record.run(services, report, kind="reconcile", graph=view.graph if view else None)
     return report
 
 
@@ -308,40 +286,25 @@ def approve_held(
 def _approve(
     services: Services, tenant: Tenant, keys: list[str] | None
 ) -> tuple[list[HeldAction], RunReport]:
+    started = time.monotonic()
     taken = services.safety.take(tenant.id, keys)
     report = RunReport(new_run_id(), tenant.id, "approval", now_iso())
-    graph = services.graph(tenant.id)
-    portal = services.portal(tenant)
-    group_kinds = (ActionKind.DELETE_GROUP, ActionKind.DELETE_DUPLICATE_GROUP)
-    user_ids = [h.action.object_id for h in taken if h.action.kind not in group_kinds]
-    class_ids = [h.action.object_id for h in taken if h.action.kind in group_kinds]
-    microsoft = MicrosoftState(
-        users={}, classes={}, scope_user_ids=frozenset(), scope_class_ids=frozenset()
-    )
-    for uid in user_ids:
-        microsoft = at_hand.merge(microsoft, source.read_user(graph, tenant.scope, uid))
-    for cid in class_ids:
-        microsoft = at_hand.merge(microsoft, source.read_class(graph, tenant.scope, cid))
-    users = portal.find_users(external_ids=user_ids) if user_ids else []
-    groups = at_hand.unique(g for cid in dict.fromkeys(class_ids) for g in portal.find_groups(cid))
-    state = at_hand.with_links(
-        services, tenant.id, PortalState(users=tuple(users), groups=tuple(groups))
-    )
-    plan = make_plan(microsoft, state)
-    # only the approved removals (and what undoes them, if the object came back) are applied
+    microsoft, state = at_hand.held(services, tenant, [h.action for h in taken])
+    plan = _only_approved(make_plan(microsoft, state), taken)
+    decision = decide(plan, GuardFacts(tenant.thresholds, tenant_id=tenant.id, approved=True))
+    _apply_and_record(services, tenant, report, state, decision)
+    record.finished(report, started)
+    record.verdicts(services, tenant.id, taken, "approved", run_id=report.run_id)
+    return taken, report
+
+
+def _only_approved(plan: Plan, taken: list[HeldAction]) -> Plan:
+    """The approved removals of ``plan`` and what undoes them, if the object came back."""
     approved = {h.action.key for h in taken}
-    plan = replace(
+    return replace(
         plan,
         actions=tuple(a for a in plan.actions if a.kind not in REMOVAL_KINDS or a.key in approved),
     )
-    _run_applier(services, tenant, plan, state, report, approved=True)
-    services.audit.record_many(
-        tenant.id,
-        [(h.action, "approved", "", h.action.portal_id) for h in taken],
-        why="approval",
-        run_id=report.run_id,
-    )
-    return taken, report
 
 
 def reject_held(
@@ -350,12 +313,7 @@ def reject_held(
     """Drop held removals; a later run that finds the same difference holds them again."""
     tenant = services.registry.get(tenant_id)
     taken = services.safety.take(tenant.id, keys)
-    services.audit.record_many(
-        tenant.id,
-        [(h.action, "rejected", "", h.action.portal_id) for h in taken],
-        why="approval",
-        run_id=new_run_id(),
-    )
+    record.verdicts(services, tenant.id, taken, "rejected", run_id=new_run_id())
     return taken
 
 
@@ -374,70 +332,41 @@ def _apply_small(
     started = time.monotonic()
     report = RunReport(new_run_id(), tenant.id, why, now_iso())
     plan = make_plan(microsoft, state)
-    _fill_counts(report, None, plan=plan)
-    hold = services.safety.must_hold(
-        tenant.id,
-        len(plan.removals),
-        services.safety.managed_objects(tenant.id, seen=managed_in(state)),
-        tenant.thresholds,
-    )
-    _run_applier(services, tenant, plan, state, report, hold=hold)
-    report.seconds = round(time.monotonic() - started, 3)
+    record.planned(report, plan)
+    decision = decide(plan, services.safety.facts(tenant, plan, state))
+    _apply_and_record(services, tenant, report, state, decision)
+    record.finished(report, started)
     report.graph_requests = graph.graph_requests
-    if plan.actions:
-        services.runs.save(report, kind="live")
-    services.telemetry.record_run(report, kind="live", graph_statuses=graph_statuses(graph))
+    record.run(services, report, kind="live", graph=graph, keep=bool(plan.actions))
     return report
 
 
-def _run_applier(
+def _apply_and_record(
     services: Services,
     tenant: Tenant,
-    plan: Plan,
-    state: PortalState,
     report: RunReport,
+    state: PortalState,
+    decision: Decision,
     *,
-    hold: bool = False,
-    approved: bool = False,
+    progress: Progress | None = None,
 ) -> None:
+    """Apply what the guards let through, then record it: also when the writes stop part-way,
+    so that the audit log holds every write made before the error goes on."""
+    # the removals let through count in the window before they are made, so that a run
+    # deciding meanwhile counts them (the mass-change guard across concurrent runs)
+    services.safety.note_removals(tenant.id, decision.removals, report.run_id)
     writer = services.portal(tenant)
-    applier = Applier(writer, audit=services.audit, safety=services.safety, links=services.links)
-    applier.apply(
-        plan,
-        state,
-        report,
-        RunContext(tenant.id, report.run_id, report.why),
-        gate=None,
-        hold_removals=hold,
-        approved=approved,
-    )
-    _note_refusals(services, report, writer.refusals)
-    report.finished_at = now_iso()
+    applier = Applier(writer, state, progress=progress)
+    try:
+        applier.apply(decision.apply)
+    finally:
+        record.writes(services, report, decision, applier.outcomes, writer.refusals)
 
 
-def _note_refusals(services: Services, report: RunReport, refusals: list[str]) -> None:
-    """Attributes the portal refused in this run: once each in the report and the audit log."""
-    for sentence in dict.fromkeys(refusals):
-        report.notes.append(sentence)
-        services.audit.record(
-            report.tenant_id,
-            Action(ActionKind.UPDATE_USER, "portal", "attribute refused", sentence),
-            outcome="refused",
-            why=report.why,
-            run_id=report.run_id,
-            detail=sentence,
-        )
-
-
-def _fill_counts(report: RunReport, view: Preview | None, *, plan: Plan | None = None) -> None:
-    plan = plan or (view.plan if view else None)
-    assert plan is not None
-    report.planned = {k: n for k, n in plan.counts().items() if n}
-    if view is not None:
-        report.graph_requests = view.graph_requests
-    report.collisions = len(plan.collisions)
-    report.duplicates = sum(len(d.duplicate_ids) for d in plan.duplicates)
-    if view is not None:
-        report.microsoft_users = len(view.microsoft.users)
-        report.microsoft_classes = len(view.microsoft.classes)
-        report.notes = list(view.notes)
+def _read_counts(report: RunReport, view: Preview) -> None:
+    """What a whole-tenant read found and planned, in the report."""
+    record.planned(report, view.plan)
+    report.graph_requests = view.graph_requests
+    report.microsoft_users = len(view.microsoft.users)
+    report.microsoft_classes = len(view.microsoft.classes)
+    report.notes = list(view.notes)

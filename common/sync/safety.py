@@ -1,15 +1,15 @@
-"""The safety guards of a run: the source-health gate, the mass-change guard, held actions.
+"""The guard state of a run in Redis, and the facts the guard step (``common.sync.guard``)
+decides on: the source-health gate, the size of the tenant and its recent removals, held
+actions.
 
 - Source-health gate: a run whose Microsoft listing was incomplete, empty while the portal has
   managed users, or much smaller than the last good one makes no deactivations or deletions.
-- Mass-change guard: deactivations and deletions above a tenant's thresholds (more than
-  ``max_removals`` and more than ``max_removal_share`` of its managed objects, counted over a
-  rolling window so that many small real-time jobs add up like one big run) are held.
+- Mass-change guard: removals count over a rolling window (``note_removals``), so that many
+  small real-time jobs add up like one big run; the managed count of the last full reconcile is
+  kept (``remember_good``) as the size real-time runs measure against.
 - Held actions wait per tenant until a person approves or rejects them.
-- Someone else's portal: a whole-tenant plan that would remove most of the portal's managed
-  objects while creating most of Microsoft 365 anew (a portal organisation holding another
-  tenant's people, or a wrong tenant id) is held whole, whatever the thresholds say.
-- One rule for the tenant's size the guard measures against (``managed_objects``).
+
+The rules themselves are ``common.sync.guard``'s; this module only reads and writes state.
 
 Failure policy: Redis failures raise ``QueueUnavailable``.
 """
@@ -22,53 +22,14 @@ from typing import Any
 
 import redis
 
-from common.model import (
-    Action,
-    ActionKind,
-    MicrosoftState,
-    Plan,
-    PortalState,
-    Thresholds,
-)
+from common.model import Action, MicrosoftState, Plan, PortalState, Thresholds
 from common.state.held import HeldAction, HeldActions
+from common.state.registry import Tenant
 from common.state.store import KEY_PREFIX, redis_errors
+from common.sync.guard import GuardFacts, foreign_portal_problem, managed_in
 
 #: removals by real-time jobs and reconciles within this window count together
 REMOVAL_WINDOW_SECONDS = 15 * 60
-#: a plan removing more than this share of the portal's managed objects while creating more
-#: than this share of Microsoft 365 anew looks like a portal that holds another tenant's objects
-FOREIGN_PORTAL_SHARE = 0.5
-#: ...once it would remove at least this many (one stray test object is no pattern)
-FOREIGN_PORTAL_MIN_REMOVALS = 2
-_CREATES = (ActionKind.CREATE_USER, ActionKind.CREATE_GROUP)
-
-
-def managed_in(portal: PortalState) -> int:
-    """Managed objects (users and groups with an ``externalId``) in what a run read."""
-    return sum(1 for u in portal.users if u.managed) + sum(1 for g in portal.groups if g.managed)
-
-
-def foreign_portal_problem(
-    tenant_name: str, plan: Plan, microsoft: MicrosoftState, portal: PortalState
-) -> str | None:
-    """Why a whole-tenant plan must be held whole as aimed at someone else's portal, or
-    ``None``. Counted on the plan, not on thresholds, so small tenants are protected too."""
-    managed = managed_in(portal)
-    removals = len(plan.removals)
-    creates = sum(1 for a in plan.actions if a.kind in _CREATES)
-    in_microsoft = len(microsoft.users) + len(microsoft.classes)
-    if (
-        removals < FOREIGN_PORTAL_MIN_REMOVALS
-        or removals <= FOREIGN_PORTAL_SHARE * managed
-        or creates <= FOREIGN_PORTAL_SHARE * in_microsoft
-    ):
-        return None
-    return (
-        f"the plan would remove {removals} of the {managed} objects the portal holds for the "
-        f"sync and create {creates} of the {in_microsoft} objects of {tenant_name}'s "
-        "Microsoft 365 anew: the portal organisation most likely belongs to another tenant "
-        "(or was registered under the wrong tenant id)"
-    )
 
 
 def _removals_key(tenant_id: str) -> str:
@@ -125,26 +86,33 @@ class SafetyState:
             pipe.set(_managed_count_key(tenant_id), managed)
             pipe.execute()
 
-    def managed_objects(self, tenant_id: str, *, seen: int = 0) -> int:
-        """The size the mass-change guard measures a tenant's removals against: its managed
-        portal objects, the larger of the count at the last full reconcile and the ``seen``
-        count of this run (a real-time run sees a few objects, a full one all of them)."""
+    def facts(
+        self,
+        tenant: Tenant,
+        plan: Plan,
+        portal: PortalState,
+        *,
+        whole_read: MicrosoftState | None = None,
+    ) -> GuardFacts:
+        """What the guard step needs besides the plan; with ``whole_read`` (a whole-tenant
+        read), also the source-health gate and whether the portal looks like someone else's."""
+        gate = foreign = None
+        if whole_read is not None:
+            gate = self.health_problem(tenant.id, whole_read, portal, tenant.thresholds)
+            foreign = foreign_portal_problem(tenant.name, plan, whole_read, portal)
         with redis_errors():
-            raw = self.redis.get(_managed_count_key(tenant_id))
-        return max(int(raw) if raw else 0, seen)
+            raw = self.redis.get(_managed_count_key(tenant.id))
+        return GuardFacts(
+            tenant.thresholds,
+            managed_at_last_reconcile=int(raw) if raw else 0,
+            managed_seen=managed_in(portal),
+            recent_removals=self.recent_removals(tenant.id) if plan.removals else 0,
+            gate=gate,
+            foreign=foreign,
+            tenant_id=tenant.id,
+        )
 
     # --- mass-change guard -------------------------------------------------------------------
-
-    def must_hold(
-        self, tenant_id: str, removals: int, managed: int, thresholds: Thresholds
-    ) -> bool:
-        """Whether ``removals`` more, on top of the recent ones, exceed the thresholds."""
-        if removals == 0:
-            return False
-        total = removals + self.recent_removals(tenant_id)
-        return total > thresholds.max_removals and total > thresholds.max_removal_share * max(
-            managed, 1
-        )
 
     def recent_removals(self, tenant_id: str) -> int:
         now = time.time()

@@ -210,7 +210,9 @@ def test_links_are_recorded_for_what_the_sync_creates_and_the_linked_copy_is_kep
     # a copy of a synced user and of its class, made by another client; then the sync's link
     # of the class is moved onto the younger copy (as if the sync had made that one)
     user, group, copy, twin = make_copies(world)
-    Links(world.services.redis).record(world.tenant_id, "group", group["externalId"], twin)
+    Links(world.services.redis).update(
+        world.tenant_id, [("group", group["externalId"], twin, True)]
+    )
 
     report = world.reconcile()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import GraphUnavailable
+from common.errors import GraphUnavailable, TransientError
 from common.model import Scope
 from common.sync import engine
 from tests.fixtures.engine import SyncWorld
@@ -327,6 +327,35 @@ def test_throttling_and_portal_errors_are_waited_out_and_the_run_completes(make_
     assert members_total(world) == 46
     counters = world.graph_sandbox.counters()
     assert "429" in str(counters)
+
+
+def test_a_run_the_portal_stops_part_way_records_every_write_it_made(make_world) -> None:
+    world = make_world(sample="classic-25")
+    down: list[int] = []
+
+    def outage(phase: str, done: int, total: int) -> None:
+        # the portal goes down a few creates into the run and answers nothing from then on
+        if done >= 5 and not down:
+            down.append(done)
+            world.portal_server.set_knobs(world.portal.name, error_share=1.0)
+
+    with pytest.raises(TransientError):
+        world.reconcile(progress=outage)
+    world.portal_server.set_knobs(world.portal.name, error_share=0.0)
+
+    made = {u["id"] for u in world.portal.users()}
+    assert 5 <= len(made) < 24
+    applied = [
+        e for e in world.services.audit.entries(world.tenant_id) if e["outcome"] == "applied"
+    ]
+    assert sorted(e["portal_id"] for e in applied) == sorted(made)
+    assert set(world.services.links.all(world.tenant_id).values()) == made
+    last = world.services.runs.last(world.tenant_id)
+    assert last is not None and last.outcome == "failed"
+    assert last.applied == {"create_user": len(made)} and last.portal_writes == len(made)
+    # the next run picks up where this one stopped
+    again = world.reconcile()
+    assert again.outcome == "ok" and again.applied.get("create_user") == 24 - len(made)
 
 
 def _user_by_mail(world: SyncWorld, email: str) -> dict:

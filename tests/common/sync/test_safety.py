@@ -8,12 +8,15 @@ from common.model import (
     ActionKind,
     MicrosoftState,
     MsUser,
+    Plan,
     PortalState,
     PortalUser,
     Role,
     Thresholds,
 )
 from common.state.audit import AuditLog
+from common.state.registry import Tenant
+from common.sync.guard import decide
 from common.sync.safety import SafetyState
 
 TENANT = "tenant-1"
@@ -53,19 +56,27 @@ def test_listing_much_smaller_than_last_good_closes_the_gate(safety: SafetyState
     assert safety.health_problem(TENANT, fine, managed_portal(100), Thresholds()) is None
 
 
-def test_guard_holds_only_above_both_count_and_share(safety: SafetyState) -> None:
-    t = Thresholds(max_removals=20, max_removal_share=0.05)
-    assert not safety.must_hold(TENANT, 20, 100, t)  # not more than 20
-    assert safety.must_hold(TENANT, 21, 100, t)
-    assert not safety.must_hold(TENANT, 21, 1000, t)  # 2.1 % of 1000
-
-
-def test_guard_adds_up_recent_removals_of_small_runs(safety: SafetyState) -> None:
-    t = Thresholds(max_removals=20, max_removal_share=0.05)
+def test_the_facts_add_up_recent_removals_of_small_runs(safety: SafetyState) -> None:
+    tenant = Tenant(TENANT, "Skolan", thresholds=Thresholds(max_removals=20))
+    one = Plan(actions=(Action(ActionKind.DELETE_USER, "u0", "u0", "purged", portal_id="p0"),))
     for i in range(20):
-        assert not safety.must_hold(TENANT, 1, 100, t)
+        assert not decide(one, safety.facts(tenant, one, managed_portal(100))).mass_change
         safety.note_removals(TENANT, 1, f"run-{i}")
-    assert safety.must_hold(TENANT, 1, 100, t)
+    facts = safety.facts(tenant, one, managed_portal(100))
+    assert facts.recent_removals == 20 and decide(one, facts).mass_change
+
+
+def test_the_facts_measure_against_the_last_full_reconciles_size(safety: SafetyState) -> None:
+    tenant = Tenant(TENANT, "Skolan")
+    safety.remember_good(TENANT, MicrosoftState(users=ms_users(100), classes={}), 100)
+    facts = safety.facts(tenant, Plan(actions=()), managed_portal(3))
+    assert (facts.managed_at_last_reconcile, facts.managed_seen, facts.managed) == (100, 3, 100)
+    # a real-time run: no gate, whatever its few objects look like
+    assert facts.gate is None and facts.foreign is None
+    whole = safety.facts(
+        tenant, Plan(actions=()), managed_portal(3), whole_read=MicrosoftState({}, {})
+    )
+    assert whole.gate is not None
 
 
 def test_held_actions_are_listed_taken_and_gone(safety: SafetyState) -> None:
