@@ -28,6 +28,9 @@ from common.sync.duplicates import find_duplicates, made_during
 from common.sync.planner import PHASES
 
 DEFAULT_CONCURRENCY = 8
+#: outcomes handed to ``on_ended`` at the latest after this many (and at each phase's end), so
+#: that a process killed outright mid-run leaves at most this many writes unrecorded
+RECORD_EVERY = 50
 
 #: progress callback: phase, actions done so far, actions in all
 Progress = Callable[[str, int, int], None]
@@ -59,15 +62,43 @@ class Applier:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: Progress | None = None,
+        on_ended: Callable[[list[Outcome]], None] | None = None,
     ) -> None:
+        """``on_ended`` receives the outcomes as they accumulate (see ``RECORD_EVERY``), each
+        once, in order; ``take_outcomes`` gives those it has not had yet (after a stop)."""
         self.portal = portal
         self.before = before
         self.concurrency = concurrency
         self.progress = progress
+        self.on_ended = on_ended
         self.ids = _IdMap(before)
         self._lock = threading.Lock()
+        self._hand_over = threading.Lock()
         #: every action that ended so far, in the order they ended (also when a run stops)
         self.outcomes: list[Outcome] = []
+        self._taken = 0
+
+    def take_outcomes(self) -> list[Outcome]:
+        """The outcomes that ended since the last hand-over, in order."""
+        with self._lock:
+            taken = self.outcomes[self._taken :]
+            self._taken = len(self.outcomes)
+        return taken
+
+    def _hand_over_ended(self, *, at_least: int = 1) -> None:
+        if self.on_ended is None:
+            return
+        # one hand-over at a time, so that chunks reach on_ended in the order they ended; a
+        # chunk counts as handed over only once on_ended took it (else take_outcomes has it)
+        with self._hand_over:
+            with self._lock:
+                start, end = self._taken, len(self.outcomes)
+                chunk = self.outcomes[start:end]
+            if len(chunk) < at_least:
+                return
+            self.on_ended(chunk)
+            with self._lock:
+                self._taken = end
 
     def apply(self, actions: Sequence[Action]) -> list[Outcome]:
         """Write ``actions`` phase by phase; return how each ended."""
@@ -86,12 +117,14 @@ class Applier:
                         done += 1 + (1 if action.key in folded.members_of else 0)
                         if self.progress is not None:
                             self.progress(phase, done, total)
+                    self._hand_over_ended(at_least=RECORD_EVERY)
 
                 # list() re-raises the first exception of a stopping error
                 list(pool.map(run, batch))
                 if creates_left and not creates_left.difference(kinds):
                     self._remove_own_copies()
                 creates_left.difference_update(kinds)
+                self._hand_over_ended()
         return self.outcomes
 
     def _remove_own_copies(self) -> None:

@@ -196,8 +196,8 @@ def sync_user(
 
     With ``believe_missing=False``, a user Graph does not show (a 404 right after a change can
     be replication lag) is left alone: the report's outcome is ``UNSEEN`` and nothing is
-    written, so the caller can look again later (``common.state.guards.schedule_recheck``)
-    instead of waiting here.
+    written, so the caller can look again later (``JobGuards.schedule_recheck`` in
+    ``common.state.guards``) instead of waiting here.
     """
     tenant = writable_tenant(services, tenant_id, why=why)
     if isinstance(tenant, RunReport):
@@ -356,11 +356,16 @@ def _apply_and_record(
     # deciding meanwhile counts them (the mass-change guard across concurrent runs)
     services.safety.note_removals(tenant.id, decision.removals, report.run_id)
     writer = services.portal(tenant)
-    applier = Applier(writer, state, progress=progress)
+    applier = Applier(
+        writer,
+        state,
+        progress=progress,
+        on_ended=lambda outcomes: record.ended(services, report, outcomes),
+    )
     try:
         applier.apply(decision.apply)
     finally:
-        record.writes(services, report, decision, applier.outcomes, writer.refusals)
+        record.writes(services, report, decision, applier.take_outcomes(), writer.refusals)
 
 
 def _read_counts(report: RunReport, view: Preview) -> None:

@@ -3,7 +3,9 @@ it. The report's counts, the audit log (an entry for every write, every held or 
 and every attribute the portal refused), the held actions, the links, the size of a healthy
 read and the run record.
 
-Failure policy: Redis failures raise ``QueueUnavailable``. The engine calls ``writes`` in a
+Failure policy: Redis failures raise ``QueueUnavailable``. Writes are recorded as they end, at
+the latest every ``applier.RECORD_EVERY`` writes and at each phase's end (``ended``), so that a
+process killed outright leaves at most that many unrecorded; the engine calls ``writes`` in a
 ``finally``, so that a run the portal or Graph stopped part-way (``TransientError``,
 ``AuthError``) records every write it made before the error goes on; a write is never undone
 because its record could not be written, but the run then fails loudly.
@@ -48,6 +50,17 @@ def planned(report: RunReport, plan: Plan) -> None:
     report.duplicates = sum(len(d.duplicate_ids) for d in plan.duplicates)
 
 
+def ended(services: Services, report: RunReport, outcomes: Iterable[Outcome]) -> None:
+    """Writes as they end, while the run goes on (``Applier``'s ``on_ended``): counted in the
+    report, each in the audit log, and the links they made or undid."""
+    outcomes = list(outcomes)
+    if not outcomes:
+        return
+    entries = [_counted(report, outcome) for outcome in outcomes]
+    services.audit.record_many(report.tenant_id, entries, why=report.why, run_id=report.run_id)
+    services.links.update(report.tenant_id, _link_changes(outcomes))
+
+
 def writes(
     services: Services,
     report: RunReport,
@@ -55,8 +68,9 @@ def writes(
     outcomes: Iterable[Outcome],
     refusals: Iterable[str],
 ) -> None:
-    """What the guards set aside and how each write ended, with the attributes the portal
-    refused (once each): in the report, the held actions, the audit log and the links."""
+    """What the guards set aside and how the writes not recorded yet ended (``ended`` took the
+    others), with the attributes the portal refused (once each): in the report, the held
+    actions, the audit log and the links."""
     outcomes = list(outcomes)
     report.skipped = len(decision.skipped)
     report.held = len(decision.held)

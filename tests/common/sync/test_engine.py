@@ -5,12 +5,17 @@ Each test reads as a rule of DESIGN §3 or a point of the sync-engine issue.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from common.errors import GraphUnavailable, TransientError
 from common.model import Scope
 from common.sync import engine
+from common.sync.applier import DEFAULT_CONCURRENCY, RECORD_EVERY
+from tests.fixtures.cli import start_skolsynk
 from tests.fixtures.engine import SyncWorld
+from tests.fixtures.live import wait_for
 
 #: sample set -> (students + teachers, classes, memberships) as SDS would create them
 SAMPLE_COUNTS = {
@@ -363,3 +368,34 @@ def _user_by_mail(world: SyncWorld, email: str) -> dict:
         if (user.get("mail") or user["userPrincipalName"]).lower() == email.lower():
             return user
     raise AssertionError(f"no user {email}")
+
+
+@pytest.mark.slow
+def test_a_reconcile_killed_outright_leaves_few_of_its_writes_without_an_audit_entry(
+    make_world,
+) -> None:
+    # SIGKILL gives the run no chance to record anything more: what is in the audit log then
+    # is what the record step kept while the writes went on (every RECORD_EVERY writes)
+    world = make_world(generate=300, seed=7)
+    world.portal_server.set_knobs(world.portal.name, latency_ms=40)
+    run = start_skolsynk(world, "reconcile", world.tenant_id)
+    try:
+        wait_for(
+            lambda: len(world.portal.users()) >= 3 * RECORD_EVERY or run.poll() is not None,
+            timeout=120,
+            what="the reconcile has written a few dozen users",
+        )
+    finally:
+        run.kill()
+        run.communicate()
+    world.portal_server.set_knobs(world.portal.name, latency_ms=0)
+
+    made = {u["id"] for u in world.portal.users()}
+    recorded = {
+        e["portal_id"]
+        for e in world.services.audit.entries(world.tenant_id)
+        if e["outcome"] == "applied"
+    }
+    assert run.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    assert recorded <= made
+    assert len(made - recorded) <= RECORD_EVERY + DEFAULT_CONCURRENCY, (len(made), len(recorded))
