@@ -58,9 +58,19 @@ def _validation_answer(req: Request) -> Response | None:
     return response
 
 
+def _is_json(req: Request) -> bool:
+    """``req.is_json``, without parsing the content type's parameters: the same mimetype
+    (before the first ``;``, stripped of spaces and tabs, in lower case) put to the same test.
+    Werkzeug parses ``; charset=utf-8`` as well, which Graph sends on every delivery."""
+    mimetype = (req.content_type or "").partition(";")[0].strip(" \t").lower()
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
 def _read_items(req: Request) -> list[object]:
     """The raw items of the POSTed collection (415, 413 and 400 on the way)."""
-    if not req.is_json:
+    if not _is_json(req):
         abort(415)
     body = req.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413
     try:
@@ -105,7 +115,7 @@ def _queue_notifications(s: ListenerState, items: list[object]) -> Response:
             s.metrics.deduplicated.inc()
     s.metrics.accepted.inc(len(changes))
     _count_rejections(s, "notifications", rejected)
-    if changes:
+    if changes and log.isEnabledFor(logging.DEBUG):
         log.debug(
             "notifications queued",
             extra={"accepted": len(changes), "new_jobs": sum(queued)},

@@ -33,19 +33,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
+import threading
 import uuid
+import weakref
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import redis
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
-from rq.utils import get_call_string, utcformat
-from rq.utils import now as rq_now
+from rq.utils import get_call_string
 
 from common.state.connections import LISTENER_REDIS_RETRIES
 from common.state.store import KEY_PREFIX, redis_errors
@@ -114,17 +117,17 @@ _OBJECT_JOB_CONSTANT_FIELDS: Final[tuple[tuple[str, str], ...]] = (
 #: Sets an object's pending marker and, only if it set it, queues its job as rq's
 #: ``Queue.enqueue`` would (register the queue, write the job hash, push the id). The constant
 #: fields are part of the script, so a request sends only what differs per job.
-#: KEYS: the marker, the job hash, the queue, rq's set of queues;
+#: KEYS: the queue, rq's set of queues (the same in every call), the marker, the job hash;
 #: ARGV: the job id, the time (created and enqueued), the job's data, its description
 _CLAIM_THEN_ENQUEUE: Final = f"""
-if not redis.call('set', KEYS[1], '1', 'NX', 'EX', {PENDING_TTL_SECONDS}) then
+if not redis.call('set', KEYS[3], '1', 'NX', 'EX', {PENDING_TTL_SECONDS}) then
     return 0
 end
-redis.call('sadd', KEYS[4], KEYS[3])
-redis.call('hset', KEYS[2], 'created_at', ARGV[2], 'enqueued_at', ARGV[2], 'data', ARGV[3],
+redis.call('sadd', KEYS[2], KEYS[1])
+redis.call('hset', KEYS[4], 'created_at', ARGV[2], 'enqueued_at', ARGV[2], 'data', ARGV[3],
     'description', ARGV[4],
     {", ".join(f"'{name}', '{value}'" for name, value in _OBJECT_JOB_CONSTANT_FIELDS)})
-redis.call('rpush', KEYS[3], ARGV[1])
+redis.call('rpush', KEYS[1], ARGV[1])
 return 1
 """
 _CLAIM_THEN_ENQUEUE_SHA: Final = hashlib.sha1(
@@ -132,10 +135,24 @@ _CLAIM_THEN_ENQUEUE_SHA: Final = hashlib.sha1(
 ).hexdigest()
 _CLAIM_KEY_COUNT: Final = 4
 _LIVE_QUEUE_KEY: Final = Queue.redis_queue_namespace_prefix + LIVE_QUEUE
-#: ``EVALSHA sha numkeys`` in RESP, ahead of a call's four keys and four arguments
-_SCRIPT_CALL_HEADER: Final = b"*11\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n%d\r\n" % (
-    _CLAIM_THEN_ENQUEUE_SHA.encode(),
-    _CLAIM_KEY_COUNT,
+
+
+def _packed(word: bytes) -> bytes:
+    """One word of a command in Redis's wire format (RESP)."""
+    return b"$%d\r\n%s\r\n" % (len(word), word)
+
+
+#: ``EVALSHA sha numkeys`` and the two keys every call shares, in RESP, ahead of a call's
+#: other two keys and four arguments
+_SCRIPT_CALL_HEAD: Final = b"*11\r\n" + b"".join(
+    _packed(word)
+    for word in (
+        b"EVALSHA",
+        _CLAIM_THEN_ENQUEUE_SHA.encode(),
+        str(_CLAIM_KEY_COUNT).encode(),
+        _LIVE_QUEUE_KEY.encode(),
+        Queue.redis_queues_keys.encode(),
+    )
 )
 #: rq shortens each argument's repr in a job's description to this many characters
 _DESCRIPTION_ARG_LENGTH: Final = 75
@@ -150,10 +167,15 @@ def _read_reply(connection: Any) -> Any:
         return error
 
 
-def _pack_script_call(argv: list[Any]) -> bytes:
-    """One ``EVALSHA`` of the enqueue script in Redis's wire format (RESP)."""
-    words = [word if isinstance(word, bytes) else str(word).encode() for word in argv]
-    return _SCRIPT_CALL_HEADER + b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in words)
+def _pack_script_call(words: tuple[bytes, ...]) -> bytes:
+    """One ``EVALSHA`` of the enqueue script in RESP: its last two keys and its arguments."""
+    return _SCRIPT_CALL_HEAD + b"".join([_packed(word) for word in words])
+
+
+def _rq_timestamp() -> bytes:
+    """Now, as rq writes it into a job (``utcformat(now())``: ``2026-01-02T03:04:05.123456Z``),
+    at half the cost of ``strftime``."""
+    return (datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z").encode()
 
 
 def pending_key(tenant_id: str, kind: ObjectKind, object_id: str) -> str:
@@ -204,6 +226,29 @@ class Change:
     object_id: str
 
 
+class _ThreadConnection:
+    """One thread's connection from a pool, held while the thread lives.
+
+    Replaces taking a connection from the pool and giving it back on every enqueue: the pool's
+    lock, its bookkeeping and the check that a connection has nothing left to read (a system
+    call) came to some 15 us of a notification's CPU. A request thread enqueues one call at a
+    time, so it needs one connection; a thread that ends gives it back to the pool (the
+    thread's ``threading.local`` goes, and this with it), so threads that come and go (a test's
+    thread pool) leak no slot. The pool still counts the connection as in use while it is held.
+    """
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self.pid = os.getpid()
+        self.connection: Any = pool.get_connection()
+        weakref.finalize(self, _give_back, pool, self.connection, self.pid)
+
+
+def _give_back(pool: redis.ConnectionPool, connection: Any, pid: int) -> None:
+    # a forked child leaves its parent's connections alone (the pool resets itself there)
+    if os.getpid() == pid:
+        pool.release(connection)
+
+
 class Dispatcher:
     """Enqueues jobs; one per process, safe to share between threads."""
 
@@ -211,6 +256,7 @@ class Dispatcher:
         self.redis = client
         self.live = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer)
         self.reconcile = Queue(RECONCILE_QUEUE, connection=client, serializer=JSONSerializer)
+        self._held = threading.local()
 
     def enqueue_change(self, tenant_id: str, kind: ObjectKind, object_id: str) -> bool:
         """Queue a sync of one object; False when a job for it is already waiting.
@@ -225,8 +271,8 @@ class Dispatcher:
         For each object one script sets the pending marker (``SET NX``) and, only if it was not
         set yet, writes the job exactly as rq's ``Queue.enqueue`` would, atomically: there is
         never a marker without its job. Duplicates within ``changes`` count once. The calls go
-        in one redis-py pipeline, which takes a connection from the client's pool and gives it
-        back on every path. Raises ``QueueUnavailable`` when Redis cannot be reached.
+        in one round trip on the calling thread's connection (``_run_script``). Raises
+        ``QueueUnavailable`` when Redis cannot be reached.
 
         The hand-written job hash replaces ``Queue.enqueue_many`` inside a ``SET NX`` check:
         that path builds and serializes an rq ``Job`` per change and costs the listener a
@@ -234,7 +280,7 @@ class Dispatcher:
         """
         if not changes:
             return []
-        stamp = utcformat(rq_now())
+        stamp = _rq_timestamp()
         calls = [self._object_job_call(change, stamp) for change in changes]
         with redis_errors():
             replies = self._run_script(calls)
@@ -243,37 +289,45 @@ class Dispatcher:
                     raise reply
         return [bool(reply) for reply in replies]
 
-    def _run_script(self, calls: list[list[Any]]) -> list[Any]:
-        """Every call's reply (an integer, or the error Redis answered), in one round trip on a
-        connection from the client's pool, which gets it back on every path.
+    def _run_script(self, calls: list[bytes]) -> list[Any]:
+        """Every call's reply (an integer, or the error Redis answered), in one round trip on
+        this thread's connection (``_ThreadConnection``).
 
         The listener's hot path, written against redis-py's public connection interface
-        (``get_connection``, ``send_packed_command``, ``read_response``, ``release``): the
-        calls are packed here with the script's ``EVALSHA`` header made once, which skips
-        redis-py's pipeline and command encoding. Measured in-process under the profiler on the
-        shared 2 cores, a notification cost 4,040 us of CPU through a pipeline, 2,600 us this
-        way (and 2,510 us with the socket written directly, which needed redis-py's private
-        ``_sock``). The tests of ``test_dispatch`` run this path against a real Redis (a script
-        Redis forgot, a restart, many threads), so a redis-py release that changes these
-        methods fails them. A broken connection is tried once more (Redis
-        restarted, a proxy closed an idle one); a timeout is not.
+        (``get_connection``, ``send_packed_command``, ``read_response``, ``disconnect``,
+        ``release``): the calls are packed here with the script's ``EVALSHA`` header made once,
+        which skips redis-py's pipeline and command encoding. Measured in-process under the
+        profiler on the shared 2 cores, a notification cost 4,040 us of CPU through a pipeline,
+        2,600 us this way (and 2,510 us with the socket written directly, which needed
+        redis-py's private ``_sock``). The tests of ``test_dispatch`` run this path against a
+        real Redis (a script Redis forgot, a restart, many threads, threads that end), so a
+        redis-py release that changes these methods fails them. A broken connection is tried
+        once more (Redis restarted, a proxy closed an idle one); a timeout is not. Any failure
+        closes the connection, so no reply of a failed call is left on it for the next.
         """
-        packed = b"".join(_pack_script_call(argv) for argv in calls)
-        pool = self.redis.connection_pool
+        packed = b"".join(calls)
+        connection = self._connection()
         for attempt in range(1 + LISTENER_REDIS_RETRIES):
-            connection: Any = pool.get_connection()
             try:
                 return self._send_and_read(connection, packed, calls)
             except redis.ConnectionError:
                 connection.disconnect()
                 if attempt == LISTENER_REDIS_RETRIES:
                     raise
-            finally:
-                pool.release(connection)
+            except BaseException:
+                connection.disconnect()
+                raise
         raise AssertionError("unreachable")
 
+    def _connection(self) -> Any:
+        """This thread's connection, taken from the client's pool at its first enqueue."""
+        held: _ThreadConnection | None = getattr(self._held, "connection", None)
+        if held is None or held.pid != os.getpid():
+            held = self._held.connection = _ThreadConnection(self.redis.connection_pool)
+        return held.connection
+
     @staticmethod
-    def _send_and_read(connection: Any, packed: bytes, calls: list[list[Any]]) -> list[Any]:
+    def _send_and_read(connection: Any, packed: bytes, calls: list[bytes]) -> list[Any]:
         connection.send_packed_command([packed])
         replies = [_read_reply(connection) for _ in calls]
         missing = [
@@ -283,14 +337,14 @@ class Dispatcher:
             # Redis forgot the script (restarted, SCRIPT FLUSH): nothing of those ran
             connection.send_command("SCRIPT", "LOAD", _CLAIM_THEN_ENQUEUE)
             connection.read_response()
-            connection.send_packed_command([b"".join(_pack_script_call(calls[i]) for i in missing)])
+            connection.send_packed_command([b"".join([calls[i] for i in missing])])
             for i in missing:
                 replies[i] = _read_reply(connection)
         return replies
 
     @staticmethod
-    def _object_job_call(change: Change, stamp: str) -> list[Any]:
-        """The enqueue script's keys (the pending marker first) and arguments for one object."""
+    def _object_job_call(change: Change, stamp: bytes) -> bytes:
+        """The enqueue script's call for one object, packed: its marker, job and arguments."""
         # random enough to be unique, and no system call (``uuid4`` reads the OS's entropy);
         # ``random`` is seeded again in every forked worker
         job_id = str(uuid.UUID(int=random.getrandbits(128), version=4))
@@ -301,13 +355,16 @@ class Dispatcher:
         # rq compresses job data and reads it uncompressed too; these are a hundred bytes
         data = json.dumps((name, None, args, {})).encode()  # JSONSerializer.dumps
         description = get_call_string(name, args, {}, max_length=_DESCRIPTION_ARG_LENGTH)
-        keys = [
-            pending_key(change.tenant_id, change.kind, change.object_id),
-            Job.redis_job_namespace_prefix + job_id,
-            _LIVE_QUEUE_KEY,
-            Queue.redis_queues_keys,
-        ]
-        return [*keys, job_id, stamp, data, description]
+        return _pack_script_call(
+            (
+                pending_key(change.tenant_id, change.kind, change.object_id).encode(),
+                (Job.redis_job_namespace_prefix + job_id).encode(),
+                job_id.encode(),
+                stamp,
+                data,
+                str(description).encode(),
+            )
+        )
 
     def probe(self) -> None:
         """Prove that this process can enqueue now: its pool gives a connection, Redis answers

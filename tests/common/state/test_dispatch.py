@@ -306,6 +306,18 @@ def test_concurrent_changes_sent_together_each_get_their_own_answer(
     assert len(jobs(client)) == len(objects)
 
 
+def test_threads_that_end_give_their_connection_back_to_the_pool(redis_url: str) -> None:
+    # each thread holds a connection while it lives; a pool of two serves six threads in turn
+    client = redis.Redis.from_url(redis_url, max_connections=2)
+    dispatcher = Dispatcher(client)
+    for i in range(6):
+        with ThreadPoolExecutor(1) as pool:
+            change = (TENANT, "user", f"{i:08d}-0000-4000-8000-000000000000")
+            assert pool.submit(dispatcher.enqueue_change, *change).result()
+    assert len(jobs(client)) == 6
+    client.close()
+
+
 def test_concurrent_changes_all_fail_cleanly_when_redis_is_unreachable() -> None:
     dispatcher = Dispatcher(connect_listener_redis(f"redis://127.0.0.1:{free_port()}/0"))
 
