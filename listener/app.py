@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -26,16 +26,13 @@ from common.state.subscriptions import VERIFICATION_CACHE_SECONDS, SubscriptionS
 from listener import graph_views, ops_views
 from listener.availability import RedisBreaker
 from listener.metrics import ListenerMetrics
-from listener.state import EXTENSION, ListenerState, state
+from listener.state import EXTENSION, MAX_BODY_BYTES, ListenerState, state
 from listener.sync_metrics import SyncStateCollector
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger(__name__)
-
-#: Graph batches notifications, but a megabyte is far more than it sends in one POST
-MAX_BODY_BYTES: Final = 1024 * 1024
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -72,7 +69,8 @@ class _Observed:
 
     def __init__(self, app: Flask) -> None:
         self._wsgi_app = app.wsgi_app
-        self._metrics = app.extensions[EXTENSION].metrics
+        self._state: ListenerState = app.extensions[EXTENSION]
+        self._metrics = self._state.metrics
         # endpoint labels by path (the listener's routes have no variables)
         self._endpoints = {
             rule.rule: rule.endpoint.rsplit(".", 1)[-1]
@@ -96,6 +94,12 @@ class _Observed:
         # Unique enough, and no system call: ``random`` is seeded again in every forked worker
         bind_job_context(request_id=f"{random.getrandbits(48):012x}", endpoint=endpoint)
         try:
+            if endpoint == "notifications" and environ.get("REQUEST_METHOD") == "POST":
+                answered = graph_views.deliver_notifications(
+                    self._state, environ, observed_start_response
+                )
+                if answered is not None:
+                    return answered
             return self._wsgi_app(environ, observed_start_response)
         finally:
             clear_context()
@@ -105,7 +109,7 @@ class _Observed:
 def _queue_unavailable(exc: QueueUnavailable) -> tuple[Response, int, dict[str, str]]:
     # logged by the breaker when Redis goes away and when it is back, not once per request
     state().metrics.redis_errors.inc()
-    return jsonify(error="the queue is unavailable; deliver again later"), 503, {"Retry-After": "5"}
+    return jsonify(error=graph_views.QUEUE_UNAVAILABLE), 503, {"Retry-After": "5"}
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -15,6 +15,8 @@ from listener.availability import RedisBreaker
 from listener.metrics import ListenerMetrics
 
 EXTENSION: Final = "skolsynk"
+#: Graph batches notifications, but a megabyte is far more than it sends in one POST
+MAX_BODY_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)

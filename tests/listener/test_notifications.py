@@ -11,6 +11,8 @@ from urllib.parse import quote
 import pytest
 import redis
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Response
 
 from common.config import Secret
 from common.state.dispatch import Dispatcher
@@ -378,3 +380,48 @@ def test_hung_redis_answers_503_within_3_seconds(
         redis_server.process.signal(signal.SIGCONT)
     wait_until(lambda: client.get("/readyz").status_code == 200, timeout=5, what="readiness")
     assert client.post("/graph/notifications", json=item).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,  # a valid change notification for the subscribed users
+        "{",
+        '{"value": 1}',
+        "[" * 5000 + "]" * 5000,
+        '{"value": []}',
+    ],
+)
+def test_a_body_sent_without_content_length_is_answered_as_one_with_it(
+    client: FlaskClient, subs: Registered, redis_client: redis.Redis, data: str | None
+) -> None:
+    # A request with a Content-Length takes the listener's lean path (deliver_notifications),
+    # one without it (a chunked upload, which gunicorn ends for the app) Flask's view: the
+    # same body must get the same answer, and queue the same, either way
+    raw = (data if data is not None else json.dumps(body(change(subs.users, USER_ID)))).encode()
+    answers = []
+    for with_length in (True, False):
+        redis_client.flushdb()  # the suite's own Redis: each path starts from the same state
+        register(SubscriptionStore(redis_client, Secret(SECRET_KEY)))
+        environ = EnvironBuilder(
+            path="/graph/notifications",
+            method="POST",
+            data=raw,
+            content_type="application/json; charset=utf-8",
+        ).get_environ()
+        if not with_length:
+            del environ["CONTENT_LENGTH"]
+            environ["wsgi.input_terminated"] = True
+        response = Response.from_app(client.application, environ)
+        answers.append(
+            (
+                response.status,
+                response.headers.get("Content-Type"),
+                response.get_data(),
+                queued(redis_client),
+            )
+        )
+    assert answers[0] == answers[1]
+    assert answers[0][0] == (
+        "202 ACCEPTED" if data in (None, '{"value": []}') else "400 BAD REQUEST"
+    )
