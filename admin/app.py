@@ -64,6 +64,7 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.jinja_env.filters["when"] = pages.when
     app.jinja_env.filters["seconds"] = pages.seconds
+    app.jinja_env.filters["percent"] = pages.percent
     app.jinja_env.filters["moment"] = pages.moment
     for module in (
         signin_views,

@@ -144,5 +144,10 @@ def seconds(value: float) -> str:
     return str(format_decimal(round(value, 1), format="#,##0.0"))
 
 
+def percent(share: float) -> str:
+    """A share (``0.05``) as a percentage the page's language writes (``5``, ``2,5``)."""
+    return str(format_decimal(share * 100, format="#,##0.#"))
+
+
 def resource_text(resource: str) -> str:
     return str({"/users": _("personer"), "/groups": _("klasser")}.get(resource, resource))

@@ -9,6 +9,9 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from flask import Flask
+
+from admin import i18n, pages
 
 ADMIN = Path(__file__).resolve().parent.parent.parent / "admin"
 CATALOGUE = ADMIN / "translations" / "en" / "LC_MESSAGES"
@@ -47,3 +50,14 @@ def test_compiled_catalogue_matches_the_po_file() -> None:
         if m.id
     }
     assert po == mo
+
+
+def test_numbers_on_the_pages_are_written_as_the_pages_language_writes_them() -> None:
+    # a school's limit of 2.5 % of its accounts reads "2,5" in Swedish and "2.5" in English
+    app = Flask(__name__)
+    i18n.setup(app)
+    for language, share, seconds in (("sv", "2,5", "1,5"), ("en", "2.5", "1.5")):
+        cookie = f"{i18n.LANGUAGE_COOKIE}={language}"
+        with app.test_request_context(headers={"Cookie": cookie}):
+            assert (pages.percent(0.025), pages.seconds(1.46)) == (share, seconds)
+            assert pages.percent(0.05) == "5"
