@@ -22,7 +22,7 @@ from common.errors import AlreadyRunning, QueueUnavailable, TenantDisabled
 from common.logs import bind_job_context, get_logger
 from common.state.dispatch import Change, Dispatcher, ObjectKind
 from common.state.guards import RECHECK_DELAYS_SECONDS, JobGuards
-from common.state.latency import ChangeLatency, LatencyStore
+from common.state.latency import ChangeLatency, LatencyStore, received_at
 from common.state.runs import RunReport
 from common.state.subscription_lifecycle import renew_subscriptions as renew_tenant_subscriptions
 from common.state.subscriptions import SubscriptionStore
@@ -129,28 +129,31 @@ def _sync_object(
     svc = _services()
     bind_job_context(tenant=tenant_id, job=f"sync_{kind}", object_id=object_id)
     guards = _guards(svc)
-    with guards.object_job(tenant_id, kind, object_id) as turn:
+    job = get_current_job()
+    received = received_at(job.meta, job.created_at) if job is not None else None
+    with guards.object_job(tenant_id, kind, object_id, received_at=received) as turn:
         if not turn:
             return {"outcome": "requeued", "message": f"another run of this {noun} is in progress"}
         final = recheck >= len(RECHECK_DELAYS_SECONDS)
         report = sync(svc, tenant_id, object_id, why="notification", believe_missing=final)
     if report.outcome == engine.UNSEEN:
-        guards.schedule_recheck(Change(tenant_id, kind, object_id), recheck + 1)
+        guards.schedule_recheck(
+            Change(tenant_id, kind, object_id), recheck + 1, received_at=received
+        )
         svc.telemetry.count("rechecks", kind)
         log.info(f"{noun} not in Graph (yet); looking again later", extra={"recheck": recheck + 1})
         return {"outcome": "recheck", "recheck": recheck + 1}
-    if report.written:
-        _record_latency(svc, tenant_id, kind, writes=report.written)
+    if report.written and received is not None:
+        _record_latency(svc, tenant_id, kind, received, writes=report.written)
     return _finished(f"{kind} synced", report)
 
 
-def _record_latency(svc: Services, tenant_id: str, kind: ObjectKind, *, writes: int) -> None:
-    """Keep how long this change took from reaching Skolsynk (its job was made then) to the
-    portal written, for the dashboard; best effort: the portal is written already."""
-    job = get_current_job()
-    if job is None or job.created_at is None:
-        return
-    latency = ChangeLatency(kind, job.created_at, datetime.now(UTC), writes)
+def _record_latency(
+    svc: Services, tenant_id: str, kind: ObjectKind, received: datetime, *, writes: int
+) -> None:
+    """Keep how long this change took from reaching Skolsynk to the portal written, for the
+    dashboard; best effort: the portal is written already."""
+    latency = ChangeLatency(kind, received, datetime.now(UTC), writes)
     try:
         LatencyStore(svc.redis).record(tenant_id, latency)
     except QueueUnavailable:

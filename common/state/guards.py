@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 import redis
@@ -35,6 +35,7 @@ from common.state.dispatch import (
     object_job_options,
     pending_key,
 )
+from common.state.latency import received_meta
 from common.state.store import KEY_PREFIX, redis_errors
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,14 @@ class JobGuards:
         return Lock(self.redis, key, timeout=seconds, blocking=False, thread_local=False)
 
     @contextmanager
-    def object_job(self, tenant_id: str, kind: ObjectKind, object_id: str) -> Iterator[Turn]:
+    def object_job(
+        self,
+        tenant_id: str,
+        kind: ObjectKind,
+        object_id: str,
+        *,
+        received_at: datetime | None = None,
+    ) -> Iterator[Turn]:
         """Guard one run of an object job: yields a ``Turn``; do the work only when acquired.
 
         Acquired: the pending marker is cleared at once (a notification from now on queues one
@@ -136,6 +144,7 @@ class JobGuards:
         ``BUSY_REQUEUE_DELAY`` later and the pending marker is kept, so notifications keep
         folding into that one job. Requeueing rather than waiting keeps a worker free for other
         objects; rather than raising, it keeps rq's retries and failed registry for real errors.
+        The job queued again carries ``received_at`` (when the change reached Skolsynk).
         """
         change = Change(tenant_id, kind, object_id)
         lock = self._lease(object_lock_key(tenant_id, kind, object_id), OBJECT_LEASE_SECONDS)
@@ -152,7 +161,7 @@ class JobGuards:
                 self.redis.zrem(INFLIGHT_KEY, member)
                 acquired = False
             if not acquired:
-                self._requeue_busy(change)
+                self._requeue_busy(change, received_at)
             else:
                 with self.redis.pipeline(transaction=False) as pipe:
                     pipe.delete(pending_key(tenant_id, kind, object_id))
@@ -214,10 +223,13 @@ class JobGuards:
             )
         return recovered
 
-    def schedule_recheck(self, change: Change, attempt: int) -> bool:
+    def schedule_recheck(
+        self, change: Change, attempt: int, *, received_at: datetime | None = None
+    ) -> bool:
         """Look at an object Graph does not show again after ``RECHECK_DELAYS_SECONDS
-        [attempt - 1]``, as a scheduled job with ``recheck=attempt``; False when every re-check
-        is spent (the caller then believes the object is gone)."""
+        [attempt - 1]``, as a scheduled job with ``recheck=attempt`` that carries
+        ``received_at``; False when every re-check is spent (the caller then believes the
+        object is gone)."""
         if attempt > len(RECHECK_DELAYS_SECONDS):
             return False
         delay = timedelta(seconds=RECHECK_DELAYS_SECONDS[attempt - 1])
@@ -227,11 +239,12 @@ class JobGuards:
                 object_job_name(change.kind),
                 args=(change.tenant_id, change.object_id),
                 kwargs={"recheck": attempt},
+                meta=received_meta(received_at),
                 **object_job_options(),
             )
         return True
 
-    def _requeue_busy(self, change: Change) -> None:
+    def _requeue_busy(self, change: Change, received_at: datetime | None) -> None:
         marker = pending_key(change.tenant_id, change.kind, change.object_id)
         with self.redis.pipeline(transaction=True) as pipe:
             self.dispatcher.live.enqueue_in(
@@ -239,6 +252,7 @@ class JobGuards:
                 object_job_name(change.kind),
                 args=(change.tenant_id, change.object_id),
                 pipeline=pipe,
+                meta=received_meta(received_at),
                 **object_job_options(),
             )
             pipe.set(marker, b"1", ex=PENDING_TTL_SECONDS)

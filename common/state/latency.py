@@ -3,7 +3,9 @@ portal written: a short list per tenant in Redis, for the admin app's dashboard.
 
 The worker records a real-time run that wrote to the portal when it ends (``worker.jobs``):
 the moment its job was made (the listener's enqueue, which is when the notification arrived;
-rq keeps it across its retries) and the moment the run ended. Only the last
+rq keeps it across its retries), or the moment a job queued again for the same change carries
+(``RECEIVED_AT_META``: the object was busy, or Graph did not show it yet), and the moment the
+run ended. Only the last
 ``LATENCY_KEEP`` runs of a tenant are kept (``LPUSH`` then ``LTRIM``), so the list stays small
 however busy the school is, and it lapses with the tenant's silence (``LATENCY_TTL_SECONDS``).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -29,8 +32,30 @@ LATENCY_KEEP: Final = 50
 LATENCY_TTL_SECONDS: Final = 30 * 24 * 3600
 
 
+#: the job meta that carries when the change first reached Skolsynk, on a job queued again for
+#: it (the object was busy, or Graph did not show it yet): its own creation is later
+RECEIVED_AT_META: Final = "received_at"
+
+
 def latency_key(tenant_id: str) -> str:
     return f"{KEY_PREFIX}latency:{tenant_id}"
+
+
+def received_at(meta: Mapping[str, Any], created_at: datetime | None) -> datetime | None:
+    """When a job's change reached Skolsynk: the time a requeued job carries, else when the
+    job was made (the listener's enqueue)."""
+    carried = meta.get(RECEIVED_AT_META)
+    if isinstance(carried, str):
+        try:
+            return datetime.fromisoformat(carried)
+        except ValueError:
+            pass
+    return created_at
+
+
+def received_meta(received: datetime | None) -> dict[str, str]:
+    """The meta of a job queued again for a change that reached Skolsynk at ``received``."""
+    return {RECEIVED_AT_META: received.astimezone(UTC).isoformat()} if received else {}
 
 
 @dataclass(frozen=True)

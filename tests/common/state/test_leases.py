@@ -8,16 +8,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from rq import Queue
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from common.errors import AlreadyRunning
 from common.state import leases
 from common.state.dispatch import RECONCILE_QUEUE, Change, Dispatcher
 from common.state.guards import JobGuards, reconcile_lock_key
+from common.state.latency import received_at
 from tests.conftest import ROOT
 
 TENANT = "6c1f8a3e-2b7d-4e59-9a10-3f5c2d8e7b41"
@@ -141,3 +144,32 @@ def test_the_lease_is_renewed_while_its_process_lives_and_lapses_when_it_dies(
             process.stdout.close()
     with leases.reconcile_lease(client, TENANT, "Lunds kommun", started_by="anna"):
         pass
+
+
+def test_a_run_queued_again_keeps_when_its_change_reached_skolsynk(client: redis.Redis) -> None:
+    # the dashboard's latency counts from the notification, not from the job queued again
+    guards = JobGuards(client)
+    first_heard = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    guards.take_lease(Change(TENANT, "user", OBJECT))
+    with (
+        leases.reconcile_lease(client, TENANT, "Lunds kommun", started_by="anna"),
+        guards.object_job(TENANT, "user", OBJECT, received_at=first_heard) as turn,
+    ):
+        assert not turn.acquired
+    assert guards.schedule_recheck(Change(TENANT, "group", OBJECT), 1, received_at=first_heard)
+
+    dispatcher = Dispatcher(client)
+    scheduled = [
+        Job.fetch(job_id, connection=client, serializer=JSONSerializer)
+        for job_id in dispatcher.live.scheduled_job_registry.get_job_ids()
+    ]
+    assert sorted(job.func_name for job in scheduled) == [
+        "worker.jobs.sync_group",
+        "worker.jobs.sync_user",
+    ]
+    for job in scheduled:
+        assert job.created_at is not None and job.created_at > first_heard
+        assert received_at(job.meta, job.created_at) == first_heard
+    # a job the listener queued carries nothing: its own creation is when the change came
+    made = datetime(2026, 12, 2, 8, 1, tzinfo=UTC)
+    assert received_at({}, made) == made
