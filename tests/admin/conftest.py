@@ -140,10 +140,9 @@ def stop_admin_server(server: AdminServer) -> None:
     assert server.env["SKOLSYNK_CLIENT_SECRET"] not in log
 
 
-@pytest.fixture(scope="module")
-def operator_login(graph_sandbox: Any) -> str:
-    """A person of the portal's operations team: a User Administrator of a tenant of its own
-    (no school of theirs is connected, and they are no Global Administrator anywhere)."""
+def small_school_tenant(graph_sandbox: Any) -> tuple[dict[str, Any], Any]:
+    """A new sandbox tenant loaded from Microsoft's smallest classic SDS sample: what the
+    sandbox said of it (id, name, domain, administrator) and a Graph client of it."""
     from tests.fixtures.graph import GraphClient
 
     created = graph_sandbox.admin(
@@ -151,7 +150,14 @@ def operator_login(graph_sandbox: Any) -> str:
         "/tenants",
         json={"load": [{"format": "sds-classic", "path": str(SDS_SAMPLES / "classic-min")}]},
     ).json()
-    graph = GraphClient(graph_sandbox, created["id"], created["domain"])
+    return created, GraphClient(graph_sandbox, created["id"], created["domain"])
+
+
+@pytest.fixture(scope="module")
+def operator_login(graph_sandbox: Any) -> str:
+    """A person of the portal's operations team: a User Administrator of a tenant of its own
+    (no school of theirs is connected, and they are no Global Administrator anywhere)."""
+    _, graph = small_school_tenant(graph_sandbox)
     users = graph.all_pages("/users?$select=userPrincipalName")
     return next(
         str(u["userPrincipalName"])

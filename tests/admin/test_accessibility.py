@@ -16,10 +16,8 @@ from common.config import Secret
 from common.model import Thresholds
 from common.state.registry import PortalEnvironment, Tenant
 from common.sync import engine
-from tests.admin.conftest import AdminServer, Browser
+from tests.admin.conftest import AdminServer, Browser, small_school_tenant
 from tests.admin.test_browser import wait_until_text
-from tests.conftest import SDS_SAMPLES
-from tests.fixtures.graph import GraphClient
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +36,7 @@ def assert_rings_show(stops: list[dict[str, Any]]) -> None:
 def test_the_main_journey_works_with_the_keyboard_alone(
     admin_server: AdminServer, browser: Browser, graph_sandbox: Any, portal_server: Any
 ) -> None:
-    created = graph_sandbox.admin(
-        "POST",
-        "/tenants",
-        json={"load": [{"format": "sds-classic", "path": str(SDS_SAMPLES / "classic-min")}]},
-    ).json()
-    graph = GraphClient(graph_sandbox, created["id"], created["domain"])
+    created, graph = small_school_tenant(graph_sandbox)
     org = portal_server.new_organisation()
     svc = admin_server.services
     svc.registry.add(
