@@ -8,7 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.graph import sds
-from tests.fixtures.live import LiveWorld, wait_for
+from common.state.dispatch import OBJECT_RETRY_INTERVALS_SECONDS
+from tests.fixtures.live import CHANGE_TIMEOUT_SECONDS, LiveWorld, wait_for
 from tests.worker.test_realtime import classic_class
 
 pytestmark = pytest.mark.slow  # the live stack: the listener under gunicorn and rq workers
@@ -30,6 +31,9 @@ def value(found: dict, name: str, **labels: str) -> float:
 #: four 429s in a row, 1 in 120); all 20 syncs unthrottled: about 1 in 10^3 at one request a sync
 #: and far less at the several a sync makes
 MAX_RENAMES = 20
+#: a sync whose request met four 429s in a row fails, and rq runs it again after 30 s
+#: (``OBJECT_RETRY_INTERVALS_SECONDS``): a change under throttling may take that long more
+THROTTLED_CHANGE_SECONDS = OBJECT_RETRY_INTERVALS_SECONDS[0] + CHANGE_TIMEOUT_SECONDS
 
 
 def throttled_count(world: LiveWorld) -> float:
@@ -44,14 +48,24 @@ def test_metrics_after_a_small_sync_count_what_happened(live_world) -> None:
     world.graph_sandbox.set_knobs(world.tenant_id, throttle_share=0.3, retry_after_seconds=0)
     graph = world.microsoft.graph
     student = graph.create_student("Elsa", "Nyström", school_id=cls[sds.SCHOOL_ID])
-    world.wait_user(student["id"], lambda u: u["active"], "the student arrived")
+    world.wait_user(
+        student["id"],
+        lambda u: u["active"],
+        "the student arrived",
+        timeout=THROTTLED_CHANGE_SECONDS,
+    )
     # each sync meets a throttled answer at even odds: change the student until one has
     for attempt in range(MAX_RENAMES):
         if throttled_count(world) > 0:
             break
         family = f"Nyström-{attempt}"
         graph.rename_user(student["id"], "Elsa", family)
-        world.wait_user(student["id"], lambda u, f=family: u["familyName"] == f, "renamed")
+        world.wait_user(
+            student["id"],
+            lambda u, f=family: u["familyName"] == f,
+            "renamed",
+            timeout=THROTTLED_CHANGE_SECONDS,
+        )
     world.graph_sandbox.set_knobs(world.tenant_id, throttle_share=0.0)
 
     found = wait_for(
