@@ -323,9 +323,9 @@ def test_removing_a_third_of_the_students_is_held_until_approved_or_rejected(mak
 def test_throttling_and_portal_errors_are_waited_out_and_the_run_completes(make_world) -> None:
     world = make_world(sample="classic-25")
     world.graph_sandbox.set_knobs(world.tenant_id, throttle_share=0.3, retry_after_seconds=1)
-    # a tenth of the portal's answers are 5xx: each request is tried four times, so one in
-    # 10,000 outlasts the retries by design (at 0.2 it was one in 625: about one run in 16 of
-    # this test's 40 writes failed, as the retry budget says it must)
+    # a tenth of the portal's answers are 5xx: a write that meets one on each of its tries
+    # (FAST_RETRIES: six) fails the run, as the retry budget says it must; at a fifth that was
+    # seen in a full run, at a tenth it is 64 times rarer
     world.portal_server.set_knobs(world.portal.name, error_share=0.1)
 
     report = world.reconcile()
