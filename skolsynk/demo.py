@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from common.config import Secret, load_config, redis_url_setting
 from common.graph import sds
+from common.state.dispatch import Dispatcher
 from common.state.registry import PortalEnvironment, Tenant
 from common.state.subscription_lifecycle import ensure_subscriptions
 from common.state.subscriptions import SubscriptionStore
@@ -411,6 +412,23 @@ def mass_removal(demo: Demo, school: str) -> None:
     print(f"  ✓ an administrator approved the {len(taken)} held removals: {report.written} written")
 
 
+def live_work_done(demo: Demo) -> bool:
+    """Wait (up to ``CHANGE_TIMEOUT_SECONDS``) until no real-time job is queued, scheduled or
+    running, twice in a row; whether it came. A class job that came while the approval held the
+    tenant's lease is queued again for a moment later: the comparison waits for it."""
+    live = Dispatcher(demo.services.redis).live
+    deadline = time.monotonic() + CHANGE_TIMEOUT_SECONDS
+    quiet = 0
+    while time.monotonic() < deadline:
+        busy = live.count + live.scheduled_job_registry.count + live.started_job_registry.count
+        quiet = quiet + 1 if busy == 0 else 0
+        if quiet >= 2:
+            return True
+        demo.stack.check_alive()
+        time.sleep(0.2)
+    return False
+
+
 def finish(demo: Demo, *, check: bool) -> bool:
     print()
     latencies = [s.seconds for s in demo.steps if s.seconds is not None]
@@ -428,6 +446,8 @@ def finish(demo: Demo, *, check: bool) -> bool:
             f"Latency: median {statistics.median(latencies):.2f} s, "
             f"slowest {max(latencies):.2f} s over {len(latencies)} changes."
         )
+    if not live_work_done(demo):
+        print(f"Real-time work was still under way after {CHANGE_TIMEOUT_SECONDS:.0f} s.")
     view = engine.preview(demo.services, demo.tenant.id)
     remaining = len(view.plan.actions)
     same = remaining == 0
