@@ -416,12 +416,11 @@ def live_work_done(demo: Demo) -> bool:
     """Wait (up to ``CHANGE_TIMEOUT_SECONDS``) until no real-time job is queued, scheduled or
     running, twice in a row; whether it came. A class job that came while the approval held the
     tenant's lease is queued again for a moment later: the comparison waits for it."""
-    live = Dispatcher(demo.services.redis).live
+    dispatcher = Dispatcher(demo.services.redis)
     deadline = time.monotonic() + CHANGE_TIMEOUT_SECONDS
     quiet = 0
     while time.monotonic() < deadline:
-        busy = live.count + live.scheduled_job_registry.count + live.started_job_registry.count
-        quiet = quiet + 1 if busy == 0 else 0
+        quiet = quiet + 1 if dispatcher.live_jobs_under_way() == 0 else 0
         if quiet >= 2:
             return True
         demo.stack.check_alive()

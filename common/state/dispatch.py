@@ -437,6 +437,14 @@ class Dispatcher:
                 raise
         return True
 
+    def live_jobs_under_way(self) -> int:
+        """Real-time jobs queued, scheduled (retries, re-checks, busy requeues) or running."""
+        live = self.live
+        with redis_errors():
+            return int(
+                live.count + live.scheduled_job_registry.count + live.started_job_registry.count
+            )
+
     def queue_depths(self) -> dict[str, int]:
         """Jobs waiting per queue, plus the failed registry of each (``live.failed`` ...)."""
         with redis_errors():
