@@ -170,8 +170,11 @@ def _finished(event: str, report: RunReport) -> dict[str, Any]:
 
 
 def recover_abandoned() -> list[str]:
-    """Queue again the objects whose runs were lost with their worker (the schedule)."""
-    return [c.object_id for c in _guards(_services()).recover_abandoned()]
+    """Queue again the objects whose runs were lost with their worker, and the scheduled jobs
+    that a lost worker's rq scheduler would have queued (the schedule, every few seconds)."""
+    guards = _guards(_services())
+    guards.release_overdue()
+    return [c.object_id for c in guards.recover_abandoned()]
 
 
 def renew_subscriptions(tenant_id: str) -> list[str]:

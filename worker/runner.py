@@ -16,10 +16,12 @@ during an outage stops the waiting.
 
 Scheduled jobs (rq's retries, the delayed re-checks of objects Graph does not show, busy
 objects queued again) are moved to their queue by the one worker whose rq scheduler holds
-rq's lock. When that worker is killed, its lock lapses within about a minute and the next worker
-to look takes it over; a worker looks at every maintenance pass, so the pass runs every
+rq's lock. When that worker is killed, its lock lapses only after about a minute, and the next
+worker to look takes it over; a worker looks at every maintenance pass, so the pass runs every
 ``MAINTENANCE_INTERVAL_SECONDS`` instead of rq's ten minutes (it also moves jobs of killed
-workers out of rq's started registry, to be retried).
+workers out of rq's started registry, to be retried). Meanwhile the recovery job of the
+schedule moves the scheduled jobs that are a few seconds late
+(``JobGuards.release_overdue``), so a killed worker delays them seconds, not a minute.
 
 Each job's time from being queued to done, and the part spent waiting for a worker, is counted
 for ``/metrics`` (``Telemetry.record_job``).

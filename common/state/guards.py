@@ -8,6 +8,12 @@ lease) frees its object or tenant within one lease. Object runs are also recorde
 expiry in ``INFLIGHT_KEY``; a run whose lease ran out without ending was lost, and
 ``recover_abandoned`` (the scheduler, every few seconds) queues its object again.
 
+Scheduled jobs (re-checks, busy objects queued again, rq's retries) are moved to their queue by
+rq's scheduler, which runs in the one worker holding rq's scheduler lock. When that worker dies,
+the lock lapses only after about a minute (rq's heartbeat TTL), and every scheduled job waits
+that long; ``release_overdue`` (called with ``recover_abandoned``) moves the jobs that are
+``SCHEDULED_GRACE_SECONDS`` late instead.
+
 Failure policy: Redis failures raise ``QueueUnavailable``; a heartbeat that cannot reach Redis
 logs and carries on (a second run of the same object is harmless: runs are idempotent).
 """
@@ -25,6 +31,9 @@ from typing import Final
 
 import redis
 from redis.lock import Lock
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from common.state.dispatch import (
     PENDING_TTL_SECONDS,
@@ -52,6 +61,9 @@ BUSY_REQUEUE_DELAY: Final = timedelta(seconds=2)
 #: job (rq's scheduler, workers run ``--with-scheduler``), never a sleep holding a worker; after
 #: the last one it is believed gone
 RECHECK_DELAYS_SECONDS: Final = (0.5, 1.5, 4.0)
+#: a scheduled job this late was not moved by rq's scheduler (which moves due jobs every second):
+#: the worker holding rq's scheduler lock is gone, and ``release_overdue`` moves it instead
+SCHEDULED_GRACE_SECONDS: Final = 5
 
 
 def object_lock_key(tenant_id: str, kind: ObjectKind, object_id: str) -> str:
@@ -222,6 +234,36 @@ class JobGuards:
                 },
             )
         return recovered
+
+    def release_overdue(self, *, now: float | None = None) -> list[str]:
+        """Move to its queue every scheduled job more than ``SCHEDULED_GRACE_SECONDS`` past its
+        time; returns their ids.
+
+        Each job is moved by the caller that takes it out of rq's scheduled registry (``ZREM``
+        decides), so concurrent callers never queue one twice. rq's scheduler, come back at the
+        same instant, might move one of them too: a second run of an object job is harmless.
+        """
+        moment = time.time() if now is None else now
+        moved: list[str] = []
+        with redis_errors():
+            for queue in (self.dispatcher.live, self.dispatcher.reconcile):
+                registry = queue.scheduled_job_registry
+                late = registry.get_jobs_to_schedule(int(moment - SCHEDULED_GRACE_SECONDS))
+                for job_id in late:
+                    if not self.redis.zrem(registry.key, job_id):
+                        continue  # another caller, or rq's scheduler, moved it
+                    try:
+                        job = Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer)
+                    except NoSuchJobError:
+                        continue  # expired or deleted meanwhile: nothing to run
+                    queue.enqueue_job(job)
+                    moved.append(job_id)
+        if moved:
+            log.warning(
+                "scheduled jobs were late (rq's scheduler is not running); queued them",
+                extra={"jobs": len(moved)},
+            )
+        return moved
 
     def schedule_recheck(
         self, change: Change, attempt: int, *, received_at: datetime | None = None

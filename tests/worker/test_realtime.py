@@ -156,6 +156,39 @@ def test_a_worker_killed_mid_job_does_not_lose_the_change_nor_duplicate_it(live_
     assert len(same) == 1
 
 
+def test_scheduled_rechecks_do_not_wait_for_the_scheduler_of_a_killed_worker(live_world) -> None:
+    """The worker whose rq scheduler holds rq's lock is killed: the lock lapses only after rq's
+    heartbeat TTL (about a minute; here made an hour, so that only our recovery can move the
+    jobs). A purge's re-checks are scheduled jobs, and still run: the user leaves the portal."""
+    import redis
+    from rq.scheduler import RQScheduler
+
+    world: LiveWorld = live_world()
+    stack = world.stack
+    cls = classic_class(world)
+    student = next(iter(members_of(world, cls["id"])))
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        lock = RQScheduler.get_locking_key("live")
+        wait_for(lambda: client.exists(lock), what="a worker's rq scheduler holds rq's lock")
+        for worker in list(stack.workers):
+            worker.signal(signal.SIGKILL)
+            assert worker.process is not None
+            worker.process.wait(timeout=10)
+        stack.workers.clear()
+        assert client.pexpire(lock, 3_600_000), "the killed worker's scheduler held rq's lock"
+        stack.start_worker()
+        stack.start_worker()
+
+        world.microsoft.graph.delete_user(student)
+        world.microsoft.graph.purge(student)
+        # each of the three re-checks may wait a recovery interval and the grace
+        wait_for(lambda: world.portal_user(student) is None, timeout=90, what="she is gone")
+        assert client.exists(lock)  # rq's scheduler never came back: the recovery moved them
+    finally:
+        client.close()
+
+
 def _running(stack: Any, object_id: str) -> bool:
     """Whether a worker is running the sync job of this object right now."""
     import redis

@@ -36,7 +36,13 @@ from common.state.dispatch import (
     object_change,
     pending_key,
 )
-from common.state.guards import INFLIGHT_KEY, OBJECT_LEASE_SECONDS, JobGuards
+from common.state.guards import (
+    INFLIGHT_KEY,
+    OBJECT_LEASE_SECONDS,
+    RECHECK_DELAYS_SECONDS,
+    SCHEDULED_GRACE_SECONDS,
+    JobGuards,
+)
 from tests.conftest import ROOT
 from tests.fixtures.processes import free_port
 from tests.fixtures.redis import RedisServer
@@ -290,6 +296,28 @@ def test_a_finished_run_leaves_nothing_to_recover(
         assert turn
     assert client.zcard(INFLIGHT_KEY) == 0
     assert guards.recover_abandoned(now=time.time() + 3600) == []
+
+
+def test_scheduled_jobs_a_dead_scheduler_left_late_are_queued_once_by_the_recovery(
+    client: redis.Redis, guards: JobGuards
+) -> None:
+    # a re-check and a reconcile scheduled; rq's scheduler (in a worker that died) moves nothing
+    guards.schedule_recheck(Change("t1", "user", "u1"), 1)
+    reconcile = Queue(RECONCILE_QUEUE, connection=client, serializer=JSONSerializer)
+    later = reconcile.enqueue_in(timedelta(seconds=60), "worker.jobs.full_reconcile", args=("t1",))
+    live = Queue(LIVE_QUEUE, connection=client, serializer=JSONSerializer)
+    assert guards.release_overdue() == []  # due in half a second: rq's scheduler has time
+
+    moment = time.time() + RECHECK_DELAYS_SECONDS[0] + SCHEDULED_GRACE_SECONDS + 1
+    with ThreadPoolExecutor(4) as pool:
+        moved = list(pool.map(lambda _: guards.release_overdue(now=moment), range(4)))
+    assert sorted(len(m) for m in moved) == [0, 0, 0, 1]  # one caller moved it, once
+    assert [(j.func_name, list(j.args), j.kwargs) for j in live.jobs] == [
+        ("worker.jobs.sync_user", ["t1", "u1"], {"recheck": 1})
+    ]
+    # the reconcile is not late yet: it stays scheduled
+    assert reconcile.jobs == []
+    assert later.id in ScheduledJobRegistry(RECONCILE_QUEUE, connection=client).get_job_ids()
 
 
 def test_concurrent_changes_sent_together_each_get_their_own_answer(
