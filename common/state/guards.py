@@ -33,6 +33,8 @@ import redis
 from redis.lock import Lock
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.queue import Queue
+from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from common.state.dispatch import (
@@ -126,6 +128,25 @@ def _release(lock: Lock) -> None:
     # the lease may have lapsed during an outage and been taken by another run: not ours
     with suppress(redis.exceptions.LockNotOwnedError):
         lock.release()
+
+
+def _move_scheduled(
+    client: redis.Redis, queue: Queue, registry: ScheduledJobRegistry, job: Job
+) -> bool:
+    """Move one scheduled job to its queue, unless another caller moved or changed it since it
+    was read (then False)."""
+    with client.pipeline() as pipe:
+        try:
+            pipe.watch(job.key)  # type: ignore[no-untyped-call]
+            if pipe.zscore(registry.key, job.id) is None:
+                return False
+            pipe.multi()
+            registry.remove(job.id, pipeline=pipe)
+            queue.enqueue_job(job, pipeline=pipe)
+            pipe.execute()
+        except redis.WatchError:
+            return False
+    return True
 
 
 class JobGuards:
@@ -239,9 +260,10 @@ class JobGuards:
         """Move to its queue every scheduled job more than ``SCHEDULED_GRACE_SECONDS`` past its
         time; returns their ids.
 
-        Each job is moved by the caller that takes it out of rq's scheduled registry (``ZREM``
-        decides), so concurrent callers never queue one twice. rq's scheduler, come back at the
-        same instant, might move one of them too: a second run of an object job is harmless.
+        Each job moves in one transaction that fails if anyone touched the job since it was
+        read (``WATCH``), so concurrent callers never queue one twice. rq's scheduler, come back
+        at the same instant, might still move one of them too: a second run of an object job is
+        harmless.
         """
         moment = time.time() if now is None else now
         moved: list[str] = []
@@ -250,14 +272,13 @@ class JobGuards:
                 registry = queue.scheduled_job_registry
                 late = registry.get_jobs_to_schedule(int(moment - SCHEDULED_GRACE_SECONDS))
                 for job_id in late:
-                    if not self.redis.zrem(registry.key, job_id):
-                        continue  # another caller, or rq's scheduler, moved it
                     try:
                         job = Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer)
                     except NoSuchJobError:
-                        continue  # expired or deleted meanwhile: nothing to run
-                    queue.enqueue_job(job)
-                    moved.append(job_id)
+                        registry.remove(job_id)  # expired or deleted: nothing to run
+                        continue
+                    if _move_scheduled(self.redis, queue, registry, job):
+                        moved.append(job_id)
         if moved:
             log.warning(
                 "scheduled jobs were late (rq's scheduler is not running); queued them",
