@@ -31,7 +31,6 @@ from typing import Final
 
 import redis
 from redis.lock import Lock
-from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.queue import Queue
 from rq.registry import ScheduledJobRegistry
@@ -271,13 +270,11 @@ class JobGuards:
             for queue in (self.dispatcher.live, self.dispatcher.reconcile):
                 registry = queue.scheduled_job_registry
                 late = registry.get_jobs_to_schedule(int(moment - SCHEDULED_GRACE_SECONDS))
-                for job_id in late:
-                    try:
-                        job = Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer)
-                    except NoSuchJobError:
+                jobs = Job.fetch_many(late, connection=self.redis, serializer=JSONSerializer)
+                for job_id, job in zip(late, jobs, strict=True):
+                    if job is None:
                         registry.remove(job_id)  # expired or deleted: nothing to run
-                        continue
-                    if _move_scheduled(self.redis, queue, registry, job):
+                    elif _move_scheduled(self.redis, queue, registry, job):
                         moved.append(job_id)
         if moved:
             log.warning(
